@@ -1,0 +1,4 @@
+//! Control plane: openraft types, the sled log store and state machine,
+//! Raft RPC, the leader's coordinator.
+
+pub mod types;

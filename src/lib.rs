@@ -1,0 +1,4 @@
+//! topod
+pub mod control;
+pub mod model;
+pub mod overlay;

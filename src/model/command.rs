@@ -1,0 +1,249 @@
+//! Commands of the Raft log (the switch protocol) and their typed responses.
+//!
+//! A log entry's application payload is the postcard encoding of an
+//! [`Envelope`]. `Envelope::V1` is frozen once released: a changed command
+//! becomes a new envelope variant, never an edit of `V1`'s types.
+
+use serde::{Deserialize, Serialize};
+
+use super::{NodeId, OverlayConfig, Topology, TransitionId};
+
+/// The versioned unit written to the log. The leader stamps it with its
+/// wall clock (unix ms, never going backwards); the state machine takes all
+/// time from this stamp so that applying is deterministic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Envelope {
+    V1 {
+        /// Leader's timestamp, unix milliseconds.
+        stamp_ms: u64,
+        command: Command,
+    },
+}
+
+/// An envelope that cannot be decoded. Applying stops at such an entry:
+/// skipping it would make nodes diverge.
+#[derive(Debug, thiserror::Error)]
+#[error("log entry is not a known envelope ({len} bytes): {source}")]
+pub struct EnvelopeError {
+    pub len: usize,
+    #[source]
+    pub source: postcard::Error,
+}
+
+impl Envelope {
+    /// Postcard bytes of this envelope.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("envelopes are plain data")
+    }
+
+    /// Decodes postcard bytes; refuses trailing bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, EnvelopeError> {
+        let err = |source| EnvelopeError {
+            len: bytes.len(),
+            source,
+        };
+        let (env, rest) = postcard::take_from_bytes::<Envelope>(bytes).map_err(err)?;
+        if !rest.is_empty() {
+            return Err(err(postcard::Error::DeserializeBadEncoding));
+        }
+        Ok(env)
+    }
+}
+
+/// What the switch protocol writes to the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Start a transition to `target`.
+    ProposeSwitch(ProposeSwitch),
+    /// A node's report on a transition: before the cut-over (`Prepared`,
+    /// `Failed`) or after it (`Verified`, `Unhealthy`).
+    ReportPhase {
+        id: TransitionId,
+        node: NodeId,
+        phase: Phase,
+    },
+    /// The leader's coordinator decided to cut over. `term` fences the
+    /// decision: it must equal the term of the entry carrying it.
+    CommitSwitch {
+        id: TransitionId,
+        term: u64,
+        /// Members that had not reported and were not live.
+        missing: Vec<NodeId>,
+    },
+    /// The leader's coordinator gave up on the transition.
+    AbortSwitch {
+        id: TransitionId,
+        term: u64,
+        reason: String,
+    },
+    /// Change the replicated policy.
+    SetPolicy(PolicyUpdate),
+}
+
+/// Payload of [`Command::ProposeSwitch`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposeSwitch {
+    pub target: Topology,
+    /// The effective overlay config of `target`.
+    pub config: OverlayConfig,
+    pub reason: SwitchReason,
+    /// Client idempotency key: a repeated id gets the first answer.
+    pub request_id: Option<String>,
+    /// Who asked (e.g. `api@node2`, `coordinator`), for the history.
+    pub requested_by: String,
+}
+
+/// Why a switch was proposed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SwitchReason {
+    /// An operator asked.
+    Manual,
+    /// A monitor rule fired.
+    Auto { rule: String },
+    /// A workload profile prefers the target.
+    Workload { profile: String },
+    /// The coordinator reverts transition `of` after a failed cut-over.
+    Rollback { of: TransitionId },
+}
+
+impl SwitchReason {
+    /// Whether the cooldown applies (automatic decisions only).
+    pub fn is_automatic(&self) -> bool {
+        matches!(
+            self,
+            SwitchReason::Auto { .. } | SwitchReason::Workload { .. }
+        )
+    }
+
+    /// Short label for metrics (`manual`, `auto`, `workload`, `rollback`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            SwitchReason::Manual => "manual",
+            SwitchReason::Auto { .. } => "auto",
+            SwitchReason::Workload { .. } => "workload",
+            SwitchReason::Rollback { .. } => "rollback",
+        }
+    }
+}
+
+/// A node's report on a transition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// The shadow overlay formed and passed verification.
+    Prepared,
+    /// The shadow overlay could not form or failed verification.
+    Failed { reason: String },
+    /// After the cut-over, the new overlay passed verification.
+    Verified,
+    /// After the cut-over, the new overlay is unhealthy.
+    Unhealthy { reason: String },
+}
+
+impl Phase {
+    /// Whether this is a report made before the cut-over.
+    pub fn is_prepare_report(&self) -> bool {
+        matches!(self, Phase::Prepared | Phase::Failed { .. })
+    }
+}
+
+/// The replicated policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Minimum time between an automatic switch and the previous committed
+    /// switch, ms.
+    pub cooldown_ms: u64,
+    /// Whether the monitor may propose switches on its own.
+    pub auto_switch: bool,
+    /// Transitions kept in the history (oldest dropped first).
+    pub history_retention: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            // Guess: long enough that a switch settles and its metrics are
+            // seen before the next automatic one.
+            cooldown_ms: 300_000,
+            auto_switch: false,
+            history_retention: 1000,
+        }
+    }
+}
+
+/// A change to some fields of the policy (`None` keeps the current value).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyUpdate {
+    pub cooldown_ms: Option<u64>,
+    pub auto_switch: Option<bool>,
+    pub history_retention: Option<u32>,
+}
+
+/// The state machine's answer to one command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandResponse {
+    /// A switch was accepted: transition `id` is `Preparing`.
+    Accepted { id: TransitionId },
+    /// A report, commit, abort or policy change took effect.
+    Applied,
+    /// Nothing changed.
+    Rejected(Rejection),
+}
+
+/// Why a command was rejected. Rejections change no state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Rejection {
+    #[error("{topology} with this overlay config is already the current topology")]
+    AlreadyCurrent { topology: Topology },
+    #[error("transition {id} is still in flight")]
+    TransitionInProgress { id: TransitionId },
+    #[error("automatic switches are in cooldown for another {remaining_ms} ms")]
+    CooldownActive { remaining_ms: u64 },
+    #[error("{detail}")]
+    UnknownTopology { detail: String },
+    #[error("{detail}")]
+    StaleTransition { detail: String },
+    #[error("invalid overlay config: {detail}")]
+    InvalidConfig { detail: String },
+    #[error("invalid policy: {detail}")]
+    InvalidPolicy { detail: String },
+}
+
+impl Rejection {
+    /// The snake_case code used in API errors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::AlreadyCurrent { .. } => "already_current",
+            Rejection::TransitionInProgress { .. } => "transition_in_progress",
+            Rejection::CooldownActive { .. } => "cooldown_active",
+            Rejection::UnknownTopology { .. } => "unknown_topology",
+            Rejection::StaleTransition { .. } => "stale_transition",
+            Rejection::InvalidConfig { .. } => "invalid_config",
+            Rejection::InvalidPolicy { .. } => "invalid_policy",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_round_trips_and_refuses_garbage() {
+        let env = Envelope::V1 {
+            stamp_ms: 42,
+            command: Command::ProposeSwitch(ProposeSwitch {
+                target: Topology::HyParView,
+                config: OverlayConfig::default_for(Topology::HyParView),
+                reason: SwitchReason::Rollback { of: 7 },
+                request_id: Some("abc".into()),
+                requested_by: "test".into(),
+            }),
+        };
+        assert_eq!(Envelope::decode(&env.encode()).unwrap(), env);
+        let mut bad = env.encode();
+        bad.push(0);
+        assert!(Envelope::decode(&bad).is_err());
+        assert!(Envelope::decode(&[9, 9, 9]).is_err());
+        assert!(Envelope::decode(&[]).is_err());
+    }
+}

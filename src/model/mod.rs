@@ -1,0 +1,28 @@
+//! Domain model shared by every layer: topologies, overlay configs, log
+//! commands and their responses, the replicated topology state and its
+//! history.
+//!
+//! Everything here is plain data plus pure functions: no IO, no clock. The
+//! types that travel in the Raft log are encoded with postcard, so they use
+//! no `#[serde(tag)]`, `untagged`, `flatten` or `skip_serializing_if`.
+
+pub mod command;
+pub mod overlay_config;
+pub mod state;
+pub mod topology;
+
+pub use command::{
+    Command, CommandResponse, Envelope, EnvelopeError, Phase, Policy, PolicyUpdate, ProposeSwitch,
+    Rejection, SwitchReason,
+};
+pub use overlay_config::{
+    ClientServerConfig, ConfigError, FullMeshConfig, HyParViewConfig, OverlayConfig, PlumtreeConfig,
+};
+pub use state::{ApplyContext, HistoryRecord, Outcome, TopologyState, Transition};
+pub use topology::{Topology, UnknownTopology};
+
+/// A node's id in the cluster (the Raft node id).
+pub type NodeId = u64;
+
+/// A transition's id: the Raft log index of its accepted `ProposeSwitch`.
+pub type TransitionId = u64;

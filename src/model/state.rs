@@ -1,0 +1,444 @@
+//! The replicated topology state and the pure function that applies a log
+//! command to it.
+//!
+//! [`TopologyState::apply`] is deterministic: it reads no clock (time is the
+//! leader's stamp in the entry, clamped so it never goes backwards) and
+//! iterates only ordered collections. Every rejection leaves the state
+//! exactly as it was.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use super::command::{Command, CommandResponse, Phase, Policy, PolicyUpdate, ProposeSwitch};
+use super::{NodeId, OverlayConfig, Rejection, SwitchReason, Topology, TransitionId};
+
+/// Request ids remembered for idempotent proposals.
+pub const REQUEST_ID_MEMORY: usize = 1024;
+/// Longest accepted request id, bytes.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+/// Longest cooldown a policy may set: 7 days.
+pub const MAX_COOLDOWN_MS: u64 = 7 * 24 * 3600 * 1000;
+/// Largest history retention a policy may set.
+pub const MAX_HISTORY_RETENTION: u32 = 100_000;
+
+/// Facts about the entry being applied that come from Raft, not from the
+/// command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyContext {
+    /// Log index of the entry.
+    pub index: u64,
+    /// Term of the leader that appended the entry.
+    pub term: u64,
+    /// Voters and learners of the effective membership at this index.
+    pub members: Vec<NodeId>,
+}
+
+/// A transition between `Preparing` and its commit or abort.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    pub id: TransitionId,
+    pub from: Topology,
+    pub from_config: OverlayConfig,
+    pub to: Topology,
+    pub to_config: OverlayConfig,
+    pub reason: SwitchReason,
+    pub requested_by: String,
+    pub proposed_at_ms: u64,
+    /// Members that must prepare: the membership at the proposal's index.
+    pub members: Vec<NodeId>,
+    /// Reports received so far.
+    pub reports: BTreeMap<NodeId, Phase>,
+}
+
+impl Transition {
+    /// Members that reported `Prepared`.
+    pub fn prepared(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.reports
+            .iter()
+            .filter(|(_, p)| **p == Phase::Prepared)
+            .map(|(n, _)| *n)
+    }
+
+    /// The first `Failed` report, if any.
+    pub fn failure(&self) -> Option<(NodeId, &str)> {
+        self.reports.iter().find_map(|(n, p)| match p {
+            Phase::Failed { reason } => Some((*n, reason.as_str())),
+            _ => None,
+        })
+    }
+}
+
+/// How a transition ended (or that it has not yet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    InProgress,
+    Committed {
+        at_ms: u64,
+        /// Members the commit went ahead without.
+        missing: Vec<NodeId>,
+        /// The epoch the commit started.
+        epoch: u64,
+    },
+    Aborted {
+        at_ms: u64,
+        reason: String,
+    },
+}
+
+/// One transition in the history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryRecord {
+    pub id: TransitionId,
+    pub from: Topology,
+    pub to: Topology,
+    pub reason: SwitchReason,
+    pub requested_by: String,
+    pub proposed_at_ms: u64,
+    pub outcome: Outcome,
+    /// Post-cut-over reports (`Verified` / `Unhealthy`) per node.
+    pub health: BTreeMap<NodeId, Phase>,
+}
+
+/// The whole replicated state. Small: snapshots serialise it whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopologyState {
+    pub topology: Topology,
+    pub config: OverlayConfig,
+    /// Grows by one per committed switch.
+    pub epoch: u64,
+    /// The transition that created the current overlay (0: bootstrap).
+    pub current_instance: TransitionId,
+    pub in_flight: Option<Transition>,
+    pub policy: Policy,
+    /// Whether a `SetPolicy` was ever applied (bootstrap sets it once).
+    pub policy_set: bool,
+    /// Time of the last committed switch, for the cooldown.
+    pub last_switch_ms: Option<u64>,
+    /// Latest leader stamp seen; time never goes backwards.
+    pub last_stamp_ms: u64,
+    /// Newest last; bounded by `policy.history_retention`.
+    pub history: VecDeque<HistoryRecord>,
+    /// Answers to recent request ids, oldest first.
+    pub requests: VecDeque<(String, CommandResponse)>,
+}
+
+impl Default for TopologyState {
+    fn default() -> Self {
+        TopologyState {
+            topology: Topology::FullMesh,
+            config: OverlayConfig::default_for(Topology::FullMesh),
+            epoch: 0,
+            current_instance: 0,
+            in_flight: None,
+            policy: Policy::default(),
+            policy_set: false,
+            last_switch_ms: None,
+            last_stamp_ms: 0,
+            history: VecDeque::new(),
+            requests: VecDeque::new(),
+        }
+    }
+}
+
+fn stale(detail: impl Into<String>) -> CommandResponse {
+    CommandResponse::Rejected(Rejection::StaleTransition {
+        detail: detail.into(),
+    })
+}
+
+impl TopologyState {
+    /// Applies one command stamped `stamp_ms` by the leader.
+    pub fn apply(
+        &mut self,
+        ctx: &ApplyContext,
+        stamp_ms: u64,
+        command: &Command,
+    ) -> CommandResponse {
+        let now = stamp_ms.max(self.last_stamp_ms);
+        self.last_stamp_ms = now;
+        match command {
+            Command::ProposeSwitch(p) => self.propose(ctx, now, p),
+            Command::ReportPhase { id, node, phase } => self.report(*id, *node, phase),
+            Command::CommitSwitch { id, term, missing } => {
+                self.commit(ctx, now, *id, *term, missing)
+            }
+            Command::AbortSwitch { id, term, reason } => self.abort(ctx, now, *id, *term, reason),
+            Command::SetPolicy(update) => self.set_policy(update),
+        }
+    }
+
+    /// A history record by transition id.
+    pub fn record(&self, id: TransitionId) -> Option<&HistoryRecord> {
+        self.history.iter().rev().find(|r| r.id == id)
+    }
+
+    /// Up to `limit` records with `id < before`, newest first.
+    pub fn history_page(&self, limit: usize, before: Option<TransitionId>) -> Vec<HistoryRecord> {
+        self.history
+            .iter()
+            .rev()
+            .filter(|r| before.is_none_or(|b| r.id < b))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    fn record_mut(&mut self, id: TransitionId) -> Option<&mut HistoryRecord> {
+        self.history.iter_mut().rev().find(|r| r.id == id)
+    }
+
+    fn propose(&mut self, ctx: &ApplyContext, now: u64, p: &ProposeSwitch) -> CommandResponse {
+        if let Some(rid) = &p.request_id {
+            if let Some((_, answer)) = self.requests.iter().find(|(r, _)| r == rid) {
+                return answer.clone();
+            }
+        }
+        let answer = self.decide_proposal(ctx, now, p);
+        if let Some(rid) = &p.request_id {
+            if rid.len() <= MAX_REQUEST_ID_LEN {
+                if self.requests.len() >= REQUEST_ID_MEMORY {
+                    self.requests.pop_front();
+                }
+                self.requests.push_back((rid.clone(), answer.clone()));
+            }
+        }
+        answer
+    }
+
+    fn decide_proposal(
+        &mut self,
+        ctx: &ApplyContext,
+        now: u64,
+        p: &ProposeSwitch,
+    ) -> CommandResponse {
+        if let Err(rejection) = self.check_proposal(now, p) {
+            return CommandResponse::Rejected(rejection);
+        }
+        let transition = Transition {
+            id: ctx.index,
+            from: self.topology,
+            from_config: self.config.clone(),
+            to: p.target,
+            to_config: p.config.clone(),
+            reason: p.reason.clone(),
+            requested_by: p.requested_by.clone(),
+            proposed_at_ms: now,
+            members: ctx.members.clone(),
+            reports: BTreeMap::new(),
+        };
+        self.history.push_back(HistoryRecord {
+            id: ctx.index,
+            from: transition.from,
+            to: transition.to,
+            reason: transition.reason.clone(),
+            requested_by: transition.requested_by.clone(),
+            proposed_at_ms: now,
+            outcome: Outcome::InProgress,
+            health: BTreeMap::new(),
+        });
+        self.in_flight = Some(transition);
+        self.prune_history();
+        CommandResponse::Accepted { id: ctx.index }
+    }
+
+    fn check_proposal(&self, now: u64, p: &ProposeSwitch) -> Result<(), Rejection> {
+        if p.config.topology() != p.target {
+            return Err(Rejection::UnknownTopology {
+                detail: format!(
+                    "overlay config is for {} but the target is {}",
+                    p.config.topology(),
+                    p.target
+                ),
+            });
+        }
+        if let Err(e) = p.config.validate() {
+            return Err(Rejection::InvalidConfig {
+                detail: e.to_string(),
+            });
+        }
+        if let Some(t) = &self.in_flight {
+            return Err(Rejection::TransitionInProgress { id: t.id });
+        }
+        if let SwitchReason::Rollback { of } = p.reason {
+            self.check_rollback(of, p.target)?;
+        }
+        if p.target == self.topology && p.config == self.config {
+            return Err(Rejection::AlreadyCurrent { topology: p.target });
+        }
+        if p.reason.is_automatic() {
+            if let Some(last) = self.last_switch_ms {
+                let elapsed = now.saturating_sub(last);
+                if elapsed < self.policy.cooldown_ms {
+                    return Err(Rejection::CooldownActive {
+                        remaining_ms: self.policy.cooldown_ms - elapsed,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_rollback(&self, of: TransitionId, target: Topology) -> Result<(), Rejection> {
+        let stale = |detail: String| Err(Rejection::StaleTransition { detail });
+        if of != self.current_instance || of == 0 {
+            return stale(format!(
+                "rollback of {of} but the last committed transition is {}",
+                self.current_instance
+            ));
+        }
+        let Some(record) = self.record(of) else {
+            return stale(format!("transition {of} is no longer in the history"));
+        };
+        if matches!(record.reason, SwitchReason::Rollback { .. }) {
+            return stale(format!("transition {of} is itself a rollback"));
+        }
+        if record.from != target {
+            return stale(format!(
+                "rollback of {of} must return to {}, not {target}",
+                record.from
+            ));
+        }
+        Ok(())
+    }
+
+    fn report(&mut self, id: TransitionId, node: NodeId, phase: &Phase) -> CommandResponse {
+        if phase.is_prepare_report() {
+            let Some(t) = self.in_flight.as_mut().filter(|t| t.id == id) else {
+                return stale(format!("transition {id} is not in flight"));
+            };
+            if !t.members.contains(&node) {
+                return stale(format!("node {node} is not a member of transition {id}"));
+            }
+            t.reports.insert(node, phase.clone());
+            return CommandResponse::Applied;
+        }
+        if id != self.current_instance || id == 0 {
+            return stale(format!(
+                "health report for {id} but the current overlay is from transition {}",
+                self.current_instance
+            ));
+        }
+        match self.record_mut(id) {
+            Some(r) => {
+                r.health.insert(node, phase.clone());
+                CommandResponse::Applied
+            }
+            None => stale(format!("transition {id} is no longer in the history")),
+        }
+    }
+
+    /// Checks that `id` is in flight and that the decision was made in the
+    /// term of the entry carrying it.
+    fn check_decision(
+        &self,
+        ctx: &ApplyContext,
+        id: TransitionId,
+        term: u64,
+    ) -> Result<(), CommandResponse> {
+        if term != ctx.term {
+            return Err(stale(format!(
+                "decision made in term {term} but appended in term {}",
+                ctx.term
+            )));
+        }
+        match &self.in_flight {
+            Some(t) if t.id == id => Ok(()),
+            _ => Err(stale(format!("transition {id} is not in flight"))),
+        }
+    }
+
+    fn commit(
+        &mut self,
+        ctx: &ApplyContext,
+        now: u64,
+        id: TransitionId,
+        term: u64,
+        missing: &[NodeId],
+    ) -> CommandResponse {
+        if let Err(r) = self.check_decision(ctx, id, term) {
+            return r;
+        }
+        let t = self.in_flight.as_ref().expect("checked above");
+        if let Some(n) = t
+            .members
+            .iter()
+            .find(|n| !missing.contains(n) && t.reports.get(n) != Some(&Phase::Prepared))
+        {
+            return stale(format!("node {n} has not reported Prepared for {id}"));
+        }
+        let t = self.in_flight.take().expect("checked above");
+        self.topology = t.to;
+        self.config = t.to_config;
+        self.epoch += 1;
+        self.current_instance = id;
+        self.last_switch_ms = Some(now);
+        let epoch = self.epoch;
+        if let Some(r) = self.record_mut(id) {
+            r.outcome = Outcome::Committed {
+                at_ms: now,
+                missing: missing.to_vec(),
+                epoch,
+            };
+        }
+        CommandResponse::Applied
+    }
+
+    fn abort(
+        &mut self,
+        ctx: &ApplyContext,
+        now: u64,
+        id: TransitionId,
+        term: u64,
+        reason: &str,
+    ) -> CommandResponse {
+        if let Err(r) = self.check_decision(ctx, id, term) {
+            return r;
+        }
+        self.in_flight = None;
+        if let Some(r) = self.record_mut(id) {
+            r.outcome = Outcome::Aborted {
+                at_ms: now,
+                reason: reason.to_string(),
+            };
+        }
+        CommandResponse::Applied
+    }
+
+    fn set_policy(&mut self, update: &PolicyUpdate) -> CommandResponse {
+        let invalid =
+            |detail: String| CommandResponse::Rejected(Rejection::InvalidPolicy { detail });
+        if let Some(c) = update.cooldown_ms {
+            if c > MAX_COOLDOWN_MS {
+                return invalid(format!("cooldown_ms {c} exceeds {MAX_COOLDOWN_MS}"));
+            }
+        }
+        if let Some(h) = update.history_retention {
+            if h == 0 || h > MAX_HISTORY_RETENTION {
+                return invalid(format!(
+                    "history_retention {h} is outside 1..={MAX_HISTORY_RETENTION}"
+                ));
+            }
+        }
+        if let Some(c) = update.cooldown_ms {
+            self.policy.cooldown_ms = c;
+        }
+        if let Some(a) = update.auto_switch {
+            self.policy.auto_switch = a;
+        }
+        if let Some(h) = update.history_retention {
+            self.policy.history_retention = h;
+        }
+        self.policy_set = true;
+        self.prune_history();
+        CommandResponse::Applied
+    }
+
+    /// Drops the oldest records beyond the retention, never the in-flight
+    /// one (it is the newest).
+    fn prune_history(&mut self) {
+        while self.history.len() > self.policy.history_retention as usize {
+            self.history.pop_front();
+        }
+    }
+}
