@@ -59,9 +59,11 @@ pub struct HyParViewConfig {
     /// Passive random walk length: FORWARD_JOIN adds the joiner to the
     /// passive view when its TTL equals this. 1..=arwl. Paper: 3.
     pub prwl: u32,
-    /// Active-view peers sent in a SHUFFLE. 0..=active_view. Paper: 3.
+    /// Active-view peers sent in a SHUFFLE (at most the active view's
+    /// size are sent). 0..=64. Paper: 3.
     pub shuffle_ka: u32,
-    /// Passive-view peers sent in a SHUFFLE. 0..=passive_view. Paper: 4.
+    /// Passive-view peers sent in a SHUFFLE (at most the passive view's
+    /// size are sent). 0..=1024. Paper: 4.
     pub shuffle_kp: u32,
     /// TTL of the SHUFFLE random walk. 1..=32. Guess: the ARWL (6).
     pub shuffle_ttl: u32,
