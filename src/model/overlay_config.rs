@@ -99,18 +99,8 @@ impl HyParViewConfig {
         check_range(&k("passive_view"), self.passive_view.into(), 1, 1024)?;
         check_range(&k("arwl"), self.arwl.into(), 1, 32)?;
         check_range(&k("prwl"), self.prwl.into(), 1, self.arwl.into())?;
-        check_range(
-            &k("shuffle_ka"),
-            self.shuffle_ka.into(),
-            0,
-            self.active_view.into(),
-        )?;
-        check_range(
-            &k("shuffle_kp"),
-            self.shuffle_kp.into(),
-            0,
-            self.passive_view.into(),
-        )?;
+        check_range(&k("shuffle_ka"), self.shuffle_ka.into(), 0, 64)?;
+        check_range(&k("shuffle_kp"), self.shuffle_kp.into(), 0, 1024)?;
         check_range(&k("shuffle_ttl"), self.shuffle_ttl.into(), 1, 32)?;
         check_range(
             &k("shuffle_interval_ms"),
