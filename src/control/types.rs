@@ -52,6 +52,9 @@ pub struct NodeAddr {
     pub raft_addr: String,
     /// Overlay peer transport, `host:port`.
     pub peer_addr: String,
+    /// The node's UUID, created with its data dir: a wiped disk shows up as
+    /// a new UUID under a known node id.
+    pub node_uuid: String,
 }
 
 impl fmt::Display for NodeAddr {
