@@ -109,6 +109,9 @@ pub struct TopologyState {
     pub epoch: u64,
     /// The transition that created the current overlay (0: bootstrap).
     pub current_instance: TransitionId,
+    /// The config in force before the last committed switch (what a
+    /// rollback returns to).
+    pub previous_config: Option<OverlayConfig>,
     pub in_flight: Option<Transition>,
     pub policy: Policy,
     /// Whether a `SetPolicy` was ever applied (bootstrap sets it once).
@@ -130,6 +133,7 @@ impl Default for TopologyState {
             config: OverlayConfig::default_for(Topology::FullMesh),
             epoch: 0,
             current_instance: 0,
+            previous_config: None,
             in_flight: None,
             policy: Policy::default(),
             policy_set: false,
@@ -368,8 +372,8 @@ impl TopologyState {
             return stale(format!("node {n} has not reported Prepared for {id}"));
         }
         let t = self.in_flight.take().expect("checked above");
+        self.previous_config = Some(std::mem::replace(&mut self.config, t.to_config.clone()));
         self.topology = t.to;
-        self.config = t.to_config;
         self.epoch += 1;
         self.current_instance = id;
         self.last_switch_ms = Some(now);
