@@ -41,25 +41,25 @@ fn decode<T: DeserializeOwned>(
     st: &RpcState,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<T, Response> {
+) -> Result<T, Box<Response>> {
     let theirs = headers
         .get(CLUSTER_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if theirs != st.cluster_id {
-        return Err(refuse(
+        return Err(Box::new(refuse(
             StatusCode::FORBIDDEN,
             format!(
                 "cluster id mismatch: this node is in cluster `{}`, the request is for `{theirs}`",
                 st.cluster_id
             ),
-        ));
+        )));
     }
     postcard::from_bytes(body).map_err(|e| {
-        refuse(
+        Box::new(refuse(
             StatusCode::BAD_REQUEST,
             format!("undecodable Raft RPC body: {e}"),
-        )
+        ))
     })
 }
 
@@ -73,20 +73,20 @@ fn encode<T: Serialize>(value: &T) -> Response {
 async fn append(State(st): State<RpcState>, headers: HeaderMap, body: Bytes) -> Response {
     match decode(&st, &headers, &body) {
         Ok(req) => encode(&st.raft.append_entries(req).await),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
 async fn vote(State(st): State<RpcState>, headers: HeaderMap, body: Bytes) -> Response {
     match decode(&st, &headers, &body) {
         Ok(req) => encode(&st.raft.vote(req).await),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
 async fn snapshot(State(st): State<RpcState>, headers: HeaderMap, body: Bytes) -> Response {
     match decode(&st, &headers, &body) {
         Ok(req) => encode(&st.raft.install_snapshot(req).await),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
