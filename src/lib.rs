@@ -1,4 +1,5 @@
 //! topod
+pub mod api;
 pub mod control;
 pub mod model;
 pub mod overlay;
