@@ -3,7 +3,11 @@
 //! [`types`] holds the JSON request and response bodies. They are separate
 //! from the log and wire types of [`crate::model`] (those are postcard, which
 //! cannot carry tagged enums or `serde_json::Value`), and are converted from
-//! the model with `From` impls and constructors. The server modules (routes,
-//! forwarding to the leader) live next to it.
+//! the model with `From` impls and constructors. [`routes`] serves them,
+//! [`context`] is what the handlers share, [`forward`] relays writes from a
+//! follower to the leader.
 
+pub mod context;
+pub mod forward;
+pub mod routes;
 pub mod types;
