@@ -10,4 +10,5 @@ pub mod liveness;
 pub mod network;
 pub mod proposer;
 pub mod rpc_server;
+pub mod store;
 pub mod types;

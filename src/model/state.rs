@@ -4,7 +4,8 @@
 //! [`TopologyState::apply`] is deterministic: it reads no clock (time is the
 //! leader's stamp in the entry, clamped so it never goes backwards) and
 //! iterates only ordered collections. Every rejection leaves the state
-//! exactly as it was.
+//! exactly as it was, except that a proposal carrying a request id
+//! remembers its answer (so a retry gets the same one).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -160,8 +161,7 @@ impl TopologyState {
         command: &Command,
     ) -> CommandResponse {
         let now = stamp_ms.max(self.last_stamp_ms);
-        self.last_stamp_ms = now;
-        match command {
+        let response = match command {
             Command::ProposeSwitch(p) => self.propose(ctx, now, p),
             Command::ReportPhase { id, node, phase } => self.report(*id, *node, phase),
             Command::CommitSwitch { id, term, missing } => {
@@ -169,7 +169,13 @@ impl TopologyState {
             }
             Command::AbortSwitch { id, term, reason } => self.abort(ctx, now, *id, *term, reason),
             Command::SetPolicy(update) => self.set_policy(update),
+        };
+        // A rejection changes no state, not even the clock (a proposal's
+        // request id is the one exception: it remembers its answer).
+        if !matches!(response, CommandResponse::Rejected(_)) {
+            self.last_stamp_ms = now;
         }
+        response
     }
 
     /// A history record by transition id.
