@@ -2,5 +2,7 @@
 pub mod api;
 pub mod config;
 pub mod control;
+pub mod dev;
 pub mod model;
+pub mod node;
 pub mod overlay;

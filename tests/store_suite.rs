@@ -1,6 +1,8 @@
 //! openraft's storage conformance suite against the sled store, each test
 //! in a fresh temporary data dir.
 
+#![allow(clippy::result_large_err)] // openraft fixes the suite's error type
+
 use openraft::testing::{StoreBuilder, Suite};
 use tempfile::TempDir;
 use topod::control::store::{LogStore, StateMachineStore, Store, DEFAULT_CACHE_BYTES};

@@ -26,6 +26,9 @@ pub type OverlayDefaults = Arc<dyn Fn(Topology) -> OverlayConfig + Send + Sync>;
 /// Shared state of the API handlers.
 pub struct ApiContext {
     pub node_id: NodeId,
+    /// This node's UUID (created with its data dir).
+    pub node_uuid: String,
+    pub cluster_id: String,
     pub raft: Raft,
     pub applied: AppliedRx,
     pub proposer: Arc<Proposer>,

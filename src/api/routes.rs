@@ -43,6 +43,7 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/v1/transitions/{id}", get(transition))
         .route("/v1/transitions/{id}/reports", post(report))
         .route("/v1/cluster/status", get(status))
+        .route("/v1/node/identity", get(identity))
         .route("/v1/cluster/members", get(members).post(join))
         .route("/v1/cluster/members/{id}", axum::routing::delete(remove))
         .route("/v1/cluster/members/{id}/promote", post(promote))
@@ -130,6 +131,24 @@ async fn status(State(ctx): Ctx) -> Response<Body> {
     let mut status = ClusterStatus::from_metrics(&m, api_addr);
     status.commit_index = committed_index(&ctx).await;
     ctx.json(StatusCode::OK, &status)
+}
+
+/// `GET /v1/node/identity`: who this node is, before and after it joins a
+/// cluster (used by bootstrapping voters to learn each other's UUIDs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeIdentity {
+    pub node_id: NodeId,
+    pub node_uuid: String,
+    pub cluster_id: String,
+}
+
+async fn identity(State(ctx): Ctx) -> Response<Body> {
+    let id = NodeIdentity {
+        node_id: ctx.node_id,
+        node_uuid: ctx.node_uuid.clone(),
+        cluster_id: ctx.cluster_id.clone(),
+    };
+    ctx.json(StatusCode::OK, &id)
 }
 
 async fn members(State(ctx): Ctx) -> Response<Body> {

@@ -134,7 +134,10 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, NodeE
 }
 
 /// Starts a node from `config`, with `executor` carrying out switches.
-pub async fn start_node(config: NodeConfig, executor: Arc<dyn Executor>) -> Result<Node, NodeError> {
+pub async fn start_node(
+    config: NodeConfig,
+    executor: Arc<dyn Executor>,
+) -> Result<Node, NodeError> {
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| StoreError::Open {
         path: config.data_dir.clone(),
@@ -144,12 +147,25 @@ pub async fn start_node(config: NodeConfig, executor: Arc<dyn Executor>) -> Resu
     store.identity().check(&config.cluster_id)?;
     let fresh = store.identity().is_fresh();
     if fresh && config.is_initial_voter() {
-        bootstrap::check_not_wiped(&config).await?;
+        let uuid = store.identity().node_uuid().to_string();
+        bootstrap::check_not_wiped(&config, &uuid).await?;
     }
     let api_listener = bind("API", config.api_addr).await?;
     let raft_listener = bind("Raft", config.raft_addr).await?;
-    let api_addr = api_listener.local_addr().map_err(|source| NodeError::Bind { what: "API", addr: config.api_addr, source })?;
-    let raft_addr = raft_listener.local_addr().map_err(|source| NodeError::Bind { what: "Raft", addr: config.raft_addr, source })?;
+    let api_addr = api_listener
+        .local_addr()
+        .map_err(|source| NodeError::Bind {
+            what: "API",
+            addr: config.api_addr,
+            source,
+        })?;
+    let raft_addr = raft_listener
+        .local_addr()
+        .map_err(|source| NodeError::Bind {
+            what: "Raft",
+            addr: config.raft_addr,
+            source,
+        })?;
     let addr = NodeAddr {
         api_addr: api_addr.to_string(),
         raft_addr: raft_addr.to_string(),
@@ -176,14 +192,24 @@ pub async fn start_node(config: NodeConfig, executor: Arc<dyn Executor>) -> Resu
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     let fatal = Arc::new(AtomicBool::new(false));
-    let proposer = Arc::new(Proposer::new(raft.clone(), applied.clone(), config.api.request_timeout()));
+    let proposer = Arc::new(Proposer::new(
+        raft.clone(),
+        applied.clone(),
+        config.api.request_timeout(),
+    ));
     let forwarder = Forwarder::default();
 
     // Raft RPC server.
-    let rpc = crate::control::rpc_server::router(raft.clone(), config.cluster_id.clone(), config.raft.rpc_max_body_bytes as usize);
+    let rpc = crate::control::rpc_server::router(
+        raft.clone(),
+        config.cluster_id.clone(),
+        config.raft.rpc_max_body_bytes as usize,
+    );
     let c = cancel.clone();
     tracker.spawn(async move {
-        let served = axum::serve(raft_listener, rpc).with_graceful_shutdown(c.cancelled_owned()).await;
+        let served = axum::serve(raft_listener, rpc)
+            .with_graceful_shutdown(c.cancelled_owned())
+            .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "Raft RPC server failed");
         }
@@ -193,6 +219,8 @@ pub async fn start_node(config: NodeConfig, executor: Arc<dyn Executor>) -> Resu
     let defaults_cfg = config.overlay.clone();
     let ctx = Arc::new(ApiContext {
         node_id: config.node_id,
+        node_uuid: addr.node_uuid.clone(),
+        cluster_id: config.cluster_id.clone(),
         raft: raft.clone(),
         applied: applied.clone(),
         proposer: proposer.clone(),
@@ -200,24 +228,35 @@ pub async fn start_node(config: NodeConfig, executor: Arc<dyn Executor>) -> Resu
         overlay_defaults: Arc::new(move |t| defaults_cfg.default_for(t)),
         prometheus: telemetry::prometheus(),
         max_body_bytes: config.api.max_body_bytes as usize,
-        forward_timeout: config.api.request_timeout() + Duration::from_millis(crate::api::types::MAX_WAIT_TIMEOUT_MS),
+        forward_timeout: config.api.request_timeout()
+            + Duration::from_millis(crate::api::types::MAX_WAIT_TIMEOUT_MS),
         fatal: fatal.clone(),
         membership_lock: tokio::sync::Mutex::new(()),
     });
     let api = crate::api::routes::router(ctx);
     let c = cancel.clone();
     tracker.spawn(async move {
-        let served = axum::serve(api_listener, api).with_graceful_shutdown(c.cancelled_owned()).await;
+        let served = axum::serve(api_listener, api)
+            .with_graceful_shutdown(c.cancelled_owned())
+            .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "API server failed");
         }
     });
 
     // Bootstrap or join.
-    let initialized = raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))?;
+    let initialized = raft
+        .is_initialized()
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
     if !initialized {
         if config.is_initial_voter() {
-            bootstrap::initialize_if_first(&raft, &config, &addr).await?;
+            let (r, c, a) = (raft.clone(), config.clone(), addr.clone());
+            tracker.spawn(async move {
+                if let Err(e) = bootstrap::initialize_if_first(&r, &c, &a).await {
+                    tracing::error!(error = %e, "initialising the cluster failed");
+                }
+            });
         } else if !config.join.is_empty() {
             let targets = config.join.iter().map(|a| a.to_string()).collect();
             let (me, a, c) = (config.node_id, addr.clone(), cancel.clone());
@@ -231,7 +270,13 @@ pub async fn start_node(config: NodeConfig, executor: Arc<dyn Executor>) -> Resu
         }
     }
     if config.is_initial_voter() {
-        tracker.spawn(setup::run(proposer.clone(), applied.clone(), config.switch.clone(), config.overlay.clone(), cancel.clone()));
+        tracker.spawn(setup::run(
+            proposer.clone(),
+            applied.clone(),
+            config.switch.clone(),
+            config.overlay.clone(),
+            cancel.clone(),
+        ));
     }
 
     tracker.spawn(
@@ -265,7 +310,11 @@ pub async fn start_node(config: NodeConfig, executor: Arc<dyn Executor>) -> Resu
         }
         .run(cancel.clone()),
     );
-    tracker.spawn(telemetry::run(raft.clone(), applied.clone(), cancel.clone()));
+    tracker.spawn(telemetry::run(
+        raft.clone(),
+        applied.clone(),
+        cancel.clone(),
+    ));
     tracker.spawn(watch_fatal(raft.clone(), fatal.clone(), cancel.clone()));
 
     tracing::info!(node = config.node_id, %api_addr, %raft_addr, "node started");

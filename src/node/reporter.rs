@@ -45,7 +45,11 @@ impl LeaderReporter {
     /// retry.
     async fn attempt(&self, id: TransitionId, node: NodeId, phase: &Phase) -> Result<bool, String> {
         if self.proposer.is_leader() {
-            let cmd = Command::ReportPhase { id, node, phase: phase.clone() };
+            let cmd = Command::ReportPhase {
+                id,
+                node,
+                phase: phase.clone(),
+            };
             return match self.proposer.write(cmd).await {
                 Ok(CommandResponse::Rejected(r)) => {
                     tracing::info!(id, rejection = %r, "phase report refused");
@@ -59,9 +63,16 @@ impl LeaderReporter {
         let Some(addr) = self.leader_api() else {
             return Ok(false);
         };
-        let body = ReportRequest { node, phase: PhaseView::from(phase) };
+        let body = ReportRequest {
+            node,
+            phase: PhaseView::from(phase),
+        };
         let path = format!("/v1/transitions/{id}/reports");
-        match self.forwarder.post_json(&addr, &path, &body, self.timeout).await {
+        match self
+            .forwarder
+            .post_json(&addr, &path, &body, self.timeout)
+            .await
+        {
             Ok((status, _)) if status.is_success() => Ok(true),
             Ok((status, body)) if status.is_client_error() => {
                 tracing::info!(id, %status, body = %String::from_utf8_lossy(&body), "phase report refused");
@@ -73,7 +84,12 @@ impl LeaderReporter {
 }
 
 impl Reporter for LeaderReporter {
-    fn report(&self, id: TransitionId, node: NodeId, phase: Phase) -> BoxFuture<'static, Result<(), String>> {
+    fn report(
+        &self,
+        id: TransitionId,
+        node: NodeId,
+        phase: Phase,
+    ) -> BoxFuture<'static, Result<(), String>> {
         let this = self.clone();
         Box::pin(async move {
             for _ in 0..MAX_ATTEMPTS {
@@ -82,7 +98,9 @@ impl Reporter for LeaderReporter {
                 }
                 tokio::time::sleep(RETRY_DELAY).await;
             }
-            Err(format!("no leader accepted the report after {MAX_ATTEMPTS} attempts"))
+            Err(format!(
+                "no leader accepted the report after {MAX_ATTEMPTS} attempts"
+            ))
         })
     }
 }

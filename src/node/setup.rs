@@ -27,7 +27,10 @@ pub async fn run(
     loop {
         let (policy_set, fresh) = {
             let a = applied.borrow_and_update();
-            (a.state.policy_set, a.state.history.is_empty() && a.state.epoch == 0)
+            (
+                a.state.policy_set,
+                a.state.history.is_empty() && a.state.epoch == 0,
+            )
         };
         if !fresh {
             topology_asked = true;

@@ -54,9 +54,17 @@ pub async fn run(raft: Raft, mut applied: AppliedRx, cancel: CancellationToken) 
     loop {
         {
             let m = raft_rx.borrow_and_update();
-            metrics::gauge!("topod_has_leader").set(if m.current_leader.is_some() { 1.0 } else { 0.0 });
+            metrics::gauge!("topod_has_leader").set(if m.current_leader.is_some() {
+                1.0
+            } else {
+                0.0
+            });
             metrics::gauge!("topod_term").set(m.current_term as f64);
-            metrics::gauge!("topod_is_leader").set(if m.state == ServerState::Leader { 1.0 } else { 0.0 });
+            metrics::gauge!("topod_is_leader").set(if m.state == ServerState::Leader {
+                1.0
+            } else {
+                0.0
+            });
             metrics::gauge!("topod_last_log_index").set(m.last_log_index.unwrap_or(0) as f64);
             if m.current_leader != last_leader {
                 if m.current_leader.is_some() {
@@ -73,9 +81,13 @@ pub async fn run(raft: Raft, mut applied: AppliedRx, cancel: CancellationToken) 
                 let v = if t == a.state.topology { 1.0 } else { 0.0 };
                 metrics::gauge!("topod_current_topology", "topology" => t.as_str()).set(v);
             }
-            metrics::gauge!("topod_transition_in_flight")
-                .set(if a.state.in_flight.is_some() { 1.0 } else { 0.0 });
-            for r in a.state.history.iter().filter(|r| r.id > counted) {
+            metrics::gauge!("topod_transition_in_flight").set(if a.state.in_flight.is_some() {
+                1.0
+            } else {
+                0.0
+            });
+            let since = counted;
+            for r in a.state.history.iter().filter(|r| r.id > since) {
                 let outcome = match r.outcome {
                     Outcome::InProgress => continue,
                     Outcome::Committed { .. } => "committed",
@@ -98,7 +110,9 @@ pub async fn run(raft: Raft, mut applied: AppliedRx, cancel: CancellationToken) 
 
 /// The highest transition id already decided (not counted again after a
 /// restart).
-fn highest_final(history: &std::collections::VecDeque<crate::model::HistoryRecord>) -> TransitionId {
+fn highest_final(
+    history: &std::collections::VecDeque<crate::model::HistoryRecord>,
+) -> TransitionId {
     history
         .iter()
         .filter(|r| r.outcome != Outcome::InProgress)
