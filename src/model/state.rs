@@ -97,6 +97,12 @@ pub struct HistoryRecord {
     pub requested_by: String,
     pub proposed_at_ms: u64,
     pub outcome: Outcome,
+    /// Members that had to prepare (filled in when the transition ends;
+    /// while in flight they are in [`TopologyState::in_flight`]).
+    pub members: Vec<NodeId>,
+    /// Prepare reports (`Prepared` / `Failed`) per node, filled in when the
+    /// transition ends.
+    pub reports: BTreeMap<NodeId, Phase>,
     /// Post-cut-over reports (`Verified` / `Unhealthy`) per node.
     pub health: BTreeMap<NodeId, Phase>,
 }
@@ -245,6 +251,8 @@ impl TopologyState {
             requested_by: transition.requested_by.clone(),
             proposed_at_ms: now,
             outcome: Outcome::InProgress,
+            members: Vec::new(),
+            reports: BTreeMap::new(),
             health: BTreeMap::new(),
         });
         self.in_flight = Some(transition);
@@ -390,6 +398,8 @@ impl TopologyState {
                 missing: missing.to_vec(),
                 epoch,
             };
+            r.members = t.members;
+            r.reports = t.reports;
         }
         CommandResponse::Applied
     }
@@ -405,12 +415,14 @@ impl TopologyState {
         if let Err(r) = self.check_decision(ctx, id, term) {
             return r;
         }
-        self.in_flight = None;
+        let t = self.in_flight.take().expect("checked above");
         if let Some(r) = self.record_mut(id) {
             r.outcome = Outcome::Aborted {
                 at_ms: now,
                 reason: reason.to_string(),
             };
+            r.members = t.members;
+            r.reports = t.reports;
         }
         CommandResponse::Applied
     }

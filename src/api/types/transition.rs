@@ -125,7 +125,8 @@ pub struct TransitionView {
 
 impl TransitionView {
     /// The view of `record`; `in_flight` supplies members and reports when
-    /// it is the same transition (otherwise it is ignored).
+    /// it is the same transition (otherwise the record's own, kept when the
+    /// transition ended).
     pub fn new(record: &HistoryRecord, in_flight: Option<&Transition>) -> Self {
         let (status, decided_at_ms, missing, abort_reason, epoch) = match &record.outcome {
             Outcome::InProgress => (TransitionStatus::InProgress, None, vec![], None, None),
@@ -161,8 +162,8 @@ impl TransitionView {
             missing,
             abort_reason,
             epoch,
-            members: live.map(|t| t.members.clone()).unwrap_or_default(),
-            reports: live.map(|t| phase_map(&t.reports)).unwrap_or_default(),
+            members: live.map_or_else(|| record.members.clone(), |t| t.members.clone()),
+            reports: phase_map(live.map_or(&record.reports, |t| &t.reports)),
             health: phase_map(&record.health),
         }
     }
