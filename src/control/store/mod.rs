@@ -30,17 +30,18 @@
 
 mod applied;
 mod codec;
+mod database;
 mod error;
 mod identity;
 mod log_store;
 mod snapshot;
 mod state_machine;
-mod database;
 
 pub use applied::Applied;
+pub use codec::describe_metrics;
+pub use database::{Store, DEFAULT_CACHE_BYTES};
 pub use error::StoreError;
 pub use identity::DataDir;
 pub use log_store::LogStore;
 pub use snapshot::SnapshotBuilder;
 pub use state_machine::StateMachineStore;
-pub use database::{Store, DEFAULT_CACHE_BYTES};
