@@ -22,6 +22,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for SledBuil
 }
 
 #[test]
-fn openraft_suite_passes_on_the_sled_store() -> Result<(), StorageError> {
-    Suite::test_all(SledBuilder)
+fn openraft_suite_passes_on_the_sled_store() {
+    if let Err(e) = Suite::test_all(SledBuilder) {
+        panic!("openraft storage suite failed: {e}");
+    }
 }

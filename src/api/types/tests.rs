@@ -108,7 +108,9 @@ fn decided_transitions_carry_their_outcome() {
     assert_eq!(committed.status, TransitionStatus::Committed);
     assert_eq!(committed.decided_at_ms, Some(1100));
     assert_eq!(committed.epoch, Some(1));
-    assert!(committed.members.is_empty() && committed.reports.is_empty());
+    // The record keeps who had to prepare and what they reported.
+    assert_eq!(committed.members, vec![1, 2, 3]);
+    assert_eq!(committed.reports.len(), 3);
     let aborted = TransitionView::lookup(&s, 7).unwrap();
     assert_eq!(aborted.status, TransitionStatus::Aborted);
     assert_eq!(aborted.abort_reason.as_deref(), Some("prepare timeout"));

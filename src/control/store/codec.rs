@@ -39,6 +39,26 @@ pub(crate) const METRIC_APPLY_SECONDS: &str = "topod_apply_seconds";
 /// Metric: application entries applied.
 pub(crate) const METRIC_PROPOSALS_APPLIED: &str = "topod_proposals_applied_total";
 
+/// Registers the storage metrics' descriptions and units with the
+/// installed recorder (call once after installing it).
+pub fn describe_metrics() {
+    use metrics::{describe_counter, describe_histogram, Unit};
+    describe_histogram!(
+        METRIC_FLUSH_SECONDS,
+        Unit::Seconds,
+        "Duration of one sled flush (log append, vote, apply batch, snapshot)"
+    );
+    describe_histogram!(
+        METRIC_APPLY_SECONDS,
+        Unit::Seconds,
+        "Duration of one apply batch, including its flush"
+    );
+    describe_counter!(
+        METRIC_PROPOSALS_APPLIED,
+        "Application entries applied by the state machine"
+    );
+}
+
 /// The key of the log entry at `index`.
 pub(crate) fn index_key(index: u64) -> [u8; 8] {
     index.to_be_bytes()

@@ -38,6 +38,7 @@ mod snapshot;
 mod state_machine;
 
 pub use applied::Applied;
+pub use codec::describe_metrics;
 pub use database::{Store, DEFAULT_CACHE_BYTES};
 pub use error::StoreError;
 pub use identity::DataDir;
