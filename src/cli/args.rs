@@ -44,6 +44,8 @@ pub enum Command {
     Info,
     /// Switch the cluster to another topology.
     Switch(SwitchArgs),
+    /// One transition with each member's report; `--wait` follows it.
+    Transition(TransitionArgs),
     /// Past transitions, newest first.
     History(HistoryArgs),
     /// Show the switching policy, or change it when a flag is given.
@@ -90,6 +92,20 @@ pub struct SwitchArgs {
     /// start a second transition.
     #[arg(long)]
     pub request_id: Option<String>,
+}
+
+/// `transition ID [--wait]`.
+#[derive(Debug, Args)]
+pub struct TransitionArgs {
+    /// Transition id (the log index printed by `switch`).
+    pub id: TransitionId,
+    /// Wait until it is committed or aborted, showing the phases; exit 1
+    /// if it is aborted.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long `--wait` waits, ms.
+    #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub wait_timeout_ms: u64,
 }
 
 /// `history [--limit N] [--before ID]`.

@@ -7,7 +7,9 @@ use hyper::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::args::{Cli, Command, HistoryArgs, JoinArgs, PolicyArgs, SwitchArgs, Toggle};
+use super::args::{
+    Cli, Command, HistoryArgs, JoinArgs, PolicyArgs, SwitchArgs, Toggle, TransitionArgs,
+};
 use super::render::{self, EndpointStatus};
 use super::watch::{self, Lines, ProgressSink, Silent, Spinner};
 use super::{ApiClient, CliError, MAX_ENDPOINTS};
@@ -15,6 +17,7 @@ use crate::api::types::{
     ClusterStatus, HistoryPage, JoinRequest, MembersView, PolicyRequest, PolicyView,
     SwitchAccepted, SwitchRequest, TopologyInfo, TransitionStatus, TransitionView,
 };
+use crate::model::TransitionId;
 
 /// Runs `cli`, printing results to `out`. Errors are returned for the
 /// binary to print as `error: <code>: <message>` (exit 1).
@@ -41,6 +44,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             .await
         }
         Command::Switch(args) => switch(&client, &args, json, out).await,
+        Command::Transition(args) => transition(&client, &args, json, out).await,
         Command::History(args) => history(&client, &args, json, out).await,
         Command::Policy(args) => policy(&client, &args, json, out).await,
         Command::Join(args) => join(&client, &args, json, out).await,
@@ -186,13 +190,43 @@ async fn switch(
         }
         writeln!(
             out,
-            "transition {} accepted ({}); follow it with: topoctl switch ... --wait, \
-             or topoctl info",
-            decoded.transition_id,
-            decoded.status.as_str()
+            "transition {id} accepted ({}); follow it with: topoctl transition {id} --wait",
+            decoded.status.as_str(),
+            id = decoded.transition_id,
         )?;
         return Ok(());
     }
+    let timeout = Duration::from_millis(args.wait_timeout_ms);
+    follow(client, decoded.transition_id, timeout, json, out).await
+}
+
+async fn transition(
+    client: &ApiClient,
+    args: &TransitionArgs,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let path = format!("/v1/transitions/{}", args.id);
+    if !args.wait {
+        return show::<TransitionView>(client, &path, json, out, |v| {
+            render::table(&["KEY", "VALUE"], render::transition_rows(v))
+        })
+        .await;
+    }
+    let timeout = Duration::from_millis(args.wait_timeout_ms);
+    follow(client, args.id, timeout, json, out).await
+}
+
+/// Waits for transition `id` to be decided, showing its phases (a spinner
+/// on a terminal, plain lines otherwise, nothing with `--json`), then
+/// prints it. Exit 1 if it was aborted.
+async fn follow(
+    client: &ApiClient,
+    id: TransitionId,
+    timeout: Duration,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let view = {
         let mut spinner;
         let mut lines;
@@ -206,14 +240,7 @@ async fn switch(
             lines = Lines(&mut *out);
             &mut lines
         };
-        watch::wait_for_decision(
-            client,
-            decoded.transition_id,
-            Duration::from_millis(args.wait_timeout_ms),
-            watch::POLL_INTERVAL,
-            sink,
-        )
-        .await?
+        watch::wait_for_decision(client, id, timeout, watch::POLL_INTERVAL, sink).await?
     };
     if json {
         print_json(out, &view)?;

@@ -547,3 +547,28 @@ fn command_line_is_consistent_and_checks_input() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn transition_command_shows_or_follows_one_transition() {
+    use TransitionStatus::*;
+    let ep = switch_server(vec![
+        view(InProgress, &[(2, PhaseView::Prepared)]),
+        view(Committed, &[]),
+    ])
+    .await;
+    let mut out = Vec::new();
+    run(cli(&ep, &["transition", "12"]), &mut out)
+        .await
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("in progress (1/3 prepared)"), "{text}");
+    let mut out = Vec::new();
+    run(
+        cli(&ep, &["transition", "12", "--wait", "--json"]),
+        &mut out,
+    )
+    .await
+    .unwrap();
+    let v: TransitionView = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v.status, Committed);
+}
