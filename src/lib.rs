@@ -1,5 +1,6 @@
 //! topod
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod dev;
