@@ -268,3 +268,35 @@ fn the_data_dir_keeps_its_identity_and_refuses_another_cluster() {
     }
     assert_eq!(id.cluster_id().unwrap().as_deref(), Some("cluster-a"));
 }
+
+#[test]
+fn a_data_dir_of_another_storage_format_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let meta = db.open_tree("meta").unwrap();
+        meta.insert("format", &2u32.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    match Store::open(dir.path(), DEFAULT_CACHE_BYTES) {
+        Err(e @ StoreError::Format { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("v2") && msg.contains("v1"), "{msg}");
+        }
+        Err(other) => panic!("expected a format error, got {other}"),
+        Ok(_) => panic!("a v2 data dir was opened"),
+    }
+    let db = sled::open(dir.path()).unwrap();
+    let format = db
+        .open_tree("meta")
+        .unwrap()
+        .get("format")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        &format[..],
+        &2u32.to_be_bytes(),
+        "refusal changed the data dir"
+    );
+}

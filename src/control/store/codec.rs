@@ -26,6 +26,10 @@ pub(crate) const KEY_COMMITTED: &[u8] = b"committed";
 pub(crate) const KEY_LAST_PURGED: &[u8] = b"last_purged";
 pub(crate) const KEY_CLUSTER_ID: &[u8] = b"cluster_id";
 pub(crate) const KEY_NODE_UUID: &[u8] = b"node_uuid";
+pub(crate) const KEY_FORMAT: &[u8] = b"format";
+/// Storage format of this build. Bumped (with a migration) whenever a
+/// stored type changes its encoding: the state, the log entries, snapshots.
+pub const STORAGE_FORMAT: u32 = 1;
 pub(crate) const KEY_STATE: &[u8] = b"state";
 pub(crate) const KEY_LAST_APPLIED: &[u8] = b"last_applied";
 pub(crate) const KEY_MEMBERSHIP: &[u8] = b"membership";

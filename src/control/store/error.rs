@@ -46,6 +46,18 @@ pub enum StoreError {
         found: String,
         expected: String,
     },
+    /// The data dir was written in a storage format this build does not
+    /// read. Nothing was written.
+    #[error(
+        "data dir {} has storage format v{found}; this build reads v{supported} only: \
+         run the topod version that wrote it, or start from an empty data dir",
+        path.display()
+    )]
+    Format {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
 }
 
 impl StoreError {

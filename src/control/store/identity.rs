@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
 
-use super::codec::{KEY_CLUSTER_ID, KEY_NODE_UUID};
+use super::codec::{KEY_CLUSTER_ID, KEY_FORMAT, KEY_NODE_UUID, STORAGE_FORMAT};
 use super::StoreError;
 
 /// The identity of a data dir, read (or created) when the store opens.
@@ -16,6 +16,26 @@ pub struct DataDir {
     meta: sled::Tree,
     node_uuid: Uuid,
     fresh: bool,
+}
+
+/// Refuses a data dir written in another storage format (one without a
+/// format record predates v1).
+fn check_format(path: &Path, meta: &sled::Tree) -> Result<(), StoreError> {
+    let stored = meta
+        .get(KEY_FORMAT)
+        .map_err(StoreError::io("reading the storage format"))?;
+    let found = match stored.as_deref().map(<[u8; 4]>::try_from) {
+        Some(Ok(b)) => u32::from_be_bytes(b),
+        Some(Err(_)) | None => 0,
+    };
+    if found != STORAGE_FORMAT {
+        return Err(StoreError::Format {
+            path: path.to_path_buf(),
+            found,
+            supported: STORAGE_FORMAT,
+        });
+    }
+    Ok(())
 }
 
 impl DataDir {
@@ -30,10 +50,13 @@ impl DataDir {
                 let uuid = Uuid::from_slice(&bytes).map_err(|e| StoreError::Inconsistent {
                     detail: format!("stored node UUID: {e}"),
                 })?;
+                check_format(path, &meta)?;
                 (uuid, false)
             }
             None => {
                 let uuid = Uuid::new_v4();
+                meta.insert(KEY_FORMAT, &STORAGE_FORMAT.to_be_bytes())
+                    .map_err(StoreError::io("writing the storage format"))?;
                 meta.insert(KEY_NODE_UUID, uuid.as_bytes())
                     .map_err(StoreError::io("writing the node UUID"))?;
                 db.flush()
