@@ -12,6 +12,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+pub mod client_server;
+pub mod full_mesh;
+pub mod seen;
+
 pub use crate::model::NodeId as PeerId;
 
 /// Protocol time: elapsed time since an arbitrary origin chosen by the
