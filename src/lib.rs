@@ -2,3 +2,4 @@
 pub mod control;
 pub mod model;
 pub mod overlay;
+pub mod sim;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+pub mod any;
 pub mod client_server;
 pub mod full_mesh;
 pub mod seen;

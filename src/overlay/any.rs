@@ -1,0 +1,252 @@
+//! [`AnyOverlay`]: whichever overlay is current, behind one [`Protocol`]
+//! implementation, so the executor can hold the current overlay and,
+//! during a transition, a second one beside it, and the simulator can run
+//! any topology through one code path.
+//!
+//! Messages and timers are wrapped per protocol ([`AnyMessage`],
+//! [`AnyTimer`]); an event of another protocol's kind reaching an overlay
+//! (a frame routed to the wrong instance) has no effect: callers that
+//! count such drops check [`AnyOverlay::accepts`] first.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::{
+    client_server, full_mesh, InEvent, MessageClass, OutEvent, PeerId, Protocol, ProtocolMessage,
+    Time,
+};
+use crate::model::{ConfigError, OverlayConfig, Topology};
+
+/// The RNG every overlay built here uses, seeded by the caller.
+pub type OverlayRng = ChaCha8Rng;
+
+/// An overlay could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// The config is invalid; nothing was built.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Client-server with no server given in the config nor by the caller.
+    #[error("client_server needs at least one server")]
+    NoServers,
+    /// This topology's protocol is not available in this build.
+    #[error("topology {0} is not available")]
+    Unavailable(Topology),
+}
+
+/// One overlay of any topology.
+#[derive(Debug)]
+pub enum AnyOverlay {
+    FullMesh(full_mesh::State<OverlayRng>),
+    ClientServer(client_server::State<OverlayRng>),
+}
+
+/// A message of any overlay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnyMessage {
+    FullMesh(full_mesh::Message),
+    ClientServer(client_server::Message),
+}
+
+/// A timer of any overlay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnyTimer {
+    FullMesh(full_mesh::Timer),
+    ClientServer(client_server::Timer),
+}
+
+macro_rules! wrap {
+    ($variant:ident, $module:ident) => {
+        impl From<$module::Message> for AnyMessage {
+            fn from(m: $module::Message) -> Self {
+                AnyMessage::$variant(m)
+            }
+        }
+        impl From<$module::Timer> for AnyTimer {
+            fn from(t: $module::Timer) -> Self {
+                AnyTimer::$variant(t)
+            }
+        }
+    };
+}
+wrap!(FullMesh, full_mesh);
+wrap!(ClientServer, client_server);
+
+impl ProtocolMessage for AnyMessage {
+    fn class(&self) -> MessageClass {
+        match self {
+            AnyMessage::FullMesh(m) => m.class(),
+            AnyMessage::ClientServer(m) => m.class(),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            AnyMessage::FullMesh(m) => m.kind(),
+            AnyMessage::ClientServer(m) => m.kind(),
+        }
+    }
+}
+
+type AnyOut = Vec<OutEvent<AnyMessage, AnyTimer>>;
+
+/// Unwraps an event for one protocol; `None` if it belongs to another.
+fn narrow<M, T>(
+    event: InEvent<AnyMessage, AnyTimer>,
+    msg: impl FnOnce(AnyMessage) -> Option<M>,
+    timer: impl FnOnce(AnyTimer) -> Option<T>,
+) -> Option<InEvent<M, T>> {
+    Some(match event {
+        InEvent::Message { from, message } => InEvent::Message {
+            from,
+            message: msg(message)?,
+        },
+        InEvent::Timer(t) => InEvent::Timer(timer(t)?),
+        InEvent::PeerDown(p) => InEvent::PeerDown(p),
+        InEvent::Command(c) => InEvent::Command(c),
+    })
+}
+
+/// Wraps one protocol's outputs.
+fn widen<M: Into<AnyMessage>, T: Into<AnyTimer>>(inner: Vec<OutEvent<M, T>>, out: &mut AnyOut) {
+    out.extend(inner.into_iter().map(|o| match o {
+        OutEvent::Send { to, message } => OutEvent::Send {
+            to,
+            message: message.into(),
+        },
+        OutEvent::Connect(p) => OutEvent::Connect(p),
+        OutEvent::Disconnect(p) => OutEvent::Disconnect(p),
+        OutEvent::ScheduleTimer { after, timer } => OutEvent::ScheduleTimer {
+            after,
+            timer: timer.into(),
+        },
+        OutEvent::Deliver {
+            id,
+            from,
+            hops,
+            payload,
+        } => OutEvent::Deliver {
+            id,
+            from,
+            hops,
+            payload,
+        },
+        OutEvent::ViewChanged { links } => OutEvent::ViewChanged { links },
+    }));
+}
+
+fn drive<P: Protocol>(
+    state: &mut P,
+    now: Time,
+    event: Option<InEvent<P::Message, P::Timer>>,
+    out: &mut AnyOut,
+) where
+    P::Message: Into<AnyMessage>,
+    P::Timer: Into<AnyTimer>,
+{
+    let Some(event) = event else { return };
+    let mut inner = Vec::new();
+    state.handle(now, event, &mut inner);
+    widen(inner, out);
+}
+
+impl AnyOverlay {
+    /// Builds the overlay `config` describes for node `me`, its RNG seeded
+    /// with `seed`. `servers` stands in for an empty client-server list.
+    pub fn new(
+        config: &OverlayConfig,
+        me: PeerId,
+        seed: u64,
+        servers: &[PeerId],
+    ) -> Result<Self, BuildError> {
+        config.validate()?;
+        let rng = OverlayRng::seed_from_u64(seed);
+        Ok(match config {
+            OverlayConfig::FullMesh(c) => {
+                AnyOverlay::FullMesh(full_mesh::State::new(me, c.into(), rng))
+            }
+            OverlayConfig::ClientServer(c) => {
+                let cfg = client_server::Config::from_model(c, servers);
+                if cfg.servers.is_empty() {
+                    return Err(BuildError::NoServers);
+                }
+                AnyOverlay::ClientServer(client_server::State::new(me, cfg, rng))
+            }
+            other => return Err(BuildError::Unavailable(other.topology())),
+        })
+    }
+
+    /// The topology this overlay implements.
+    pub fn topology(&self) -> Topology {
+        match self {
+            AnyOverlay::FullMesh(_) => Topology::FullMesh,
+            AnyOverlay::ClientServer(_) => Topology::ClientServer,
+        }
+    }
+
+    /// Whether `message` belongs to this overlay's protocol.
+    pub fn accepts(&self, message: &AnyMessage) -> bool {
+        matches!(
+            (self, message),
+            (AnyOverlay::FullMesh(_), AnyMessage::FullMesh(_))
+                | (AnyOverlay::ClientServer(_), AnyMessage::ClientServer(_))
+        )
+    }
+
+    /// Plumtree's eager peers (`None` for other topologies).
+    pub fn eager_peers(&self) -> Option<Vec<PeerId>> {
+        None
+    }
+}
+
+impl Protocol for AnyOverlay {
+    type Message = AnyMessage;
+    type Timer = AnyTimer;
+
+    fn me(&self) -> PeerId {
+        match self {
+            AnyOverlay::FullMesh(s) => s.me(),
+            AnyOverlay::ClientServer(s) => s.me(),
+        }
+    }
+
+    fn handle(&mut self, now: Time, event: InEvent<AnyMessage, AnyTimer>, out: &mut AnyOut) {
+        match self {
+            AnyOverlay::FullMesh(s) => {
+                let ev = narrow(
+                    event,
+                    |m| match m {
+                        AnyMessage::FullMesh(m) => Some(m),
+                        _ => None,
+                    },
+                    |t| match t {
+                        AnyTimer::FullMesh(t) => Some(t),
+                        _ => None,
+                    },
+                );
+                drive(s, now, ev, out)
+            }
+            AnyOverlay::ClientServer(s) => {
+                let ev = narrow(
+                    event,
+                    |m| match m {
+                        AnyMessage::ClientServer(m) => Some(m),
+                        _ => None,
+                    },
+                    |t| match t {
+                        AnyTimer::ClientServer(t) => Some(t),
+                        _ => None,
+                    },
+                );
+                drive(s, now, ev, out)
+            }
+        };
+    }
+
+    fn links(&self) -> Vec<PeerId> {
+        match self {
+            AnyOverlay::FullMesh(s) => s.links(),
+            AnyOverlay::ClientServer(s) => s.links(),
+        }
+    }
+}
