@@ -37,7 +37,6 @@ impl<V> IdCache<V> {
         self.map.get(id)
     }
 
-    #[allow(dead_code)] // used by Plumtree
     pub(crate) fn get_mut(&mut self, id: &MessageId) -> Option<&mut V> {
         self.map.get_mut(id)
     }
@@ -66,6 +65,7 @@ impl<V> IdCache<V> {
             .filter_map(|id| self.map.get(id).map(|v| (id, v)))
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.order.len()
     }

@@ -46,6 +46,9 @@ pub enum MembershipMessage {
     },
     /// A sample of the passive view of the node where the walk ended.
     ShuffleReply { peers: Vec<PeerId> },
+    /// Liveness probe over an active link; needs no answer: a send that
+    /// fails is reported by the transport as `PeerDown`.
+    Ping,
 }
 
 impl MembershipMessage {
@@ -59,6 +62,7 @@ impl MembershipMessage {
             MembershipMessage::Disconnect => "DISCONNECT",
             MembershipMessage::Shuffle { .. } => "SHUFFLE",
             MembershipMessage::ShuffleReply { .. } => "SHUFFLE_REPLY",
+            MembershipMessage::Ping => "PING",
         }
     }
 
@@ -121,6 +125,11 @@ pub struct Membership<R> {
     /// The peers sent in our last SHUFFLE, evicted first on the reply.
     last_shuffle: Vec<PeerId>,
     next_token: u64,
+    /// A peer known alive and wanting links (it asked us and we refused);
+    /// the first candidate of the next refill.
+    hint: Option<PeerId>,
+    /// When we last probed the active view.
+    last_probe: Option<Time>,
     started: bool,
     left: bool,
 }
@@ -137,6 +146,8 @@ impl<R: Rng> Membership<R> {
             tried: Vec::new(),
             last_shuffle: Vec::new(),
             next_token: 0,
+            hint: None,
+            last_probe: None,
             started: false,
             left: false,
         }
@@ -235,7 +246,7 @@ impl<R: Rng> Membership<R> {
     /// Handles a membership message from `from`.
     pub fn handle_message(
         &mut self,
-        _now: Time,
+        now: Time,
         from: PeerId,
         message: MembershipMessage,
         out: &mut Vec<Event>,
@@ -249,7 +260,7 @@ impl<R: Rng> Membership<R> {
             MembershipMessage::ForwardJoin { joiner, ttl } => {
                 self.on_forward_join(from, joiner, ttl, out)
             }
-            MembershipMessage::Neighbor { priority } => self.on_neighbor(from, priority, out),
+            MembershipMessage::Neighbor { priority } => self.on_neighbor(now, from, priority, out),
             MembershipMessage::NeighborReply { accepted } => {
                 self.on_neighbor_reply(from, accepted, out)
             }
@@ -261,6 +272,7 @@ impl<R: Rng> Membership<R> {
                 let sent = std::mem::take(&mut self.last_shuffle);
                 self.integrate(&peers, sent, out);
             }
+            MembershipMessage::Ping => {}
         }
     }
 
@@ -351,7 +363,7 @@ impl<R: Rng> Membership<R> {
         });
     }
 
-    fn on_neighbor(&mut self, from: PeerId, priority: Priority, out: &mut Vec<Event>) {
+    fn on_neighbor(&mut self, now: Time, from: PeerId, priority: Priority, out: &mut Vec<Event>) {
         let accepted = self.active.contains(&from)
             || priority == Priority::High
             || self.active.len() < self.config.active_view;
@@ -362,6 +374,32 @@ impl<R: Rng> Membership<R> {
             to: from,
             message: MembershipMessage::NeighborReply { accepted },
         });
+        if !accepted {
+            self.probe_after_refusal(now, from, out);
+        }
+    }
+
+    /// Someone looks for links: there was churn. Our active view may be
+    /// full of peers that failed silently (no send since), which would
+    /// leave us cut off. Probe it, at most once per `neighbor_timeout`;
+    /// failed sends come back as `PeerDown`, and the refill then asks the
+    /// refused peer first, as it is alive and has room.
+    fn probe_after_refusal(&mut self, now: Time, from: PeerId, out: &mut Vec<Event>) {
+        self.add_passive(from);
+        self.hint = Some(from);
+        let due = self
+            .last_probe
+            .is_none_or(|t| now.saturating_sub(t) >= self.config.neighbor_timeout);
+        if !due {
+            return;
+        }
+        self.last_probe = Some(now);
+        for &peer in &self.active {
+            out.push(Event::Send {
+                to: peer,
+                message: MembershipMessage::Ping,
+            });
+        }
     }
 
     fn on_neighbor_reply(&mut self, from: PeerId, accepted: bool, out: &mut Vec<Event>) {
@@ -514,7 +552,8 @@ impl<R: Rng> Membership<R> {
                 .copied()
                 .filter(|p| !self.tried.contains(p) && !self.pending.iter().any(|q| q.peer == *p))
                 .collect();
-            let Some(&peer) = candidates.choose(&mut self.rng) else {
+            let hinted = self.hint.take().filter(|h| candidates.contains(h));
+            let Some(peer) = hinted.or_else(|| candidates.choose(&mut self.rng).copied()) else {
                 return;
             };
             let priority = if self.active.is_empty() && self.pending.is_empty() {

@@ -26,19 +26,19 @@ fn node(cfg: Config, active: &[PeerId]) -> Node {
     let mut out = Vec::new();
     n.handle(T0, InEvent::Command(Command::Join(vec![])), &mut out);
     for &p in active {
-        recv(
-            &mut n,
-            p,
-            MembershipMessage::Neighbor {
-                priority: Priority::High,
-            },
-        );
+        recv(&mut n, p, HIGH);
     }
     assert_eq!(n.active_view(), active);
     n
 }
 
 const T0: Duration = Duration::ZERO;
+const LOW: MembershipMessage = MembershipMessage::Neighbor {
+    priority: Priority::Low,
+};
+const HIGH: MembershipMessage = MembershipMessage::Neighbor {
+    priority: Priority::High,
+};
 
 fn recv(n: &mut Node, from: PeerId, m: MembershipMessage) -> Vec<Out> {
     let mut out = Vec::new();
@@ -108,16 +108,7 @@ fn forward_join_with_ttl_zero_adds_the_joiner_to_the_active_view() {
     );
     assert_eq!(
         out,
-        vec![
-            OutEvent::Connect(9),
-            send(
-                9,
-                MembershipMessage::Neighbor {
-                    priority: Priority::High
-                }
-            ),
-            view(&[1, 2, 9]),
-        ]
+        vec![OutEvent::Connect(9), send(9, HIGH), view(&[1, 2, 9]),]
     );
 }
 
@@ -131,16 +122,7 @@ fn forward_join_is_accepted_when_the_forwarder_is_the_only_neighbour() {
     );
     assert_eq!(
         out,
-        vec![
-            OutEvent::Connect(9),
-            send(
-                9,
-                MembershipMessage::Neighbor {
-                    priority: Priority::High
-                }
-            ),
-            view(&[1, 9]),
-        ]
+        vec![OutEvent::Connect(9), send(9, HIGH), view(&[1, 9]),]
     );
 }
 
@@ -181,29 +163,24 @@ fn forward_join_adds_to_passive_at_prwl_and_walks_on() {
 #[test]
 fn low_priority_neighbor_is_rejected_when_full_and_high_evicts() {
     let mut n = node(config(2, 30), &[1, 2]);
-    let out = recv(
-        &mut n,
-        7,
-        MembershipMessage::Neighbor {
-            priority: Priority::Low,
-        },
-    );
+    let out = recv(&mut n, 7, LOW);
+    // Refused; the request hints at churn, so the active view is probed
+    // (a dead peer shows up as a failed send) and 7 kept as a candidate.
+    let refused = |to| send(to, MembershipMessage::NeighborReply { accepted: false });
     assert_eq!(
         out,
-        vec![send(
-            7,
-            MembershipMessage::NeighborReply { accepted: false }
-        )]
+        vec![
+            refused(7),
+            send(1, MembershipMessage::Ping),
+            send(2, MembershipMessage::Ping),
+        ]
     );
     assert_eq!(n.active_view(), &[1, 2]);
+    assert_eq!(n.passive_view(), &[7]);
+    // Probing is rate-limited.
+    assert_eq!(recv(&mut n, 6, LOW), vec![refused(6)]);
 
-    let out = recv(
-        &mut n,
-        8,
-        MembershipMessage::Neighbor {
-            priority: Priority::High,
-        },
-    );
+    let out = recv(&mut n, 8, HIGH);
     let victim = if n.active_view().contains(&1) { 2 } else { 1 };
     let kept = 3 - victim;
     assert_eq!(
@@ -219,15 +196,20 @@ fn low_priority_neighbor_is_rejected_when_full_and_high_evicts() {
 }
 
 #[test]
+fn a_refusing_node_with_dead_peers_links_to_the_refused_peer() {
+    let mut n = node(config(2, 30), &[1, 2]);
+    fill_passive(&mut n, &[5, 6]);
+    recv(&mut n, 7, LOW);
+    // The probe to 1 failed: 7, known alive, is asked first.
+    let mut out = Vec::new();
+    n.handle(T0, InEvent::PeerDown(1), &mut out);
+    assert_eq!(out[1], send(7, LOW));
+}
+
+#[test]
 fn low_priority_neighbor_is_accepted_when_there_is_room() {
     let mut n = node(config(3, 30), &[1, 2]);
-    let out = recv(
-        &mut n,
-        7,
-        MembershipMessage::Neighbor {
-            priority: Priority::Low,
-        },
-    );
+    let out = recv(&mut n, 7, LOW);
     assert_eq!(
         out,
         vec![
@@ -265,12 +247,7 @@ fn peer_down_promotes_passive_peers_one_after_another() {
         out,
         vec![
             OutEvent::Disconnect(1),
-            send(
-                first,
-                MembershipMessage::Neighbor {
-                    priority: Priority::Low
-                }
-            ),
+            send(first, LOW),
             OutEvent::ScheduleTimer {
                 after: timeout,
                 timer: Timer::NeighborTimeout {
@@ -292,12 +269,7 @@ fn peer_down_promotes_passive_peers_one_after_another() {
     assert_eq!(
         out,
         vec![
-            send(
-                second,
-                MembershipMessage::Neighbor {
-                    priority: Priority::Low
-                }
-            ),
+            send(second, LOW),
             OutEvent::ScheduleTimer {
                 after: timeout,
                 timer: Timer::NeighborTimeout {
@@ -337,12 +309,7 @@ fn rejected_neighbor_request_tries_the_next_candidate() {
     assert_eq!(
         out,
         vec![
-            send(
-                second,
-                MembershipMessage::Neighbor {
-                    priority: Priority::Low
-                }
-            ),
+            send(second, LOW),
             OutEvent::ScheduleTimer {
                 after: Config::default().neighbor_timeout,
                 timer: Timer::NeighborTimeout {
@@ -362,15 +329,7 @@ fn an_empty_active_view_asks_with_high_priority() {
     fill_passive(&mut n, &[5]);
     let mut out = Vec::new();
     n.handle(T0, InEvent::PeerDown(1), &mut out);
-    assert_eq!(
-        out[1],
-        send(
-            5,
-            MembershipMessage::Neighbor {
-                priority: Priority::High
-            }
-        )
-    );
+    assert_eq!(out[1], send(5, HIGH));
 }
 
 #[test]
@@ -492,13 +451,7 @@ fn broadcast_floods_once_and_suppresses_duplicates() {
     assert!(out.is_empty(), "{out:?}");
 
     // A neighbour that comes up shortly after gets the recent broadcast.
-    let out = recv(
-        &mut n,
-        3,
-        MembershipMessage::Neighbor {
-            priority: Priority::Low,
-        },
-    );
+    let out = recv(&mut n, 3, LOW);
     assert_eq!(
         out,
         vec![
