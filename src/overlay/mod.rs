@@ -7,6 +7,9 @@
 //! iterates only ordered collections, so a seed replays a run exactly. The
 //! same code runs in the simulator (`src/sim/`) and, later, on real sockets.
 
+pub mod hyparview;
+pub mod plumtree;
+
 use std::time::Duration;
 
 use bytes::Bytes;
