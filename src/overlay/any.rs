@@ -12,8 +12,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::{
-    client_server, full_mesh, InEvent, MessageClass, OutEvent, PeerId, Protocol, ProtocolMessage,
-    Time,
+    client_server, full_mesh, hyparview, plumtree, InEvent, MessageClass, OutEvent, PeerId,
+    Protocol, ProtocolMessage, Time,
 };
 use crate::model::{ConfigError, OverlayConfig, Topology};
 
@@ -29,30 +29,33 @@ pub enum BuildError {
     /// Client-server with no server given in the config nor by the caller.
     #[error("client_server needs at least one server")]
     NoServers,
-    /// This topology's protocol is not available in this build.
-    #[error("topology {0} is not available")]
-    Unavailable(Topology),
 }
 
 /// One overlay of any topology.
 #[derive(Debug)]
 pub enum AnyOverlay {
     FullMesh(full_mesh::State<OverlayRng>),
+    HyParView(hyparview::State<OverlayRng>),
     ClientServer(client_server::State<OverlayRng>),
+    PubSub(plumtree::State<OverlayRng>),
 }
 
 /// A message of any overlay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AnyMessage {
     FullMesh(full_mesh::Message),
+    HyParView(hyparview::Message),
     ClientServer(client_server::Message),
+    PubSub(plumtree::Message),
 }
 
 /// A timer of any overlay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AnyTimer {
     FullMesh(full_mesh::Timer),
+    HyParView(hyparview::Timer),
     ClientServer(client_server::Timer),
+    PubSub(plumtree::Timer),
 }
 
 macro_rules! wrap {
@@ -70,20 +73,56 @@ macro_rules! wrap {
     };
 }
 wrap!(FullMesh, full_mesh);
+wrap!(HyParView, hyparview);
 wrap!(ClientServer, client_server);
+wrap!(PubSub, plumtree);
+
+/// Runs `$body` with `$s` bound to the inner state, whatever the variant.
+macro_rules! each {
+    ($self:expr, $s:ident => $body:expr) => {
+        match $self {
+            AnyOverlay::FullMesh($s) => $body,
+            AnyOverlay::HyParView($s) => $body,
+            AnyOverlay::ClientServer($s) => $body,
+            AnyOverlay::PubSub($s) => $body,
+        }
+    };
+}
+
+/// Hands `$event` to `$s` if it is of variant `$variant`.
+macro_rules! route {
+    ($s:ident, $variant:ident, $now:expr, $event:expr, $out:expr) => {{
+        let ev = narrow(
+            $event,
+            |m| match m {
+                AnyMessage::$variant(m) => Some(m),
+                _ => None,
+            },
+            |t| match t {
+                AnyTimer::$variant(t) => Some(t),
+                _ => None,
+            },
+        );
+        drive($s, $now, ev, $out)
+    }};
+}
 
 impl ProtocolMessage for AnyMessage {
     fn class(&self) -> MessageClass {
         match self {
             AnyMessage::FullMesh(m) => m.class(),
+            AnyMessage::HyParView(m) => m.class(),
             AnyMessage::ClientServer(m) => m.class(),
+            AnyMessage::PubSub(m) => m.class(),
         }
     }
 
     fn kind(&self) -> &'static str {
         match self {
             AnyMessage::FullMesh(m) => m.kind(),
+            AnyMessage::HyParView(m) => m.kind(),
             AnyMessage::ClientServer(m) => m.kind(),
+            AnyMessage::PubSub(m) => m.kind(),
         }
     }
 }
@@ -172,7 +211,10 @@ impl AnyOverlay {
                 }
                 AnyOverlay::ClientServer(client_server::State::new(me, cfg, rng))
             }
-            other => return Err(BuildError::Unavailable(other.topology())),
+            OverlayConfig::HyParView(c) => {
+                AnyOverlay::HyParView(hyparview::State::new(me, c.into(), rng))
+            }
+            OverlayConfig::PubSub(c) => AnyOverlay::PubSub(plumtree::State::new(me, c.into(), rng)),
         })
     }
 
@@ -180,7 +222,9 @@ impl AnyOverlay {
     pub fn topology(&self) -> Topology {
         match self {
             AnyOverlay::FullMesh(_) => Topology::FullMesh,
+            AnyOverlay::HyParView(_) => Topology::HyParView,
             AnyOverlay::ClientServer(_) => Topology::ClientServer,
+            AnyOverlay::PubSub(_) => Topology::PubSub,
         }
     }
 
@@ -189,13 +233,18 @@ impl AnyOverlay {
         matches!(
             (self, message),
             (AnyOverlay::FullMesh(_), AnyMessage::FullMesh(_))
+                | (AnyOverlay::HyParView(_), AnyMessage::HyParView(_))
                 | (AnyOverlay::ClientServer(_), AnyMessage::ClientServer(_))
+                | (AnyOverlay::PubSub(_), AnyMessage::PubSub(_))
         )
     }
 
     /// Plumtree's eager peers (`None` for other topologies).
     pub fn eager_peers(&self) -> Option<Vec<PeerId>> {
-        None
+        match self {
+            AnyOverlay::PubSub(s) => Some(s.eager_peers().to_vec()),
+            _ => None,
+        }
     }
 }
 
@@ -204,49 +253,19 @@ impl Protocol for AnyOverlay {
     type Timer = AnyTimer;
 
     fn me(&self) -> PeerId {
-        match self {
-            AnyOverlay::FullMesh(s) => s.me(),
-            AnyOverlay::ClientServer(s) => s.me(),
-        }
+        each!(self, s => s.me())
     }
 
     fn handle(&mut self, now: Time, event: InEvent<AnyMessage, AnyTimer>, out: &mut AnyOut) {
         match self {
-            AnyOverlay::FullMesh(s) => {
-                let ev = narrow(
-                    event,
-                    |m| match m {
-                        AnyMessage::FullMesh(m) => Some(m),
-                        _ => None,
-                    },
-                    |t| match t {
-                        AnyTimer::FullMesh(t) => Some(t),
-                        _ => None,
-                    },
-                );
-                drive(s, now, ev, out)
-            }
-            AnyOverlay::ClientServer(s) => {
-                let ev = narrow(
-                    event,
-                    |m| match m {
-                        AnyMessage::ClientServer(m) => Some(m),
-                        _ => None,
-                    },
-                    |t| match t {
-                        AnyTimer::ClientServer(t) => Some(t),
-                        _ => None,
-                    },
-                );
-                drive(s, now, ev, out)
-            }
-        };
+            AnyOverlay::FullMesh(s) => route!(s, FullMesh, now, event, out),
+            AnyOverlay::HyParView(s) => route!(s, HyParView, now, event, out),
+            AnyOverlay::ClientServer(s) => route!(s, ClientServer, now, event, out),
+            AnyOverlay::PubSub(s) => route!(s, PubSub, now, event, out),
+        }
     }
 
     fn links(&self) -> Vec<PeerId> {
-        match self {
-            AnyOverlay::FullMesh(s) => s.links(),
-            AnyOverlay::ClientServer(s) => s.links(),
-        }
+        each!(self, s => s.links())
     }
 }
