@@ -10,12 +10,14 @@
 //! order-independent hash) to one random member, and a member whose digest
 //! differs answers with its list (push-pull). A member is removed when the
 //! transport reports it down or it leaves; a bounded tombstone list keeps
-//! anti-entropy from resurrecting it until it greets us again.
+//! anti-entropy from resurrecting it until it speaks to us directly. A
+//! tombstoned peer is probed every [`Config::probe_after`], so two sides of
+//! a healed partition find each other again.
 //!
 //! Broadcast: the origin sends the payload directly to every member (hops
 //! 1); receivers deliver once (bounded [`SeenCache`]) and never forward.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -40,6 +42,9 @@ pub struct Config {
     /// Removed members remembered so anti-entropy does not resurrect them.
     /// Guess: 1024.
     pub tombstones: usize,
+    /// A removed member is probed again this long after its removal (and
+    /// after every failed probe). Guess: 30 s.
+    pub probe_after: Duration,
 }
 
 impl Default for Config {
@@ -48,6 +53,7 @@ impl Default for Config {
             sync_interval: Duration::from_secs(5),
             seen_capacity: 4096,
             tombstones: 1024,
+            probe_after: Duration::from_secs(30),
         }
     }
 }
@@ -67,6 +73,9 @@ pub enum Message {
     Members(Vec<PeerId>),
     /// "I am a member": the receiver adds the sender.
     Hello,
+    /// "Are you there?" to a removed member: the receiver adds the sender
+    /// and answers `Hello`.
+    Probe,
     /// Anti-entropy digest of the sender's membership (itself included).
     Digest { count: u32, hash: u64 },
     /// The sender leaves gracefully.
@@ -92,6 +101,7 @@ impl ProtocolMessage for Message {
             Message::Join => "JOIN",
             Message::Members(_) => "MEMBERS",
             Message::Hello => "HELLO",
+            Message::Probe => "PROBE",
             Message::Digest { .. } => "DIGEST",
             Message::Leave => "LEAVE",
             Message::Gossip { .. } => "GOSSIP",
@@ -118,8 +128,11 @@ pub struct State<R> {
     members: BTreeSet<PeerId>,
     /// XOR of `mix(id)` over members and `me`: the digest hash.
     hash: u64,
-    tombstones: BTreeSet<PeerId>,
-    tombstone_order: VecDeque<PeerId>,
+    /// Removed member → when it was removed (or last probed in vain).
+    tombstones: BTreeMap<PeerId, Time>,
+    /// Tombstones in time order; entries whose time no longer matches the
+    /// map are stale and skipped.
+    tombstone_order: VecDeque<(PeerId, Time)>,
     seen: SeenCache,
     joined: bool,
     sync_token: u64,
@@ -144,7 +157,7 @@ impl<R: Rng> State<R> {
             rng,
             members: BTreeSet::new(),
             hash: mix(me),
-            tombstones: BTreeSet::new(),
+            tombstones: BTreeMap::new(),
             tombstone_order: VecDeque::new(),
             seen,
             joined: false,
@@ -166,11 +179,11 @@ impl<R: Rng> State<R> {
     /// Adds `peer`; returns whether it was new. `direct` means the peer
     /// itself spoke to us, which lifts a tombstone.
     fn add(&mut self, peer: PeerId, direct: bool, out: &mut Out) -> bool {
-        if peer == self.me || (!direct && self.tombstones.contains(&peer)) {
+        if peer == self.me || (!direct && self.tombstones.contains_key(&peer)) {
             return false;
         }
-        if direct && self.tombstones.remove(&peer) {
-            self.tombstone_order.retain(|p| *p != peer);
+        if direct {
+            self.tombstones.remove(&peer);
         }
         if !self.members.insert(peer) {
             return false;
@@ -180,20 +193,47 @@ impl<R: Rng> State<R> {
         true
     }
 
-    fn remove(&mut self, peer: PeerId) -> bool {
-        if !self.members.remove(&peer) {
-            return false;
+    /// Removes `peer` and (re)starts its tombstone; returns whether it was
+    /// a member.
+    fn remove(&mut self, peer: PeerId, now: Time) -> bool {
+        let was_member = self.members.remove(&peer);
+        if was_member {
+            self.hash ^= mix(peer);
         }
-        self.hash ^= mix(peer);
-        if self.tombstones.insert(peer) {
-            self.tombstone_order.push_back(peer);
-            if self.tombstone_order.len() > self.config.tombstones {
-                if let Some(old) = self.tombstone_order.pop_front() {
+        if was_member || self.tombstones.contains_key(&peer) {
+            self.tombstones.insert(peer, now);
+            self.tombstone_order.push_back((peer, now));
+            while self.tombstones.len() > self.config.tombstones {
+                let Some((old, at)) = self.tombstone_order.pop_front() else {
+                    break;
+                };
+                if self.tombstones.get(&old) == Some(&at) {
                     self.tombstones.remove(&old);
                 }
             }
         }
-        true
+        was_member
+    }
+
+    /// Probes the tombstones due; a dead one fails again (`PeerDown`) and
+    /// is re-tombstoned, a live one answers `Hello` and is a member again.
+    fn probe_due(&mut self, now: Time, out: &mut Out) {
+        while let Some(&(peer, at)) = self.tombstone_order.front() {
+            if at + self.config.probe_after > now {
+                break;
+            }
+            self.tombstone_order.pop_front();
+            if self.tombstones.get(&peer) == Some(&at) {
+                // Keep it tombstoned until it answers; a failed probe
+                // restarts the wait.
+                self.tombstones.insert(peer, now);
+                self.tombstone_order.push_back((peer, now));
+                out.push(OutEvent::Send {
+                    to: peer,
+                    message: Message::Probe,
+                });
+            }
+        }
     }
 
     fn member_list(&self) -> Vec<PeerId> {
@@ -282,7 +322,7 @@ impl<R: Rng> State<R> {
         changed
     }
 
-    fn on_message(&mut self, from: PeerId, message: Message, out: &mut Out) {
+    fn on_message(&mut self, now: Time, from: PeerId, message: Message, out: &mut Out) {
         match message {
             Message::Join => {
                 let list = self.member_list();
@@ -320,6 +360,15 @@ impl<R: Rng> State<R> {
                     self.view_changed(out);
                 }
             }
+            Message::Probe => {
+                out.push(OutEvent::Send {
+                    to: from,
+                    message: Message::Hello,
+                });
+                if self.add(from, true, out) {
+                    self.view_changed(out);
+                }
+            }
             Message::Digest { count, hash } => {
                 let changed = self.add(from, true, out);
                 if let Message::Digest {
@@ -339,7 +388,7 @@ impl<R: Rng> State<R> {
                 }
             }
             Message::Leave => {
-                if self.remove(from) {
+                if self.remove(from, now) {
                     out.push(OutEvent::Disconnect(from));
                     self.view_changed(out);
                 }
@@ -357,7 +406,7 @@ impl<R: Rng> State<R> {
         }
     }
 
-    fn on_timer(&mut self, timer: Timer, out: &mut Out) {
+    fn on_timer(&mut self, now: Time, timer: Timer, out: &mut Out) {
         let Timer::Sync(token) = timer;
         if token != self.sync_token || !self.joined {
             return;
@@ -371,6 +420,7 @@ impl<R: Rng> State<R> {
                 });
             }
         }
+        self.probe_due(now, out);
         self.schedule_sync(out);
     }
 }
@@ -383,15 +433,15 @@ impl<R: Rng> Protocol for State<R> {
         self.me
     }
 
-    fn handle(&mut self, _now: Time, event: InEvent<Message, Timer>, out: &mut Out) {
+    fn handle(&mut self, now: Time, event: InEvent<Message, Timer>, out: &mut Out) {
         match event {
-            InEvent::Message { from, message } => self.on_message(from, message, out),
+            InEvent::Message { from, message } => self.on_message(now, from, message, out),
             InEvent::PeerDown(peer) => {
-                if self.remove(peer) {
+                if self.remove(peer, now) {
                     self.view_changed(out);
                 }
             }
-            InEvent::Timer(timer) => self.on_timer(timer, out),
+            InEvent::Timer(timer) => self.on_timer(now, timer, out),
             InEvent::Command(command) => self.on_command(command, out),
         }
     }
@@ -553,6 +603,28 @@ mod tests {
                 OutEvent::ViewChanged { links: vec![2, 3] }
             ]
         );
+    }
+
+    #[test]
+    fn tombstoned_member_is_probed_after_probe_after_and_readded_on_hello() {
+        let mut a = node(1);
+        run(&mut a, InEvent::Command(Command::Join(vec![])));
+        run(&mut a, msg(2, Message::Hello));
+        run(&mut a, msg(3, Message::Hello));
+        run(&mut a, InEvent::PeerDown(3));
+        let mut out = Vec::new();
+        a.handle(
+            Duration::from_secs(31),
+            InEvent::Timer(Timer::Sync(1)),
+            &mut out,
+        );
+        assert!(out.contains(&OutEvent::Send {
+            to: 3,
+            message: Message::Probe
+        }));
+        let out = run(&mut a, msg(3, Message::Hello));
+        assert!(out.contains(&OutEvent::Connect(3)));
+        assert_eq!(a.links(), vec![2, 3]);
     }
 
     #[test]

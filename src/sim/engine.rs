@@ -51,24 +51,21 @@ enum Ev<M, T> {
     },
 }
 
-struct Scheduled<M, T> {
+/// A heap entry: the event itself waits in the slab at `slot`, so the
+/// heap moves 24-byte keys, not messages.
+#[derive(PartialEq, Eq)]
+struct Scheduled {
     at: Time,
     seq: u64,
-    ev: Ev<M, T>,
+    slot: u32,
 }
 
-impl<M, T> PartialEq for Scheduled<M, T> {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl<M, T> Eq for Scheduled<M, T> {}
-impl<M, T> PartialOrd for Scheduled<M, T> {
+impl PartialOrd for Scheduled {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl<M, T> Ord for Scheduled<M, T> {
+impl Ord for Scheduled {
     /// Reversed: the heap pops the earliest (then first scheduled) event.
     fn cmp(&self, other: &Self) -> Ordering {
         (other.at, other.seq).cmp(&(self.at, self.seq))
@@ -119,7 +116,10 @@ type NodeFactory<P> = Box<dyn FnMut(PeerId) -> P>;
 pub struct Engine<P: Protocol> {
     now: Time,
     seq: u64,
-    queue: BinaryHeap<Scheduled<P::Message, P::Timer>>,
+    queue: BinaryHeap<Scheduled>,
+    /// Events waiting in `queue`, by slot; freed slots are reused.
+    slab: Vec<Option<Ev<P::Message, P::Timer>>>,
+    free: Vec<u32>,
     /// Indexed by node id; `None` for ids not (or no longer) running.
     nodes: Vec<Option<P>>,
     joined_at: Vec<Option<Time>>,
@@ -147,6 +147,8 @@ impl<P: Protocol> Engine<P> {
             now: Duration::ZERO,
             seq: 0,
             queue: BinaryHeap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
             nodes: Vec::new(),
             joined_at: Vec::new(),
             groups: None,
@@ -199,10 +201,20 @@ impl<P: Protocol> Engine<P> {
 
     fn push(&mut self, at: Time, ev: Ev<P::Message, P::Timer>) {
         self.seq += 1;
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slab[slot as usize] = Some(ev);
+                slot
+            }
+            None => {
+                self.slab.push(Some(ev));
+                u32::try_from(self.slab.len() - 1).expect("fewer than 2^32 queued events")
+            }
+        };
         self.queue.push(Scheduled {
             at,
             seq: self.seq,
-            ev,
+            slot,
         });
     }
 
@@ -249,7 +261,11 @@ impl<P: Protocol> Engine<P> {
             let Some(next) = self.queue.pop() else { break };
             self.now = next.at;
             self.events += 1;
-            self.step(next.ev);
+            let ev = self.slab[next.slot as usize].take();
+            self.free.push(next.slot);
+            if let Some(ev) = ev {
+                self.step(ev);
+            }
         }
         self.now = self.now.max(until);
     }
