@@ -32,6 +32,11 @@ pub enum BuildError {
 }
 
 /// One overlay of any topology.
+///
+/// Not boxed: a node holds at most two, and the simulator's per-node cost
+/// (the size of the largest variant, under a kilobyte) is small next to
+/// the views and caches the states own.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum AnyOverlay {
     FullMesh(full_mesh::State<OverlayRng>),

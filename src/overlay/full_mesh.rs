@@ -69,8 +69,12 @@ impl From<&FullMeshConfig> for Config {
 pub enum Message {
     /// A joiner asks a member for the membership.
     Join,
-    /// A member list (answer to `Join`, or to a differing `Digest`).
-    Members(Vec<PeerId>),
+    /// A member list: the answer to `Join` (`reply: false`) or to a
+    /// differing `Digest` (`reply: true`: the receiver sends its own list
+    /// back once if it knows members the list lacks; that answer has
+    /// `reply: false`, so two nodes with different tombstones cannot
+    /// bounce lists forever).
+    Members { list: Vec<PeerId>, reply: bool },
     /// "I am a member": the receiver adds the sender.
     Hello,
     /// "Are you there?" to a removed member: the receiver adds the sender
@@ -99,7 +103,7 @@ impl ProtocolMessage for Message {
     fn kind(&self) -> &'static str {
         match self {
             Message::Join => "JOIN",
-            Message::Members(_) => "MEMBERS",
+            Message::Members { .. } => "MEMBERS",
             Message::Hello => "HELLO",
             Message::Probe => "PROBE",
             Message::Digest { .. } => "DIGEST",
@@ -329,26 +333,30 @@ impl<R: Rng> State<R> {
                 let changed = self.add(from, true, out);
                 out.push(OutEvent::Send {
                     to: from,
-                    message: Message::Members(list),
+                    message: Message::Members { list, reply: false },
                 });
                 if changed {
                     self.view_changed(out);
                 }
             }
-            Message::Members(list) => {
+            Message::Members { list, reply } => {
                 let mut changed = self.add(from, true, out);
                 let theirs: BTreeSet<PeerId> = list.iter().copied().collect();
                 changed |= self.merge(list, out);
                 // Push-pull: if we know members the sender did not list,
-                // send ours back (one exchange: the answer is a superset).
-                if self
-                    .members
-                    .iter()
-                    .any(|m| *m != from && !theirs.contains(m))
+                // send ours back, once (the answer asks for no reply).
+                if reply
+                    && self
+                        .members
+                        .iter()
+                        .any(|m| *m != from && !theirs.contains(m))
                 {
                     out.push(OutEvent::Send {
                         to: from,
-                        message: Message::Members(self.member_list()),
+                        message: Message::Members {
+                            list: self.member_list(),
+                            reply: false,
+                        },
                     });
                 }
                 if changed {
@@ -379,7 +387,10 @@ impl<R: Rng> State<R> {
                     if (mine, my_hash) != (count, hash) {
                         out.push(OutEvent::Send {
                             to: from,
-                            message: Message::Members(self.member_list()),
+                            message: Message::Members {
+                                list: self.member_list(),
+                                reply: true,
+                            },
                         });
                     }
                 }
@@ -502,7 +513,10 @@ mod tests {
                 OutEvent::Connect(1),
                 OutEvent::Send {
                     to: 1,
-                    message: Message::Members(vec![3, 2])
+                    message: Message::Members {
+                        list: vec![3, 2],
+                        reply: false
+                    }
                 },
                 OutEvent::ViewChanged { links: vec![1, 3] },
             ]
@@ -513,7 +527,16 @@ mod tests {
     fn joiner_learns_members_and_greets_each() {
         let mut a = node(1);
         run(&mut a, InEvent::Command(Command::Join(vec![2])));
-        let out = run(&mut a, msg(2, Message::Members(vec![3, 2])));
+        let out = run(
+            &mut a,
+            msg(
+                2,
+                Message::Members {
+                    list: vec![3, 2],
+                    reply: false,
+                },
+            ),
+        );
         assert_eq!(
             out,
             vec![
@@ -592,7 +615,16 @@ mod tests {
         let out = run(&mut a, InEvent::PeerDown(3));
         assert_eq!(out, vec![OutEvent::ViewChanged { links: vec![2] }]);
         // Another member still lists 3: it stays removed.
-        let out = run(&mut a, msg(2, Message::Members(vec![2, 3])));
+        let out = run(
+            &mut a,
+            msg(
+                2,
+                Message::Members {
+                    list: vec![2, 3],
+                    reply: true,
+                },
+            ),
+        );
         assert!(out.is_empty(), "{out:?}");
         // 3 greets us itself (it came back): it is a member again.
         let out = run(&mut a, msg(3, Message::Hello));
@@ -636,7 +668,10 @@ mod tests {
             out,
             vec![OutEvent::Send {
                 to: 2,
-                message: Message::Members(vec![2, 1])
+                message: Message::Members {
+                    list: vec![2, 1],
+                    reply: true
+                }
             }]
         );
         let same = a.digest();

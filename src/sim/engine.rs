@@ -153,7 +153,7 @@ impl<P: Protocol> Engine<P> {
             joined_at: Vec::new(),
             groups: None,
             net,
-            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_0F_7E57),
+            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x005E_ED0F_7E57),
             pending_down: BTreeSet::new(),
             scratch: Vec::new(),
             factory,
@@ -405,6 +405,21 @@ impl<P: Protocol> Engine<P> {
     /// A random number from the engine's own RNG (scenario choices).
     pub fn rng(&mut self) -> &mut ChaCha8Rng {
         &mut self.rng
+    }
+
+    /// Unordered node pairs, `(low, high)`, with a message in flight or a
+    /// failure report pending between them: their views may legitimately
+    /// disagree for now.
+    pub fn in_flight(&self) -> BTreeSet<(PeerId, PeerId)> {
+        let pair = |a: PeerId, b: PeerId| (a.min(b), a.max(b));
+        self.slab
+            .iter()
+            .filter_map(|ev| match ev {
+                Some(Ev::Message { from, to, .. }) => Some(pair(*from, *to)),
+                Some(Ev::Down { node, peer }) => Some(pair(*node, *peer)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Events waiting in the queue.

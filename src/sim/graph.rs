@@ -131,7 +131,7 @@ mod tests {
         // 1-2-3 and 4 alone; 2 also links to a dead node 9.
         let g = graph(&[(1, &[2]), (2, &[1, 3, 9]), (3, &[2]), (4, &[])]);
         assert_eq!(g.components(), 2);
-        assert_eq!(g.links_per_node(), (1.5, 3));
+        assert_eq!(g.links_per_node(), (1.25, 3));
         let hist: Vec<(usize, usize)> = g.in_degree_histogram().into_iter().collect();
         assert_eq!(hist, vec![(0, 1), (1, 2), (2, 1)]);
         assert_eq!(g.undirected_edges(), 2);

@@ -1,7 +1,10 @@
 //! Invariant checkers, one property each, over [`Graph`] snapshots. Each
 //! returns the first violation found, naming the node.
 
+use std::collections::BTreeSet;
+
 use super::graph::Graph;
+use crate::overlay::PeerId;
 
 /// A broken invariant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -17,10 +20,19 @@ fn violated(invariant: &'static str, detail: String) -> Result<(), Violation> {
     Err(Violation { invariant, detail })
 }
 
-/// HyParView: if `a` has live `b` in its active view, `b` has `a`.
-pub fn active_views_symmetric(active: &Graph) -> Result<(), Violation> {
+/// Unordered node pairs `(low, high)` with a message in flight between
+/// them: a NEIGHBOR or DISCONNECT on its way may make their views disagree
+/// for now, so the symmetry checks skip them.
+pub type InFlight = BTreeSet<(PeerId, PeerId)>;
+
+/// HyParView: if `a` has live `b` in its active view, `b` has `a` (pairs in
+/// `in_flight` excepted).
+pub fn active_views_symmetric(active: &Graph, in_flight: &InFlight) -> Result<(), Violation> {
     for (a, peers) in &active.adj {
         for b in peers {
+            if in_flight.contains(&((*a).min(*b), (*a).max(*b))) {
+                continue;
+            }
             if let Some(back) = active.adj.get(b) {
                 if back.binary_search(a).is_err() {
                     return violated(
@@ -63,7 +75,7 @@ pub fn overlay_connected(links: &Graph) -> Result<(), Violation> {
 /// live node and have exactly n − 1 undirected edges (a spanning tree).
 pub fn eager_links_form_spanning_tree(eager: &Graph) -> Result<(), Violation> {
     const NAME: &str = "eager_links_form_spanning_tree";
-    if let Err(v) = active_views_symmetric(eager) {
+    if let Err(v) = active_views_symmetric(eager, &InFlight::new()) {
         return violated(NAME, format!("eager links not symmetric: {}", v.detail));
     }
     let n = eager.len();
@@ -84,7 +96,6 @@ pub fn eager_links_form_spanning_tree(eager: &Graph) -> Result<(), Violation> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::overlay::PeerId;
 
     fn graph(edges: &[(PeerId, &[PeerId])]) -> Graph {
         Graph {
@@ -95,10 +106,13 @@ mod tests {
     #[test]
     fn asymmetric_view_is_named() {
         let g = graph(&[(1, &[2]), (2, &[])]);
-        let v = active_views_symmetric(&g).unwrap_err();
+        let none = InFlight::new();
+        let v = active_views_symmetric(&g, &none).unwrap_err();
         assert_eq!(v.invariant, "active_views_symmetric");
         assert!(v.detail.contains("2 lacks 1"));
-        assert!(active_views_symmetric(&graph(&[(1, &[2]), (2, &[1])])).is_ok());
+        assert!(active_views_symmetric(&graph(&[(1, &[2]), (2, &[1])]), &none).is_ok());
+        // A message in flight between 1 and 2 may settle it.
+        assert!(active_views_symmetric(&g, &InFlight::from([(1, 2)])).is_ok());
     }
 
     #[test]

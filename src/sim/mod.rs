@@ -94,3 +94,6 @@ pub enum SimError {
     #[error("cannot encode the report as JSON: {0}")]
     Json(#[from] serde_json::Error),
 }
+
+#[cfg(test)]
+mod tests;

@@ -67,7 +67,7 @@ impl Run {
         };
         let mut engine = Engine::new(net, seed, factory);
         let step = Duration::from_millis(scenario.join_interval_ms);
-        let contacts = u64::from(scenario.contacts);
+        let contacts = u64::from(scenario.contacts.min(scenario.nodes));
         let mut at = Duration::ZERO;
         for id in 1..=u64::from(scenario.nodes) {
             let via = match id {
@@ -100,7 +100,7 @@ impl Run {
         if let Some(max) = self.active_max {
             checks.push((
                 "active_views_symmetric",
-                invariants::active_views_symmetric(&graph),
+                invariants::active_views_symmetric(&graph, &self.engine.in_flight()),
             ));
             checks.push((
                 "active_views_within_bounds",

@@ -117,7 +117,8 @@ pub struct Scenario {
     /// Seed of everything random in the run.
     pub seed: u64,
     /// Bootstrap contacts: nodes 2..=contacts join through node 1, later
-    /// nodes through a random one of the first `contacts`. 1..=nodes.
+    /// nodes through a random one of the first `contacts` (at most
+    /// `nodes` count). 1..=100_000.
     pub contacts: u32,
     /// Who broadcasts.
     pub sender: SenderMode,
@@ -205,7 +206,7 @@ impl Scenario {
     pub fn validate(&self) -> Result<(), SimError> {
         range("nodes", self.nodes, 1, MAX_NODES)?;
         range("rounds", self.rounds, 1, 10_000)?;
-        range("contacts", self.contacts, 1, self.nodes.max(1))?;
+        range("contacts", self.contacts, 1, MAX_NODES)?;
         range("servers", self.servers, 1, 64)?;
         range("join_interval_ms", self.join_interval_ms, 0, 60_000)?;
         range("settle_ms", self.settle_ms, 0, 3_600_000)?;
