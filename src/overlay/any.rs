@@ -8,6 +8,9 @@
 //! (a frame routed to the wrong instance) has no effect: callers that
 //! count such drops check [`AnyOverlay::accepts`] first.
 
+use std::cell::RefCell;
+use std::thread::LocalKey;
+
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -96,7 +99,7 @@ macro_rules! each {
 
 /// Hands `$event` to `$s` if it is of variant `$variant`.
 macro_rules! route {
-    ($s:ident, $variant:ident, $now:expr, $event:expr, $out:expr) => {{
+    ($s:ident, $variant:ident, $now:expr, $event:expr, $out:expr, $scratch:ident) => {{
         let ev = narrow(
             $event,
             |m| match m {
@@ -108,7 +111,7 @@ macro_rules! route {
                 _ => None,
             },
         );
-        drive($s, $now, ev, $out)
+        drive($s, $now, ev, $out, &$scratch)
     }};
 }
 
@@ -152,8 +155,11 @@ fn narrow<M, T>(
 }
 
 /// Wraps one protocol's outputs.
-fn widen<M: Into<AnyMessage>, T: Into<AnyTimer>>(inner: Vec<OutEvent<M, T>>, out: &mut AnyOut) {
-    out.extend(inner.into_iter().map(|o| match o {
+fn widen<M: Into<AnyMessage>, T: Into<AnyTimer>>(
+    inner: &mut Vec<OutEvent<M, T>>,
+    out: &mut AnyOut,
+) {
+    out.extend(inner.drain(..).map(|o| match o {
         OutEvent::Send { to, message } => OutEvent::Send {
             to,
             message: message.into(),
@@ -184,14 +190,31 @@ fn drive<P: Protocol>(
     now: Time,
     event: Option<InEvent<P::Message, P::Timer>>,
     out: &mut AnyOut,
+    scratch: &'static LocalKey<Scratch<P::Message, P::Timer>>,
 ) where
     P::Message: Into<AnyMessage>,
     P::Timer: Into<AnyTimer>,
 {
     let Some(event) = event else { return };
-    let mut inner = Vec::new();
+    // Reuse one output buffer per protocol and thread: no allocation per
+    // event on the hot path.
+    let mut inner = scratch.with(RefCell::take);
     state.handle(now, event, &mut inner);
-    widen(inner, out);
+    widen(&mut inner, out);
+    scratch.with(|cell| *cell.borrow_mut() = inner);
+}
+
+type Scratch<M, T> = RefCell<Vec<OutEvent<M, T>>>;
+
+thread_local! {
+    static FULL_MESH_OUT: Scratch<full_mesh::Message, full_mesh::Timer> =
+        const { RefCell::new(Vec::new()) };
+    static HYPARVIEW_OUT: Scratch<hyparview::Message, hyparview::Timer> =
+        const { RefCell::new(Vec::new()) };
+    static CLIENT_SERVER_OUT: Scratch<client_server::Message, client_server::Timer> =
+        const { RefCell::new(Vec::new()) };
+    static PUB_SUB_OUT: Scratch<plumtree::Message, plumtree::Timer> =
+        const { RefCell::new(Vec::new()) };
 }
 
 impl AnyOverlay {
@@ -263,10 +286,12 @@ impl Protocol for AnyOverlay {
 
     fn handle(&mut self, now: Time, event: InEvent<AnyMessage, AnyTimer>, out: &mut AnyOut) {
         match self {
-            AnyOverlay::FullMesh(s) => route!(s, FullMesh, now, event, out),
-            AnyOverlay::HyParView(s) => route!(s, HyParView, now, event, out),
-            AnyOverlay::ClientServer(s) => route!(s, ClientServer, now, event, out),
-            AnyOverlay::PubSub(s) => route!(s, PubSub, now, event, out),
+            AnyOverlay::FullMesh(s) => route!(s, FullMesh, now, event, out, FULL_MESH_OUT),
+            AnyOverlay::HyParView(s) => route!(s, HyParView, now, event, out, HYPARVIEW_OUT),
+            AnyOverlay::ClientServer(s) => {
+                route!(s, ClientServer, now, event, out, CLIENT_SERVER_OUT)
+            }
+            AnyOverlay::PubSub(s) => route!(s, PubSub, now, event, out, PUB_SUB_OUT),
         }
     }
 

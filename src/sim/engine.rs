@@ -55,7 +55,9 @@ enum Ev<M, T> {
 /// heap moves 24-byte keys, not messages.
 #[derive(PartialEq, Eq)]
 struct Scheduled {
-    at: Time,
+    /// Simulated time in ns (a plain integer compares faster than a
+    /// `Duration`; 2^64 ns is 584 years).
+    at: u64,
     seq: u64,
     slot: u32,
 }
@@ -110,6 +112,10 @@ impl Tracker {
     }
 }
 
+fn nanos(t: Time) -> u64 {
+    u64::try_from(t.as_nanos()).unwrap_or(u64::MAX)
+}
+
 type NodeFactory<P> = Box<dyn FnMut(PeerId) -> P>;
 
 /// N nodes of one protocol on a simulated network.
@@ -132,8 +138,8 @@ pub struct Engine<P: Protocol> {
     factory: NodeFactory<P>,
     /// Messages sent since the last [`Engine::reset_counters`].
     pub counters: Counters,
-    /// Messages sent over the whole run, by kind.
-    pub kinds: BTreeMap<&'static str, u64>,
+    /// Messages sent over the whole run, by kind (see [`Engine::kinds`]).
+    kinds: Vec<(&'static str, u64)>,
     /// The broadcast being measured.
     pub tracker: Tracker,
     /// Events processed over the whole run.
@@ -158,7 +164,7 @@ impl<P: Protocol> Engine<P> {
             scratch: Vec::new(),
             factory,
             counters: Counters::default(),
-            kinds: BTreeMap::new(),
+            kinds: Vec::new(),
             tracker: Tracker::default(),
             events: 0,
         }
@@ -212,7 +218,7 @@ impl<P: Protocol> Engine<P> {
             }
         };
         self.queue.push(Scheduled {
-            at,
+            at: nanos(at),
             seq: self.seq,
             slot,
         });
@@ -257,9 +263,10 @@ impl<P: Protocol> Engine<P> {
 
     /// Runs every event up to and including `until`; time ends at `until`.
     pub fn run_until(&mut self, until: Time) {
-        while self.queue.peek().is_some_and(|s| s.at <= until) {
+        let limit = nanos(until);
+        while self.queue.peek().is_some_and(|s| s.at <= limit) {
             let Some(next) = self.queue.pop() else { break };
-            self.now = next.at;
+            self.now = Duration::from_nanos(next.at);
             self.events += 1;
             let ev = self.slab[next.slot as usize].take();
             self.free.push(next.slot);
@@ -345,7 +352,7 @@ impl<P: Protocol> Engine<P> {
             MessageClass::Gossip => self.counters.gossip += 1,
             MessageClass::Membership => self.counters.membership += 1,
         }
-        *self.kinds.entry(message.kind()).or_insert(0) += 1;
+        self.count_kind(message.kind());
         if !self.reachable(from, to) {
             self.report_down(from, to);
             return;
@@ -355,6 +362,29 @@ impl<P: Protocol> Engine<P> {
         }
         let at = self.now + self.latency(from, to);
         self.push(at, Ev::Message { from, to, message });
+    }
+
+    /// Per-send kind counter: a short list searched by pointer first (the
+    /// kinds are string literals), far cheaper than a map keyed by text.
+    fn count_kind(&mut self, kind: &'static str) {
+        if let Some(entry) = self
+            .kinds
+            .iter_mut()
+            .find(|(k, _)| std::ptr::eq(*k, kind) || *k == kind)
+        {
+            entry.1 += 1;
+        } else {
+            self.kinds.push((kind, 1));
+        }
+    }
+
+    /// Messages sent over the whole run, by kind.
+    pub fn kinds(&self) -> BTreeMap<&'static str, u64> {
+        let mut map = BTreeMap::new();
+        for (k, n) in &self.kinds {
+            *map.entry(*k).or_insert(0) += n;
+        }
+        map
     }
 
     /// Zeroes [`Engine::counters`].

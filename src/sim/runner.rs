@@ -329,7 +329,7 @@ impl Run {
             invariants: self.invariants,
             rounds,
             summary,
-            messages_by_kind: self.engine.kinds.clone(),
+            messages_by_kind: self.engine.kinds(),
             simulated_ms: ms(self.engine.now()),
             events: self.engine.events,
         }
