@@ -318,6 +318,14 @@ mod tests {
     }
 
     #[test]
+    fn example_scenario_file_is_valid() {
+        let text = include_str!("../../examples/scenarios/failures.toml");
+        let s = parse(text).unwrap();
+        assert_eq!(s.events.len(), 4);
+        assert!(matches!(s.latency, LatencyModel::Regions { .. }));
+    }
+
+    #[test]
     fn unknown_top_level_key_is_named() {
         let err = parse("nodez = 5").unwrap_err().to_string();
         assert!(err.contains("nodez"), "{err}");
