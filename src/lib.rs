@@ -29,3 +29,4 @@ pub mod dev;
 pub mod model;
 pub mod node;
 pub mod overlay;
+pub mod sim;

@@ -7,10 +7,18 @@
 //! iterates only ordered collections, so a seed replays a run exactly. The
 //! same code runs in the simulator (`src/sim/`) and, later, on real sockets.
 
+pub mod hyparview;
+pub mod plumtree;
+
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+
+pub mod any;
+pub mod client_server;
+pub mod full_mesh;
+pub mod seen;
 
 pub use crate::model::NodeId as PeerId;
 

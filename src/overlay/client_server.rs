@@ -1,0 +1,594 @@
+//! Client-server: the configured servers form a full mesh; every other
+//! node is a client keeping links to `k` servers (`links_per_client`,
+//! design default 2).
+//!
+//! A client picks its servers from its seeded RNG (so a seed replays the
+//! choice), sends `Attach` and counts a server as linked once it answers
+//! `Attached`. When a server is lost (`PeerDown`, `Refused`, or its
+//! `Detach`) the client attaches to another server it is not linked to;
+//! when every server has failed it retries them all after
+//! [`Config::retry_interval`]. Clients never link to clients: a client
+//! answers any `Attach` with `Refused` and never initiates a send to a
+//! client.
+//!
+//! Broadcast: a client sends the payload to one of its servers; a server
+//! that receives it from a client relays it to every other server and to
+//! its own clients (except the one it came from); a server that receives it
+//! from a server hands it to its own clients only. Duplicates (a client
+//! linked to two servers receives the payload twice) are dropped by id.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::seq::SliceRandom;
+use rand::Rng;
+
+use super::seen::SeenCache;
+use super::{
+    Command, InEvent, MessageClass, MessageId, OutEvent, PeerId, Protocol, ProtocolMessage, Time,
+};
+use crate::model::ClientServerConfig;
+
+/// Client-server parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Server node ids (sorted, no duplicates). Must not be empty.
+    pub servers: Vec<PeerId>,
+    /// Servers each client links to (k). 1..=16; design default 2.
+    pub links_per_client: usize,
+    /// Delay before a client whose every server failed tries them again.
+    /// Guess: 1 s.
+    pub retry_interval: Duration,
+    /// Delivered broadcast ids remembered. Guess: 4096, as Plumtree.
+    pub seen_capacity: usize,
+}
+
+impl Config {
+    /// Built from the replicated config; `servers` replaces an empty
+    /// server list (the caller resolves "the voters").
+    pub fn from_model(model: &ClientServerConfig, servers: &[PeerId]) -> Self {
+        let mut list = if model.servers.is_empty() {
+            servers.to_vec()
+        } else {
+            model.servers.clone()
+        };
+        list.sort_unstable();
+        list.dedup();
+        Config {
+            servers: list,
+            links_per_client: model.links_per_client.max(1) as usize,
+            retry_interval: Duration::from_secs(1),
+            seen_capacity: 4096,
+        }
+    }
+}
+
+/// Client-server protocol messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A client asks a server for a link; between servers, "I am up".
+    Attach,
+    /// A server accepts a client's link.
+    Attached,
+    /// The receiver refuses the link (a client asked by a client, or a
+    /// node that is not a server).
+    Refused,
+    /// The sender closes its link (graceful leave).
+    Detach,
+    /// A broadcast payload.
+    Broadcast {
+        id: MessageId,
+        hops: u32,
+        payload: Bytes,
+    },
+}
+
+impl ProtocolMessage for Message {
+    fn class(&self) -> MessageClass {
+        match self {
+            Message::Broadcast { .. } => MessageClass::Payload,
+            _ => MessageClass::Membership,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Message::Attach => "ATTACH",
+            Message::Attached => "ATTACHED",
+            Message::Refused => "REFUSED",
+            Message::Detach => "DETACH",
+            Message::Broadcast { .. } => "BROADCAST",
+        }
+    }
+}
+
+/// Client-server timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// A client with no reachable server retries them all (token
+    /// recognises stale timers).
+    Retry(u64),
+}
+
+type Out = Vec<OutEvent<Message, Timer>>;
+
+/// Per-node client-server state.
+#[derive(Debug)]
+pub struct State<R> {
+    me: PeerId,
+    config: Config,
+    rng: R,
+    is_server: bool,
+    /// Server: other servers believed up. Client: servers linked.
+    servers_up: BTreeSet<PeerId>,
+    /// Client: servers asked (`Attach`) but not yet answered.
+    pending: BTreeSet<PeerId>,
+    /// Client: servers that failed since the last full retry.
+    failed: BTreeSet<PeerId>,
+    /// Server: attached clients.
+    clients: BTreeSet<PeerId>,
+    seen: SeenCache,
+    joined: bool,
+    retry_token: u64,
+}
+
+impl<R: Rng> State<R> {
+    /// A node that has not joined yet; it is a server if listed in
+    /// `config.servers`.
+    pub fn new(me: PeerId, config: Config, rng: R) -> Self {
+        let is_server = config.servers.binary_search(&me).is_ok();
+        let seen = SeenCache::new(config.seen_capacity);
+        State {
+            me,
+            config,
+            rng,
+            is_server,
+            servers_up: BTreeSet::new(),
+            pending: BTreeSet::new(),
+            failed: BTreeSet::new(),
+            clients: BTreeSet::new(),
+            seen,
+            joined: false,
+            retry_token: 0,
+        }
+    }
+
+    /// Whether this node is a server.
+    pub fn is_server(&self) -> bool {
+        self.is_server
+    }
+
+    /// Client: servers it is linked to. Server: other servers up.
+    pub fn servers(&self) -> &BTreeSet<PeerId> {
+        &self.servers_up
+    }
+
+    /// Server: its attached clients (empty on a client).
+    pub fn clients(&self) -> &BTreeSet<PeerId> {
+        &self.clients
+    }
+
+    fn is_server_id(&self, peer: PeerId) -> bool {
+        self.config.servers.binary_search(&peer).is_ok()
+    }
+
+    fn view_changed(&self, out: &mut Out) {
+        out.push(OutEvent::ViewChanged {
+            links: self.links(),
+        });
+    }
+
+    fn send(out: &mut Out, to: PeerId, message: Message) {
+        out.push(OutEvent::Send { to, message });
+    }
+
+    /// Client: attaches to servers until `k` are linked or asked.
+    fn fill(&mut self, out: &mut Out) {
+        let k = self.config.links_per_client;
+        let wanted = k.saturating_sub(self.servers_up.len() + self.pending.len());
+        if wanted == 0 {
+            return;
+        }
+        let candidates: Vec<PeerId> = self
+            .config
+            .servers
+            .iter()
+            .copied()
+            .filter(|s| {
+                *s != self.me
+                    && !self.servers_up.contains(s)
+                    && !self.pending.contains(s)
+                    && !self.failed.contains(s)
+            })
+            .collect();
+        let chosen: Vec<PeerId> = candidates
+            .choose_multiple(&mut self.rng, wanted)
+            .copied()
+            .collect();
+        for server in chosen {
+            self.pending.insert(server);
+            Self::send(out, server, Message::Attach);
+        }
+        if self.servers_up.is_empty() && self.pending.is_empty() {
+            // Every server failed: try them all again later.
+            self.retry_token += 1;
+            out.push(OutEvent::ScheduleTimer {
+                after: self.config.retry_interval,
+                timer: Timer::Retry(self.retry_token),
+            });
+        }
+    }
+
+    fn on_join(&mut self, out: &mut Out) {
+        self.joined = true;
+        if self.is_server {
+            let others: Vec<PeerId> = self
+                .config
+                .servers
+                .iter()
+                .copied()
+                .filter(|s| *s != self.me)
+                .collect();
+            for server in others {
+                self.servers_up.insert(server);
+                out.push(OutEvent::Connect(server));
+                Self::send(out, server, Message::Attach);
+            }
+            self.view_changed(out);
+        } else {
+            self.fill(out);
+        }
+    }
+
+    fn on_leave(&mut self, out: &mut Out) {
+        let peers: Vec<PeerId> = self
+            .servers_up
+            .iter()
+            .chain(self.clients.iter())
+            .copied()
+            .collect();
+        for peer in peers {
+            Self::send(out, peer, Message::Detach);
+            out.push(OutEvent::Disconnect(peer));
+        }
+        self.servers_up.clear();
+        self.clients.clear();
+        self.pending.clear();
+        self.failed.clear();
+        self.joined = false;
+        self.retry_token += 1;
+        self.view_changed(out);
+    }
+
+    /// Sends a payload onwards as the design's path prescribes.
+    fn forward(&self, id: MessageId, hops: u32, payload: &Bytes, from: PeerId, out: &mut Out) {
+        let msg = |hops| Message::Broadcast {
+            id,
+            hops,
+            payload: payload.clone(),
+        };
+        if !self.is_server {
+            // A client hands its own broadcast to one of its servers.
+            if from == self.me {
+                if let Some(&server) = self.servers_up.iter().next() {
+                    Self::send(out, server, msg(hops + 1));
+                }
+            }
+            return;
+        }
+        let from_server = from != self.me && self.is_server_id(from);
+        if !from_server {
+            for &server in &self.servers_up {
+                Self::send(out, server, msg(hops + 1));
+            }
+        }
+        for &client in self.clients.iter().filter(|c| **c != from) {
+            Self::send(out, client, msg(hops + 1));
+        }
+    }
+
+    fn on_broadcast(
+        &mut self,
+        from: PeerId,
+        id: MessageId,
+        hops: u32,
+        payload: Bytes,
+        out: &mut Out,
+    ) {
+        if !self.is_server && from != self.me && !self.is_server_id(from) {
+            return; // Clients take nothing from clients.
+        }
+        if !self.seen.insert(id) {
+            return;
+        }
+        out.push(OutEvent::Deliver {
+            id,
+            from,
+            hops,
+            payload: payload.clone(),
+        });
+        self.forward(id, hops, &payload, from, out);
+    }
+
+    /// A server (or a client's server) is gone.
+    fn lost(&mut self, peer: PeerId, out: &mut Out) {
+        let was_linked = self.servers_up.remove(&peer) | self.clients.remove(&peer);
+        let was_pending = self.pending.remove(&peer);
+        if !self.is_server && self.is_server_id(peer) && self.joined {
+            self.failed.insert(peer);
+            self.fill(out);
+        }
+        if was_linked || was_pending {
+            self.view_changed(out);
+        }
+    }
+
+    fn on_message(&mut self, from: PeerId, message: Message, out: &mut Out) {
+        match message {
+            Message::Attach if self.is_server => {
+                let added = if self.is_server_id(from) {
+                    self.servers_up.insert(from)
+                } else {
+                    let added = self.clients.insert(from);
+                    Self::send(out, from, Message::Attached);
+                    added
+                };
+                if added {
+                    out.push(OutEvent::Connect(from));
+                    self.view_changed(out);
+                }
+            }
+            Message::Attach => Self::send(out, from, Message::Refused),
+            Message::Attached => {
+                if self.pending.remove(&from) && self.joined {
+                    self.servers_up.insert(from);
+                    self.failed.remove(&from);
+                    out.push(OutEvent::Connect(from));
+                    self.view_changed(out);
+                }
+            }
+            Message::Refused | Message::Detach => self.lost(from, out),
+            Message::Broadcast { id, hops, payload } => {
+                self.on_broadcast(from, id, hops, payload, out)
+            }
+        }
+    }
+}
+
+impl<R: Rng> Protocol for State<R> {
+    type Message = Message;
+    type Timer = Timer;
+
+    fn me(&self) -> PeerId {
+        self.me
+    }
+
+    fn handle(&mut self, _now: Time, event: InEvent<Message, Timer>, out: &mut Out) {
+        match event {
+            InEvent::Message { from, message } => self.on_message(from, message, out),
+            InEvent::PeerDown(peer) => self.lost(peer, out),
+            InEvent::Timer(Timer::Retry(token)) => {
+                if token == self.retry_token && self.joined && !self.is_server {
+                    self.failed.clear();
+                    self.fill(out);
+                }
+            }
+            InEvent::Command(Command::Join(_)) => self.on_join(out),
+            InEvent::Command(Command::Leave) => self.on_leave(out),
+            InEvent::Command(Command::Broadcast { id, payload }) => {
+                let me = self.me;
+                self.on_broadcast(me, id, 0, payload, out)
+            }
+        }
+    }
+
+    fn links(&self) -> Vec<PeerId> {
+        self.servers_up
+            .iter()
+            .chain(self.clients.iter())
+            .copied()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    const SERVERS: [PeerId; 3] = [1, 2, 3];
+
+    fn node(me: PeerId) -> State<ChaCha8Rng> {
+        let model = ClientServerConfig::default();
+        let config = Config::from_model(&model, &SERVERS);
+        State::new(me, config, ChaCha8Rng::seed_from_u64(me))
+    }
+
+    fn run(s: &mut State<ChaCha8Rng>, ev: InEvent<Message, Timer>) -> Out {
+        let mut out = Vec::new();
+        s.handle(Duration::ZERO, ev, &mut out);
+        out
+    }
+
+    fn msg(from: PeerId, message: Message) -> InEvent<Message, Timer> {
+        InEvent::Message { from, message }
+    }
+
+    fn sends(out: &Out) -> Vec<(PeerId, Message)> {
+        out.iter()
+            .filter_map(|e| match e {
+                OutEvent::Send { to, message } => Some((*to, message.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A joined client linked to the two servers its RNG picked.
+    fn attached_client(me: PeerId) -> (State<ChaCha8Rng>, Vec<PeerId>) {
+        let mut c = node(me);
+        let out = run(&mut c, InEvent::Command(Command::Join(vec![])));
+        let asked: Vec<PeerId> = sends(&out).into_iter().map(|(to, _)| to).collect();
+        for &s in &asked {
+            run(&mut c, msg(s, Message::Attached));
+        }
+        (c, asked)
+    }
+
+    #[test]
+    fn server_join_links_every_other_server() {
+        let mut s = node(2);
+        let out = run(&mut s, InEvent::Command(Command::Join(vec![])));
+        assert_eq!(
+            out,
+            vec![
+                OutEvent::Connect(1),
+                OutEvent::Send {
+                    to: 1,
+                    message: Message::Attach
+                },
+                OutEvent::Connect(3),
+                OutEvent::Send {
+                    to: 3,
+                    message: Message::Attach
+                },
+                OutEvent::ViewChanged { links: vec![1, 3] },
+            ]
+        );
+    }
+
+    #[test]
+    fn client_attaches_to_k_distinct_servers_chosen_by_the_rng() {
+        let mut c = node(10);
+        let out = run(&mut c, InEvent::Command(Command::Join(vec![])));
+        let asked = sends(&out);
+        assert_eq!(asked.len(), 2);
+        assert!(asked
+            .iter()
+            .all(|(to, m)| SERVERS.contains(to) && *m == Message::Attach));
+        assert_ne!(asked[0].0, asked[1].0);
+        // Same seed, same choice.
+        let mut again = node(10);
+        let out2 = run(&mut again, InEvent::Command(Command::Join(vec![])));
+        assert_eq!(out, out2);
+        let (c, linked) = attached_client(10);
+        assert_eq!(c.links(), {
+            let mut l = linked.clone();
+            l.sort();
+            l
+        });
+    }
+
+    #[test]
+    fn client_refuses_a_client_link() {
+        let (mut c, _) = attached_client(10);
+        let out = run(&mut c, msg(11, Message::Attach));
+        assert_eq!(
+            out,
+            vec![OutEvent::Send {
+                to: 11,
+                message: Message::Refused
+            }]
+        );
+        assert!(!c.links().contains(&11));
+    }
+
+    #[test]
+    fn client_fails_over_to_the_third_server_when_one_is_lost() {
+        let (mut c, linked) = attached_client(10);
+        let third = *SERVERS.iter().find(|s| !linked.contains(s)).unwrap();
+        let out = run(&mut c, InEvent::PeerDown(linked[0]));
+        let remaining = linked[1];
+        assert_eq!(
+            out,
+            vec![
+                OutEvent::Send {
+                    to: third,
+                    message: Message::Attach
+                },
+                OutEvent::ViewChanged {
+                    links: vec![remaining]
+                },
+            ]
+        );
+        let out = run(&mut c, msg(third, Message::Attached));
+        let mut links = vec![remaining, third];
+        links.sort();
+        assert_eq!(
+            out,
+            vec![
+                OutEvent::Connect(third),
+                OutEvent::ViewChanged {
+                    links: links.clone()
+                }
+            ]
+        );
+        assert_eq!(c.links(), links);
+    }
+
+    #[test]
+    fn broadcast_path_client_to_server_to_servers_to_clients() {
+        let id = MessageId {
+            origin: 10,
+            incarnation: 0,
+            seq: 1,
+        };
+        let payload = Bytes::from_static(b"p");
+        let b = |hops| Message::Broadcast {
+            id,
+            hops,
+            payload: payload.clone(),
+        };
+        // Client 10 sends to one of its servers, at hop 1.
+        let (mut c, linked) = attached_client(10);
+        let out = run(
+            &mut c,
+            InEvent::Command(Command::Broadcast {
+                id,
+                payload: payload.clone(),
+            }),
+        );
+        let first = *c.servers().iter().next().unwrap();
+        assert!(linked.contains(&first));
+        assert_eq!(sends(&out), vec![(first, b(1))]);
+
+        // The server relays to the other servers and its other clients.
+        let mut s1 = node(1);
+        run(&mut s1, InEvent::Command(Command::Join(vec![])));
+        run(&mut s1, msg(10, Message::Attach));
+        run(&mut s1, msg(11, Message::Attach));
+        let out = run(&mut s1, msg(10, b(1)));
+        assert_eq!(sends(&out), vec![(2, b(2)), (3, b(2)), (11, b(2))]);
+        assert!(out.contains(&OutEvent::Deliver {
+            id,
+            from: 10,
+            hops: 1,
+            payload: payload.clone()
+        }));
+
+        // A server receiving from a server hands it to its clients only.
+        let mut s2 = node(2);
+        run(&mut s2, InEvent::Command(Command::Join(vec![])));
+        run(&mut s2, msg(12, Message::Attach));
+        let out = run(&mut s2, msg(1, b(2)));
+        assert_eq!(sends(&out), vec![(12, b(3))]);
+
+        // A client delivers once and forwards nothing; a second copy is dropped.
+        let mut c12 = node(12);
+        let out = run(&mut c12, msg(2, b(3)));
+        assert_eq!(
+            out,
+            vec![OutEvent::Deliver {
+                id,
+                from: 2,
+                hops: 3,
+                payload: payload.clone()
+            }]
+        );
+        assert!(run(&mut c12, msg(3, b(3))).is_empty());
+        // A client never takes a payload from a client.
+        let mut c13 = node(13);
+        assert!(run(&mut c13, msg(12, b(4))).is_empty());
+    }
+}
