@@ -62,14 +62,9 @@ pub enum Command {
         /// Node id.
         id: NodeId,
     },
-    // ---------------------------------------------------------------
-    // Simulate: added by the lead at merge, as
-    //     /// Run the overlay simulator.
-    //     Simulate(crate::sim::SimulateArgs),
-    // dispatched in `super::run` to
-    //     crate::sim::run_simulate(&args, &mut out)
-    // (it needs no endpoint; see the matching marker in `run`).
-    // ---------------------------------------------------------------
+    /// Run the overlay simulator (no cluster needed): one topology, or
+    /// `--topology all` side by side.
+    Simulate(crate::sim::SimulateArgs),
 }
 
 /// `switch TOPOLOGY [--config JSON] [--wait] [--request-id ID]`.

@@ -55,9 +55,12 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Remove { id } => {
             let path = format!("/v1/cluster/members/{id}");
             members_change(&client, Method::DELETE, &path, None, json, out).await
-        } // Simulate: the lead adds here, at merge,
-          //     Command::Simulate(args) => crate::sim::run_simulate(&args, out) ...
-          // (mapping its error into CliError); it runs without the client.
+        }
+        Command::Simulate(mut args) => {
+            args.json = json;
+            crate::sim::run_simulate(&args, out)?;
+            Ok(())
+        }
     }
 }
 

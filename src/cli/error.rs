@@ -32,6 +32,9 @@ pub enum CliError {
     /// The request was refused before it was sent.
     #[error("{}: {}", .0.code, .0.message)]
     BadRequest(#[from] BadRequest),
+    /// The simulation could not run (bad scenario or arguments).
+    #[error("simulation: {0}")]
+    Simulate(#[from] crate::sim::SimError),
     /// `switch --wait`: the transition was aborted (rolled back).
     #[error("transition_aborted: transition {id} aborted: {reason}")]
     Aborted { id: TransitionId, reason: String },
