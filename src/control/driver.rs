@@ -68,7 +68,13 @@ impl Driver {
         let mut st = ExecutorState::Starting;
         loop {
             let applied = self.applied.borrow_and_update().clone();
-            st = self.step(st, &applied).await;
+            // An executor step may hang (a prepare that never forms) and a
+            // report may retry for a while: neither may hold up shutdown.
+            st = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return,
+                st = self.step(st, &applied) => st,
+            };
             metrics::gauge!("topod_transition_phase").set(st.gauge());
             tokio::select! {
                 biased;
