@@ -167,6 +167,13 @@ impl TopologyState {
         command: &Command,
     ) -> CommandResponse {
         let now = stamp_ms.max(self.last_stamp_ms);
+        let replay = match command {
+            Command::ProposeSwitch(p) => p
+                .request_id
+                .as_ref()
+                .is_some_and(|rid| self.requests.iter().any(|(r, _)| r == rid)),
+            _ => false,
+        };
         let response = match command {
             Command::ProposeSwitch(p) => self.propose(ctx, now, p),
             Command::ReportPhase { id, node, phase } => self.report(*id, *node, phase),
@@ -177,8 +184,9 @@ impl TopologyState {
             Command::SetPolicy(update) => self.set_policy(update),
         };
         // A rejection changes no state, not even the clock (a proposal's
-        // request id is the one exception: it remembers its answer).
-        if !matches!(response, CommandResponse::Rejected(_)) {
+        // request id is the one exception: it remembers its answer); nor
+        // does a repeated request id, which only replays the first answer.
+        if !replay && !matches!(response, CommandResponse::Rejected(_)) {
             self.last_stamp_ms = now;
         }
         response
