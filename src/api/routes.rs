@@ -235,10 +235,20 @@ fn parse_id(ctx: &ApiContext, raw: &str, what: &str) -> Result<u64, Response<Bod
     })
 }
 
+/// Decodes a request body, which must be a JSON object: serde's derived
+/// structs would also take a JSON array, filling fields by position, which
+/// no client means and which bypasses the unknown-field check.
 fn parse_json<T: serde::de::DeserializeOwned>(
     ctx: &ApiContext,
     body: &Bytes,
 ) -> Result<T, Response<Body>> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return Err(bad(
+            ctx,
+            BadRequest::new("invalid JSON body: expected a JSON object"),
+        ));
+    }
     serde_json::from_slice(body)
         .map_err(|e| bad(ctx, BadRequest::new(format!("invalid JSON body: {e}"))))
 }
