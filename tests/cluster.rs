@@ -8,8 +8,11 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use hyper::StatusCode;
-use topod::api::types::{MembersView, ReasonView, TopologyInfo, TransitionStatus, TransitionView};
+use hyper::{Method, StatusCode};
+use serde_json::json;
+use topod::api::types::{
+    MembersView, ReasonView, TopologyInfo, TransitionStatus, TransitionView, FORWARDED_HEADER,
+};
 use topod::model::{NodeId, Outcome, Phase, SwitchReason, Topology};
 
 /// Waits until every running node has applied the post-cut-over health
@@ -76,6 +79,43 @@ async fn a_switch_sent_to_a_follower_is_forwarded_and_applied_identically_everyw
     }
     let record = reference.state.record(v.id).expect("in the history");
     assert!(record.health.values().all(|p| *p == Phase::Verified));
+
+    // Other writes are forwarded too (PUT keeps its method).
+    let r = send_json(
+        c.api(follower),
+        Method::PUT,
+        "/v1/policy",
+        &json!({"cooldown_ms": 777}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.value());
+    assert_eq!(r.served_by(), Some(leader));
+    c.wait_converged().await;
+    for n in 1..=3 {
+        assert_eq!(c.state(n).policy.cooldown_ms, 777, "node {n}");
+    }
+
+    // One hop only: a write that was already forwarded and reaches a
+    // follower is answered 503 `not_leader` with the leader's address.
+    let before = c.applied(leader);
+    let r = request_with(
+        c.api(follower),
+        Method::POST,
+        "/v1/topology/switch",
+        &[
+            ("content-type", "application/json"),
+            (FORWARDED_HEADER, "1"),
+        ],
+        r#"{"topology":"pub_sub"}"#,
+    )
+    .await
+    .expect("answer");
+    r.expect_error(StatusCode::SERVICE_UNAVAILABLE, "not_leader");
+    let hint = &r.value()["error"]["leader"];
+    assert_eq!(hint["id"], leader);
+    assert_eq!(hint["api_addr"], c.api(leader).to_string());
+    c.wait_converged().await;
+    assert_eq!(c.applied(leader).state, before.state, "nothing written");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,6 +250,13 @@ async fn a_failed_prepare_aborts_the_switch_and_changes_nothing() {
         has_call(&c, failing, &abort)
     })
     .await;
+    let prepare = format!("prepare {} hyparview", v.id);
+    let calls = c.executor(failing).calls();
+    assert_eq!(
+        calls.iter().filter(|x| **x == prepare).count(),
+        1,
+        "prepared once: {calls:?}"
+    );
     for n in 1..=3 {
         assert!(
             !has_call(&c, n, &format!("cut_over {}", v.id)),

@@ -167,14 +167,29 @@ pub async fn request(
     content_type: Option<&str>,
     body: impl Into<Bytes>,
 ) -> Result<Resp, String> {
+    let headers: Vec<(&str, &str)> = content_type
+        .map(|ct| ("content-type", ct))
+        .into_iter()
+        .collect();
+    request_with(addr, method, path, &headers, body).await
+}
+
+/// Sends one request with extra `headers`.
+pub async fn request_with(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Result<Resp, String> {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(0)
         .build_http();
     let mut builder = hyper::Request::builder()
         .method(method)
         .uri(format!("http://{addr}{path}"));
-    if let Some(ct) = content_type {
-        builder = builder.header(hyper::header::CONTENT_TYPE, ct);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
     }
     let req = builder
         .body(Full::new(body.into()))
