@@ -51,7 +51,11 @@ async fn a_switch_sent_to_a_follower_is_forwarded_and_applied_identically_everyw
     assert_eq!(v.epoch, Some(1));
     assert_eq!(v.missing, Vec::<NodeId>::new());
     assert_eq!(v.members, vec![1, 2, 3]);
-    assert!(v.requested_by.starts_with("api@node"), "{}", v.requested_by);
+    assert_eq!(
+        v.requested_by,
+        format!("api@node{follower}"),
+        "who was asked"
+    );
 
     wait_health(&c, v.id, &[1, 2, 3]).await;
     c.wait_converged().await;
