@@ -418,3 +418,54 @@ async fn a_switch_commits_without_a_stopped_member_which_catches_up_on_restart()
         .find(|x| x.starts_with("build") || x.starts_with("cut_over") || x.starts_with("abort"));
     assert!(last == Some(&build) || last == Some(&cut), "{calls:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_resumes_the_in_flight_transition() {
+    let mut c = TestCluster::start(3, Options::default()).await;
+    let old = c.leader().await;
+    // The leader never prepares; the followers do.
+    c.executor(old).set_hang_prepare(true);
+    let r = switch(c.api(old), "hyparview", false).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.value());
+    let id = r.value()["transition_id"].as_u64().expect("an id");
+    let followers = c.followers().await;
+    wait_until("the followers prepared", DEADLINE, || {
+        c.running().iter().all(|&n| {
+            c.state(n)
+                .in_flight
+                .is_some_and(|t| t.id == id && followers.iter().all(|f| t.reports.contains_key(f)))
+        })
+    })
+    .await;
+
+    // Stops promptly although its executor hangs in prepare.
+    c.stop(old).await;
+    let new = c.leader().await;
+    assert_ne!(new, old);
+    let record = wait_for(
+        "the new leader decides the transition",
+        DEADLINE,
+        || async {
+            let s = c.state(new);
+            let r = s.record(id)?.clone();
+            (r.outcome != Outcome::InProgress).then_some(r)
+        },
+    )
+    .await;
+    match &record.outcome {
+        Outcome::Committed { missing, epoch, .. } => {
+            assert_eq!(missing, &vec![old], "went ahead without the stopped leader");
+            assert_eq!(*epoch, 1);
+        }
+        other => panic!("expected a commit, got {other:?}"),
+    }
+    wait_health(&c, id, &followers).await;
+    c.wait_converged().await;
+    for n in c.running() {
+        let s = c.state(n);
+        assert_eq!(
+            (s.topology, s.epoch, s.current_instance),
+            (Topology::HyParView, 1, id)
+        );
+    }
+}
