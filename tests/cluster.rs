@@ -469,3 +469,45 @@ async fn a_new_leader_resumes_the_in_flight_transition() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_waits_for_a_live_learner_that_has_not_prepared() {
+    let opts = Options {
+        prepare_timeout_ms: 2_000,
+        ..Options::default()
+    };
+    let mut c = TestCluster::start(3, opts).await;
+    let learner = c.join_learner().await;
+    let old = c.leader().await;
+    c.executor(old).set_hang_prepare(true);
+    c.executor(learner).set_hang_prepare(true);
+    let r = switch(c.api(old), "hyparview", false).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.value());
+    let id = r.value()["transition_id"].as_u64().expect("an id");
+    let voters: Vec<NodeId> = (1..=3).filter(|&n| n != old).collect();
+    wait_until("the other voters prepared", DEADLINE, || {
+        c.state(learner)
+            .in_flight
+            .is_some_and(|t| voters.iter().all(|f| t.reports.contains_key(f)))
+    })
+    .await;
+    c.stop(old).await;
+    let new = c.leader().await;
+    let record = wait_for(
+        "the new leader decides the transition",
+        DEADLINE,
+        || async {
+            let r = c.state(new).record(id)?.clone();
+            (r.outcome != Outcome::InProgress).then_some(r)
+        },
+    )
+    .await;
+    // The learner is live (it answers the new leader) but never prepared:
+    // the transition waits for it and is aborted (by the new leader's
+    // timeout or the learner's own step timeout), never committed without it.
+    assert!(
+        matches!(&record.outcome, Outcome::Aborted { reason, .. } if reason.contains(&learner.to_string())),
+        "{:?}",
+        record.outcome
+    );
+}
