@@ -217,6 +217,32 @@ async fn a_second_switch_while_one_is_in_flight_is_a_conflict() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_that_runs_out_is_a_timeout_and_the_switch_goes_on() {
+    let c = single().await;
+    c.executor(1).set_hang_prepare(true);
+    let r = post_json(
+        c.api(1),
+        "/v1/topology/switch",
+        &json!({"topology": "hyparview", "wait": true, "wait_timeout_ms": 200}),
+    )
+    .await;
+    let m = r.expect_error(StatusCode::GATEWAY_TIMEOUT, "timeout");
+    assert!(m.contains("goes on"), "{m}");
+    let s = c.state(1);
+    let t = s.in_flight.expect("still in flight");
+    assert_eq!(t.to, Topology::HyParView);
+    for bad in [0, 300_001] {
+        let r = post_json(
+            c.api(1),
+            "/v1/topology/switch",
+            &json!({"topology": "client_server", "wait": true, "wait_timeout_ms": bad}),
+        )
+        .await;
+        r.expect_error(StatusCode::BAD_REQUEST, "bad_request");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_pages_newest_first() {
     let c = single().await;
     let a = committed_switch(&c, "hyparview", "a").await;

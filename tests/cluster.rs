@@ -511,3 +511,42 @@ async fn a_new_leader_waits_for_a_live_learner_that_has_not_prepared() {
         record.outcome
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_quorum_writes_get_503_and_readyz_fails() {
+    let mut c = TestCluster::start(3, Options::default()).await;
+    let leader = c.leader().await;
+    let followers = c.followers().await;
+    let (lonely, other) = (followers[0], followers[1]);
+    let before = c.applied(lonely);
+    c.stop(leader).await;
+    c.stop(other).await;
+    wait_until("the lonely node knows no leader", DEADLINE, || {
+        c.node(lonely)
+            .raft()
+            .metrics()
+            .borrow()
+            .current_leader
+            .is_none()
+    })
+    .await;
+
+    let r = switch(c.api(lonely), "hyparview", false).await;
+    r.expect_error(StatusCode::SERVICE_UNAVAILABLE, "no_leader");
+    let r = send_json(
+        c.api(lonely),
+        Method::PUT,
+        "/v1/policy",
+        &json!({"cooldown_ms": 1}),
+    )
+    .await;
+    r.expect_error(StatusCode::SERVICE_UNAVAILABLE, "no_leader");
+    let r = get(c.api(lonely), "/readyz").await;
+    r.expect_error(StatusCode::SERVICE_UNAVAILABLE, "not_ready");
+    // Reads still answer, from the applied state.
+    let r = get(c.api(lonely), "/v1/topology").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.value()["leader"], serde_json::Value::Null);
+    assert_eq!(get(c.api(lonely), "/livez").await.status, StatusCode::OK);
+    assert_eq!(c.applied(lonely).state, before.state);
+}
