@@ -550,3 +550,46 @@ async fn without_a_quorum_writes_get_503_and_readyz_fails() {
     assert_eq!(get(c.api(lonely), "/livez").await.status, StatusCode::OK);
     assert_eq!(c.applied(lonely).state, before.state);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_members_no_longer_take_part_in_switches() {
+    let mut c = TestCluster::start(3, Options::default()).await;
+    let learner = c.join_learner().await;
+    let leader = c.leader().await;
+    let voter = c.followers().await[0];
+    let via = *c
+        .followers()
+        .await
+        .iter()
+        .find(|&&n| n != voter && n != learner)
+        .expect("another follower");
+    for gone in [learner, voter] {
+        let r = request(
+            c.api(via),
+            Method::DELETE,
+            &format!("/v1/cluster/members/{gone}"),
+            None,
+            "",
+        )
+        .await
+        .expect("answer");
+        assert_eq!(r.status, StatusCode::OK, "{}", r.value());
+        assert_eq!(r.served_by(), Some(leader));
+        let m: MembersView = r.json();
+        assert!(m.members.iter().all(|m| m.id != gone), "{m:?}");
+        c.stop(gone).await;
+    }
+    let m: MembersView = get(c.api(leader), "/v1/cluster/members").await.json();
+    let mut remaining: Vec<NodeId> = m.members.iter().map(|m| m.id).collect();
+    remaining.sort();
+    let mut expected = vec![leader, via];
+    expected.sort();
+    assert_eq!(remaining, expected);
+    assert!(m.members.iter().all(|m| m.voter));
+
+    let v = switch_and_wait(c.api(via), "hyparview", "after-removal").await;
+    assert_eq!(v.status, TransitionStatus::Committed);
+    assert_eq!(v.members, expected);
+    assert_eq!(v.missing, Vec::<NodeId>::new());
+    c.wait_converged().await;
+}
