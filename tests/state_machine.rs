@@ -459,6 +459,7 @@ fn cases() -> Vec<Case> {
             check: |s| {
                 assert_eq!(s.history.len(), 1, "no second transition");
                 assert_eq!(s.in_flight.as_ref().unwrap().to, Topology::HyParView);
+                assert_eq!(s.last_stamp_ms, 1_000, "a replay does not move the clock");
             },
         },
         Case {

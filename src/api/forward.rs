@@ -16,6 +16,7 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 
 use super::types::FORWARDED_HEADER;
+use crate::model::NodeId;
 
 /// Largest answer relayed from the leader, bytes.
 pub const MAX_FORWARD_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
@@ -34,6 +35,8 @@ pub enum ForwardError {
 #[derive(Clone)]
 pub struct Forwarder {
     http: Client<HttpConnector, Full<Bytes>>,
+    /// Value of [`FORWARDED_HEADER`]: this node's id, or `-` when unknown.
+    marker: HeaderValue,
 }
 
 impl Default for Forwarder {
@@ -45,11 +48,25 @@ impl Default for Forwarder {
             http: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(30))
                 .build(connector),
+            marker: HeaderValue::from_static("-"),
         }
     }
 }
 
 impl Forwarder {
+    /// A forwarder of node `id`: the requests it forwards name it.
+    pub fn of_node(id: NodeId) -> Self {
+        Forwarder {
+            marker: HeaderValue::from(id),
+            ..Forwarder::default()
+        }
+    }
+
+    /// The node that forwarded `headers`' request, if it says.
+    pub fn origin(headers: &axum::http::HeaderMap) -> Option<NodeId> {
+        headers.get(FORWARDED_HEADER)?.to_str().ok()?.parse().ok()
+    }
+
     /// Sends `body` to `addr` (`host:port`) as `method path_and_query`,
     /// marked as forwarded, and returns the answer.
     pub async fn send(
@@ -68,7 +85,7 @@ impl Forwarder {
         let mut builder = hyper::Request::builder()
             .method(method)
             .uri(format!("http://{addr}{path_and_query}"))
-            .header(FORWARDED_HEADER, "1");
+            .header(FORWARDED_HEADER, self.marker.clone());
         if let Some(ct) = content_type {
             builder = builder.header(header::CONTENT_TYPE, ct);
         }

@@ -26,6 +26,7 @@ use openraft::ChangeMembers;
 use serde::{Deserialize, Serialize};
 
 use super::context::ApiContext;
+use super::forward::Forwarder;
 use super::types::*;
 use crate::control::proposer::WriteError;
 use crate::model::{
@@ -235,10 +236,20 @@ fn parse_id(ctx: &ApiContext, raw: &str, what: &str) -> Result<u64, Response<Bod
     })
 }
 
+/// Decodes a request body, which must be a JSON object: serde's derived
+/// structs would also take a JSON array, filling fields by position, which
+/// no client means and which bypasses the unknown-field check.
 fn parse_json<T: serde::de::DeserializeOwned>(
     ctx: &ApiContext,
     body: &Bytes,
 ) -> Result<T, Response<Body>> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return Err(bad(
+            ctx,
+            BadRequest::new("invalid JSON body: expected a JSON object"),
+        ));
+    }
     serde_json::from_slice(body)
         .map_err(|e| bad(ctx, BadRequest::new(format!("invalid JSON body: {e}"))))
 }
@@ -370,18 +381,18 @@ fn rejected(ctx: &ApiContext, r: &Rejection) -> Response<Body> {
 }
 
 async fn switch(State(ctx): Ctx, req: Request) -> Response<Body> {
-    write(ctx, req, true, |ctx, body| async move {
+    // Who asked: the node the client called, also after forwarding.
+    let asked = Forwarder::origin(req.headers()).unwrap_or(ctx.node_id);
+    write(ctx, req, true, move |ctx, body| async move {
         let request: SwitchRequest = match parse_json(&ctx, &body) {
             Ok(r) => r,
             Err(r) => return Written::Done(r),
         };
-        let mut proposal = match request.to_proposal(
-            |t| (ctx.overlay_defaults)(t),
-            format!("api@node{}", ctx.node_id),
-        ) {
-            Ok(p) => p,
-            Err(e) => return Written::Done(bad(&ctx, e)),
-        };
+        let mut proposal =
+            match request.to_proposal(|t| (ctx.overlay_defaults)(t), format!("api@node{asked}")) {
+                Ok(p) => p,
+                Err(e) => return Written::Done(bad(&ctx, e)),
+            };
         if let OverlayConfig::ClientServer(cs) = &mut proposal.config {
             if cs.servers.is_empty() {
                 let m = ctx.metrics();

@@ -70,6 +70,13 @@ fn init_tracing() {
 
 async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     let node = topod::node::start_node(config, Arc::new(NoOverlay)).await?;
+    // One machine-readable line with the bound addresses (the config may
+    // say port 0), for scripts and tests that start the binary.
+    println!(
+        "listening api={} raft={}",
+        node.api_addr(),
+        node.raft_addr()
+    );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         r = node.stopped() => { r?; }

@@ -143,6 +143,13 @@ impl Coordinator {
         let mut tick = tokio::time::interval(self.settings.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut watch = None;
+        // When this node began leading in the current term. Liveness is
+        // recorded from this node's own RPCs, and a new leader has sent
+        // none to learners (they get no vote request) and may not have
+        // heard back from every voter yet: until one live window has
+        // passed, every member counts as live, so a transition it takes
+        // over never goes ahead without a member that is merely unheard.
+        let mut leading_since: Option<(u64, Instant)> = None;
         loop {
             tokio::select! {
                 biased;
@@ -157,10 +164,21 @@ impl Coordinator {
             };
             if !leading {
                 watch = None;
+                leading_since = None;
                 continue;
             }
+            let since = match leading_since {
+                Some((t, since)) if t == term => since,
+                _ => {
+                    let now = Instant::now();
+                    leading_since = Some((term, now));
+                    now
+                }
+            };
+            let window = self.settings.live_window;
+            let heard_everyone = since.elapsed() >= window;
             let applied = self.applied.borrow().clone();
-            let live = |n| self.liveness.is_live(n, self.settings.live_window);
+            let live = |n| !heard_everyone || self.liveness.is_live(n, window);
             let decision = decide(
                 &applied.state,
                 self.me,

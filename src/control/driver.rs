@@ -40,13 +40,22 @@ pub enum ExecutorState {
         current: TransitionId,
         shadow: TransitionId,
     },
+    /// This node reported `Failed` for transition `id` and tore its shadow
+    /// down; it waits for the leader's abort without preparing `id` again
+    /// (its applied state may not show its own report yet).
+    Failed {
+        current: TransitionId,
+        id: TransitionId,
+    },
 }
 
 impl ExecutorState {
     /// Value of the `topod_transition_phase` gauge: 0 steady, 1 preparing.
     fn gauge(&self) -> f64 {
         match self {
-            ExecutorState::Starting | ExecutorState::Steady { .. } => 0.0,
+            ExecutorState::Starting
+            | ExecutorState::Steady { .. }
+            | ExecutorState::Failed { .. } => 0.0,
             ExecutorState::Preparing { .. } => 1.0,
         }
     }
@@ -68,7 +77,13 @@ impl Driver {
         let mut st = ExecutorState::Starting;
         loop {
             let applied = self.applied.borrow_and_update().clone();
-            st = self.step(st, &applied).await;
+            // An executor step may hang (a prepare that never forms) and a
+            // report may retry for a while: neither may hold up shutdown.
+            st = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return,
+                st = self.step(st, &applied) => st,
+            };
             metrics::gauge!("topod_transition_phase").set(st.gauge());
             tokio::select! {
                 biased;
@@ -118,6 +133,12 @@ impl Driver {
                     .await;
             }
             ExecutorState::Steady { current } => current,
+            ExecutorState::Failed { current, id } => {
+                if s.in_flight.as_ref().is_some_and(|t| t.id == id) {
+                    return st;
+                }
+                current
+            }
             ExecutorState::Preparing { current, shadow } => {
                 if s.current_instance == shadow {
                     return self.cut_over(shadow).await;
@@ -170,7 +191,7 @@ impl Driver {
             if let Err(e) = self.run_step("abort", self.executor.abort(t.id)).await {
                 tracing::warn!(id = t.id, error = %e, "tearing down the failed shadow failed");
             }
-            return st;
+            return ExecutorState::Failed { current, id: t.id };
         }
         ExecutorState::Preparing {
             current,

@@ -167,6 +167,13 @@ impl TopologyState {
         command: &Command,
     ) -> CommandResponse {
         let now = stamp_ms.max(self.last_stamp_ms);
+        let replay = match command {
+            Command::ProposeSwitch(p) => p
+                .request_id
+                .as_ref()
+                .is_some_and(|rid| self.requests.iter().any(|(r, _)| r == rid)),
+            _ => false,
+        };
         let response = match command {
             Command::ProposeSwitch(p) => self.propose(ctx, now, p),
             Command::ReportPhase { id, node, phase } => self.report(*id, *node, phase),
@@ -177,8 +184,9 @@ impl TopologyState {
             Command::SetPolicy(update) => self.set_policy(update),
         };
         // A rejection changes no state, not even the clock (a proposal's
-        // request id is the one exception: it remembers its answer).
-        if !matches!(response, CommandResponse::Rejected(_)) {
+        // request id is the one exception: it remembers its answer); nor
+        // does a repeated request id, which only replays the first answer.
+        if !replay && !matches!(response, CommandResponse::Rejected(_)) {
             self.last_stamp_ms = now;
         }
         response
@@ -428,19 +436,8 @@ impl TopologyState {
     }
 
     fn set_policy(&mut self, update: &PolicyUpdate) -> CommandResponse {
-        let invalid =
-            |detail: String| CommandResponse::Rejected(Rejection::InvalidPolicy { detail });
-        if let Some(c) = update.cooldown_ms {
-            if c > MAX_COOLDOWN_MS {
-                return invalid(format!("cooldown_ms {c} exceeds {MAX_COOLDOWN_MS}"));
-            }
-        }
-        if let Some(h) = update.history_retention {
-            if h == 0 || h > MAX_HISTORY_RETENTION {
-                return invalid(format!(
-                    "history_retention {h} is outside 1..={MAX_HISTORY_RETENTION}"
-                ));
-            }
+        if let Err(rejection) = update.check() {
+            return CommandResponse::Rejected(rejection);
         }
         if let Some(c) = update.cooldown_ms {
             self.policy.cooldown_ms = c;
@@ -462,5 +459,27 @@ impl TopologyState {
         while self.history.len() > self.policy.history_retention as usize {
             self.history.pop_front();
         }
+    }
+}
+
+impl PolicyUpdate {
+    /// Checks the limits of the fields it sets (`invalid_policy` naming
+    /// the first bad one). The state machine applies only a valid update;
+    /// the API checks before proposing, so a bad value writes nothing.
+    pub fn check(&self) -> Result<(), Rejection> {
+        let invalid = |detail: String| Err(Rejection::InvalidPolicy { detail });
+        if let Some(c) = self.cooldown_ms {
+            if c > MAX_COOLDOWN_MS {
+                return invalid(format!("cooldown_ms {c} exceeds {MAX_COOLDOWN_MS}"));
+            }
+        }
+        if let Some(h) = self.history_retention {
+            if h == 0 || h > MAX_HISTORY_RETENTION {
+                return invalid(format!(
+                    "history_retention {h} is outside 1..={MAX_HISTORY_RETENTION}"
+                ));
+            }
+        }
+        Ok(())
     }
 }

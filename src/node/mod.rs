@@ -197,7 +197,7 @@ pub async fn start_node(
         applied.clone(),
         config.api.request_timeout(),
     ));
-    let forwarder = Forwarder::default();
+    let forwarder = Forwarder::of_node(config.node_id);
 
     // Raft RPC server.
     let rpc = crate::control::rpc_server::router(

@@ -43,7 +43,9 @@ pub use transition::{
 /// forwarding: the leader's id for a forwarded write).
 pub const SERVED_BY_HEADER: &str = "x-topod-served-by";
 
-/// Request header a follower adds when it forwards a write to the leader.
+/// Request header a follower adds when it forwards a write to the leader;
+/// its value is the forwarding node's id (so the history records the node
+/// that was asked), or `-` from a sender that is not a member yet.
 /// A request arriving with it is never forwarded again (at most one hop);
 /// a node that is not the leader answers 503 `not_leader` with a hint.
 pub const FORWARDED_HEADER: &str = "x-topod-forwarded";

@@ -28,7 +28,8 @@ impl From<&Policy> for PolicyView {
 }
 
 /// Body of `PUT /v1/policy`: the fields to change (absent ones keep their
-/// value). Limits are checked by the state machine (`invalid_policy`).
+/// value). Limits are checked before proposing and again by the state
+/// machine (`invalid_policy`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyRequest {
@@ -46,14 +47,21 @@ impl PolicyRequest {
         self.cooldown_ms.is_none() && self.auto_switch.is_none() && self.history_retention.is_none()
     }
 
-    /// The update to propose; an empty request is refused.
+    /// The update to propose; an empty request, or a value outside its
+    /// limits (`invalid_policy`, the state machine's own check), is refused
+    /// before anything is written.
     pub fn to_update(&self) -> Result<PolicyUpdate, BadRequest> {
         if self.is_empty() {
             return Err(BadRequest::new(
                 "set at least one of cooldown_ms, auto_switch, history_retention",
             ));
         }
-        Ok(self.into())
+        let update = PolicyUpdate::from(self);
+        update.check().map_err(|r| BadRequest {
+            code: r.code(),
+            message: r.to_string(),
+        })?;
+        Ok(update)
     }
 }
 

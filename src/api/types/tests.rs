@@ -280,6 +280,13 @@ fn policy_request_maps_to_an_update() {
         }
     );
     assert!(PolicyRequest::default().to_update().is_err());
+    for bad in [
+        json!({"history_retention": 0}),
+        json!({"cooldown_ms": 604_800_001u64}),
+    ] {
+        let req: PolicyRequest = serde_json::from_value(bad).unwrap();
+        assert_eq!(req.to_update().unwrap_err().code, "invalid_policy");
+    }
     assert_eq!(
         serde_json::to_value(PolicyView::from(&crate::model::Policy::default())).unwrap(),
         json!({"cooldown_ms": 300000, "auto_switch": false, "history_retention": 1000})
