@@ -15,6 +15,7 @@
 #   TOPOD_RAFT__HEARTBEAT_MS, TOPOD_RAFT__ELECTION_TIMEOUT_MIN_MS,
 #   TOPOD_RAFT__ELECTION_TIMEOUT_MAX_MS (or any TOPOD_* key) are passed to
 #   the nodes; unset means the config defaults (50/150/300 ms).
+#   TOPOD_BIN   use this topod binary instead of building one
 #   CARGO_TARGET_DIR is honoured for the release build.
 set -euo pipefail
 
