@@ -15,7 +15,7 @@
 #   TOPOD_RAFT__HEARTBEAT_MS, TOPOD_RAFT__ELECTION_TIMEOUT_MIN_MS,
 #   TOPOD_RAFT__ELECTION_TIMEOUT_MAX_MS (or any TOPOD_* key) are passed to
 #   the nodes; unset means the config defaults (50/150/300 ms).
-#   TOPOD_BIN   use this topod binary instead of building one
+#   BENCH_TOPOD_BIN  use this topod binary instead of building one
 #   CARGO_TARGET_DIR is honoured for the release build.
 set -euo pipefail
 
@@ -90,6 +90,9 @@ start_node() {
 wait_healthy() {
   local deadline=$((SECONDS + ${1:-60})) i leader st ok
   while :; do
+    for i in "${!NODE_PID[@]}"; do
+      kill -0 "${NODE_PID[$i]}" 2>/dev/null || die "node $i exited: $(tail -3 "$WORK_DIR/node$i.log")"
+    done
     ok=1; leader=""
     for i in 1 2 3; do
       curl -fsS -o /dev/null --max-time 1 "http://$(api $i)/readyz" 2>/dev/null || { ok=0; break; }

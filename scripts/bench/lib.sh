@@ -20,11 +20,11 @@ ensure_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
 }
 
-# Builds topod and topoctl in release; sets TOPOD_BIN. A TOPOD_BIN set in
+# Builds topod and topoctl in release; sets TOPOD_BIN. BENCH_TOPOD_BIN set in
 # the environment is used as is (no build), e.g. to compare two builds.
 build_topod() {
-  if [ -n "${TOPOD_BIN:-}" ]; then
-    [ -x "$TOPOD_BIN" ] || die "TOPOD_BIN=$TOPOD_BIN is not executable"
+  if [ -n "${BENCH_TOPOD_BIN:-}" ]; then
+    TOPOD_BIN=$BENCH_TOPOD_BIN; [ -x "$TOPOD_BIN" ] || die "BENCH_TOPOD_BIN=$TOPOD_BIN is not executable"
     log "using $TOPOD_BIN (not building)"
     return 0
   fi

@@ -16,7 +16,7 @@
 #   SYSTEMS       which systems to measure ["etcd topod"]
 #   WORK_DIR      where data dirs and logs go [a new dir under /tmp]
 #   KEEP          1 keeps WORK_DIR afterwards [0]
-#   TOPOD_BIN   use this topod binary instead of building one
+#   BENCH_TOPOD_BIN  use this topod binary instead of building one
 #   CARGO_TARGET_DIR is honoured for the release build.
 #
 # Durability differs: etcd calls fdatasync on its WAL; sled's flush (topod)
