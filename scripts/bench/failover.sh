@@ -99,7 +99,7 @@ wait_healthy() {
       st=$(curl -fsS --max-time 1 "http://$(api $i)/v1/topology" 2>/dev/null) || { ok=0; break; }
       [ "$(jq -r '.in_flight' <<<"$st")" = null ] || { ok=0; break; }
       l=$(jq -r '.leader // empty' <<<"$st")
-      [ -n "$l" ] && { [ -z "$leader" ] || [ "$leader" = "$l" ]; } || { ok=0; break; }
+      if [ -z "$l" ] || { [ -n "$leader" ] && [ "$leader" != "$l" ]; }; then ok=0; break; fi
       leader=$l
     done
     if [ $ok = 1 ]; then echo "$leader"; return 0; fi
@@ -110,6 +110,7 @@ wait_healthy() {
 
 now_ns() { date +%s%N; }
 
+# shellcheck disable=SC2046 # one port per word
 check_ports_free $(for i in 1 2 3; do echo $((PORT + i - 1)) $((PORT + 99 + i)) $((PORT + 199 + i)); done)
 write_configs
 for i in 1 2 3; do start_node $i; done
@@ -130,7 +131,7 @@ for run in $(seq 1 "$RUNS"); do
   kill -KILL "${NODE_PID[$leader]}"
   wait "${NODE_PID[$leader]}" 2>/dev/null || true
   unset "NODE_PID[$leader]"
-  attempts=0; code=""; n=0
+  attempts=0; code=""
   while :; do
     s=${survivors[$((attempts % 2))]}
     attempts=$((attempts + 1))

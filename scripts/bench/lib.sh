@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers of the control-plane benchmarks (sourced, not run).
 # Expects: set -euo pipefail in the caller, REPO set to the repository root.
 

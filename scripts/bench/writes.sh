@@ -74,7 +74,7 @@ start_etcd() {
   for i in 0 1 2; do
     cluster+="${cluster:+,}e$i=http://127.0.0.1:$((ETCD_PORT + 10 + i))"
   done
-  check_ports_free $ETCD_PORT $((ETCD_PORT + 1)) $((ETCD_PORT + 2)) \
+  check_ports_free "$ETCD_PORT" $((ETCD_PORT + 1)) $((ETCD_PORT + 2)) \
     $((ETCD_PORT + 10)) $((ETCD_PORT + 11)) $((ETCD_PORT + 12))
   for i in 0 1 2; do
     local cp=$((ETCD_PORT + i)) pp=$((ETCD_PORT + 10 + i))
@@ -107,7 +107,7 @@ start_etcd() {
 # ---- topod ----------------------------------------------------------------
 TOPOD_LEADER=""
 start_topod() {
-  check_ports_free $TOPOD_PORT $((TOPOD_PORT + 1)) $((TOPOD_PORT + 2)) \
+  check_ports_free "$TOPOD_PORT" $((TOPOD_PORT + 1)) $((TOPOD_PORT + 2)) \
     $((TOPOD_PORT + 100)) $((TOPOD_PORT + 101)) $((TOPOD_PORT + 102)) \
     $((TOPOD_PORT + 200)) $((TOPOD_PORT + 201)) $((TOPOD_PORT + 202))
   "$TOPOD_BIN" dev --nodes 3 --data-dir "$WORK_DIR/topod" --api-base-port "$TOPOD_PORT" \
