@@ -14,6 +14,8 @@
 #   ETCD_PORT     first etcd client port; peers at +10 [23790]
 #   TOPOD_PORT    first topod API port; Raft at +100, peer at +200 [17101]
 #   SYSTEMS       which systems to measure ["etcd topod"]
+#   HISTORY       switches topod commits before it is measured, so that
+#                 its history is that long (retention 1000) [0]
 #   WORK_DIR      where data dirs and logs go [a new dir under /tmp]
 #   KEEP          1 keeps WORK_DIR afterwards [0]
 #   BENCH_TOPOD_BIN  use this topod binary instead of building one
@@ -36,6 +38,7 @@ HIGH_THREADS=${HIGH_THREADS:-2}
 ETCD_PORT=${ETCD_PORT:-23790}
 TOPOD_PORT=${TOPOD_PORT:-17101}
 SYSTEMS=${SYSTEMS:-etcd topod}
+HISTORY=${HISTORY:-0}
 KEEP=${KEEP:-0}
 WORK_DIR=${WORK_DIR:-$(mktemp -d /tmp/topod-bench-writes.XXXXXX)}
 mkdir -p "$WORK_DIR"
@@ -123,6 +126,16 @@ start_topod() {
   curl -fsS -X PUT -H 'Content-Type: application/json' -d '{"cooldown_ms": 1000}' \
     "http://$TOPOD_LEADER/v1/policy" >/dev/null || die "topod refused a policy write"
   log "topod ready, leader at $TOPOD_LEADER"
+  if [ "$HISTORY" -gt 0 ]; then
+    log "topod: committing $HISTORY switches first (history of $HISTORY transitions)"
+    local i target=hyparview code
+    for i in $(seq 1 "$HISTORY"); do
+      code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+        -d "{\"topology\": \"$target\", \"wait\": true}" "http://$TOPOD_LEADER/v1/topology/switch")
+      [ "$code" = 200 ] || die "switch $i answered $code"
+      target=$([ "$target" = hyparview ] && echo full_mesh || echo hyparview)
+    done
+  fi
 }
 
 # run_wrk SYSTEM TAG ADDR THREADS CONNS SECS -> prints the RESULT line
@@ -176,6 +189,7 @@ ms() { awk '{printf "%.2f", $1/1000}'; }
 echo
 echo "Durable writes, 3-node loopback clusters, ${DURATION}s per run, median of $RUNS run(s); $(nproc) cores (shared)"
 echo "etcd: POST /v3/kv/put to the leader (WAL fdatasync); topod: PUT /v1/policy to the leader (sled flush = sync_file_range)"
+echo "topod history: $HISTORY transitions before the runs"
 printf '%-8s | %-28s | %-28s\n' "" "1 connection" "$HIGH_CONNS connections ($HIGH_THREADS threads)"
 printf '%-8s | %8s %8s %10s | %8s %8s %10s\n' system "p50 ms" "p99 ms" "writes/s" "p50 ms" "p99 ms" "writes/s"
 for s in $SYSTEMS; do
