@@ -4,7 +4,8 @@
 //! Every request carries the cluster id in [`CLUSTER_HEADER`]; the server
 //! refuses other clusters. Every RPC has a deadline (openraft's TTL, capped
 //! by the configured RPC timeout). A failure to connect is reported as
-//! `Unreachable` (openraft backs off); anything else is a `Network` error.
+//! `Unreachable` (openraft backs off); anything else, a timeout included,
+//! is a `Network` error (openraft retries without backing off).
 //! Connections are pooled and kept alive.
 
 use std::time::Duration;
@@ -183,10 +184,16 @@ impl RaftClient {
         e: CallError,
     ) -> RPCError<NodeId, NodeAddr, RaftError<NodeId, E>> {
         match e {
-            CallError::Connect { .. } | CallError::Timeout { .. } => {
-                RPCError::Unreachable(Unreachable::new(&e))
+            // Only a refused or failed connection means "down": openraft
+            // then backs off (500 ms) before it sends to that node again.
+            CallError::Connect { .. } => RPCError::Unreachable(Unreachable::new(&e)),
+            // A slow answer is not a dead node. openraft's AppendEntries
+            // deadline is the heartbeat interval (50 ms by default), which
+            // a busy follower's flush can exceed; reporting that as
+            // unreachable stalled replication for the whole backoff.
+            CallError::Timeout { .. } | CallError::Other { .. } => {
+                RPCError::Network(NetworkError::new(&e))
             }
-            CallError::Other { .. } => RPCError::Network(NetworkError::new(&e)),
         }
     }
 

@@ -14,7 +14,10 @@
 //! `snapshot` (meta and bytes of the last snapshot).
 //!
 //! Durability: every write that openraft or a client is told about is
-//! flushed first. sled flushes with `sync_file_range` on Linux, which
+//! flushed first: log appends, votes, truncations and snapshots flush; an
+//! applied state batch does not, because the entries it applies are already
+//! flushed in the log and are re-applied from there after a crash (see
+//! [`StateMachineStore`]). sled flushes with `sync_file_range` on Linux, which
 //! survives a process crash (SIGKILL) but, unlike `fdatasync`, not
 //! necessarily a power loss. Errors from openraft's traits are
 //! `StorageError`s, which stop the node: a log or state that cannot be read

@@ -2,10 +2,23 @@
 //! persists it in sled and publishes it on a watch channel.
 //!
 //! Each `apply` call computes the new [`Applied`] value in memory, then
-//! writes state, last applied id and membership in one sled batch and
-//! flushes: a crash either keeps the whole batch or none of it, so a
-//! restarted node never applies a switch twice. `apply` never waits on
-//! anything but the disk; the executor reads the latest published value.
+//! writes state, last applied id and membership in one sled batch: a crash
+//! either keeps the whole batch or none of it, so a restarted node never
+//! applies a switch twice. `apply` never waits on anything but sled; the
+//! executor reads the latest published value.
+//!
+//! `apply` does not flush. Every entry it applies is committed, so it is
+//! already flushed in the log of this node (openraft applies only entries
+//! whose append was flushed) and of a quorum. sled's log is a single
+//! sequence for all trees and recovers a prefix of it, so after a crash the
+//! state machine holds the batch of some earlier apply, whole, and openraft
+//! re-applies the entries after it from the log, deterministically, to the
+//! same state. Nothing is lost that the log does not restore: the log is
+//! purged only below a snapshot, and building or installing a snapshot
+//! flushes (which covers every earlier apply batch). The next log append's
+//! flush, or sled's background flusher, makes the batch durable soon
+//! anyway. A flush here cost one more disk flush on the commit path of
+//! every write, leader and followers alike.
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -77,18 +90,15 @@ impl StateMachineStore {
         self.current.clone()
     }
 
-    /// Writes `next` in one batch, flushes, and only then makes it current
-    /// and publishes it.
-    async fn commit(&mut self, next: Applied) -> Result<(), StorageError> {
+    /// Writes `next` in one batch (not flushed: see the module docs), and
+    /// only then makes it current and publishes it.
+    fn commit(&mut self, next: Applied) -> Result<(), StorageError> {
         let batch = next
             .to_batch()
             .map_err(|e| sm_err(ErrorVerb::Write, "encoding the state", e))?;
         self.sm
             .apply_batch(batch)
             .map_err(|e| sm_err(ErrorVerb::Write, "writing the state", e))?;
-        flush(&self.db)
-            .await
-            .map_err(|e| sm_err(ErrorVerb::Write, "flushing the state", e))?;
         self.publish(next);
         Ok(())
     }
@@ -124,7 +134,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         if responses.is_empty() {
             return Ok(responses);
         }
-        self.commit(next).await?;
+        self.commit(next)?;
         metrics::histogram!(METRIC_APPLY_SECONDS).record(start.elapsed().as_secs_f64());
         metrics::counter!(METRIC_PROPOSALS_APPLIED).increment(app_entries);
         Ok(responses)
