@@ -300,3 +300,29 @@ fn a_data_dir_of_another_storage_format_is_refused_untouched() {
         "refusal changed the data dir"
     );
 }
+
+#[tokio::test]
+async fn the_history_survives_restarts_across_applies_that_leave_it_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = {
+        let (_log, mut sm, _id) = open(dir.path()).into_parts();
+        sm.apply(committed_switch()).await.unwrap();
+        // Applies that do not touch the history write the state without it.
+        for i in 0..5u64 {
+            let update = topod::model::PolicyUpdate {
+                cooldown_ms: Some(1_000 + i),
+                ..Default::default()
+            };
+            sm.apply([normal(9 + i, Command::SetPolicy(update))])
+                .await
+                .unwrap();
+        }
+        sm.applied()
+    };
+    assert_eq!(before.state.history.len(), 1);
+    let (_log, sm, _id) = open(dir.path()).into_parts();
+    let after = sm.applied();
+    assert_eq!(after.state.history, before.state.history);
+    assert_eq!(after.state.policy.cooldown_ms, 1_004);
+    assert_eq!(*after, *before);
+}

@@ -8,6 +8,7 @@
 //! remembers its answer (so a retry gets the same one).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -127,8 +128,11 @@ pub struct TopologyState {
     pub last_switch_ms: Option<u64>,
     /// Latest leader stamp seen; time never goes backwards.
     pub last_stamp_ms: u64,
-    /// Newest last; bounded by `policy.history_retention`.
-    pub history: VecDeque<HistoryRecord>,
+    /// Newest last; bounded by `policy.history_retention`. Shared
+    /// copy-on-write: cloning the state (every apply publishes a copy) does
+    /// not copy the history, and a changed history is a new allocation,
+    /// which the store uses to write it only when it changed.
+    pub history: Arc<VecDeque<HistoryRecord>>,
     /// Answers to recent request ids, oldest first.
     pub requests: VecDeque<(String, CommandResponse)>,
 }
@@ -146,7 +150,7 @@ impl Default for TopologyState {
             policy_set: false,
             last_switch_ms: None,
             last_stamp_ms: 0,
-            history: VecDeque::new(),
+            history: Arc::new(VecDeque::new()),
             requests: VecDeque::new(),
         }
     }
@@ -209,7 +213,10 @@ impl TopologyState {
     }
 
     fn record_mut(&mut self, id: TransitionId) -> Option<&mut HistoryRecord> {
-        self.history.iter_mut().rev().find(|r| r.id == id)
+        Arc::make_mut(&mut self.history)
+            .iter_mut()
+            .rev()
+            .find(|r| r.id == id)
     }
 
     fn propose(&mut self, ctx: &ApplyContext, now: u64, p: &ProposeSwitch) -> CommandResponse {
@@ -251,7 +258,7 @@ impl TopologyState {
             members: ctx.members.clone(),
             reports: BTreeMap::new(),
         };
-        self.history.push_back(HistoryRecord {
+        Arc::make_mut(&mut self.history).push_back(HistoryRecord {
             id: ctx.index,
             from: transition.from,
             to: transition.to,
@@ -456,8 +463,12 @@ impl TopologyState {
     /// Drops the oldest records beyond the retention, never the in-flight
     /// one (it is the newest).
     fn prune_history(&mut self) {
-        while self.history.len() > self.policy.history_retention as usize {
-            self.history.pop_front();
+        let keep = self.policy.history_retention as usize;
+        if self.history.len() > keep {
+            let history = Arc::make_mut(&mut self.history);
+            while history.len() > keep {
+                history.pop_front();
+            }
         }
     }
 }

@@ -1,10 +1,14 @@
 //! [`Applied`]: the state machine's applied state, and the pure step that
 //! applies one log entry to it.
 
+use std::sync::Arc;
+
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftLogId};
 use serde::{Deserialize, Serialize};
 
-use super::codec::{decode, encode, io_err, KEY_LAST_APPLIED, KEY_MEMBERSHIP, KEY_STATE};
+use super::codec::{
+    decode, encode, io_err, KEY_HISTORY, KEY_LAST_APPLIED, KEY_MEMBERSHIP, KEY_STATE,
+};
 use super::StoreError;
 use crate::control::types::{Entry, LogId, StorageError, StoredMembership};
 use crate::model::{ApplyContext, CommandResponse, Envelope, NodeId, TopologyState};
@@ -73,10 +77,22 @@ impl Applied {
     }
 
     /// The sled batch that writes this value into the state machine tree:
-    /// state, last applied and membership land together or not at all.
-    pub(crate) fn to_batch(&self) -> Result<sled::Batch, postcard::Error> {
+    /// state, history, last applied and membership land together or not at
+    /// all. The history is written only when it is not the very allocation
+    /// of `previous` (it is copy-on-write: any change makes a new one).
+    pub(crate) fn to_batch(
+        &self,
+        previous: Option<&Applied>,
+    ) -> Result<sled::Batch, postcard::Error> {
         let mut batch = sled::Batch::default();
-        batch.insert(KEY_STATE, encode(&self.state)?);
+        let history_changed =
+            previous.is_none_or(|p| !Arc::ptr_eq(&p.state.history, &self.state.history));
+        if history_changed {
+            batch.insert(KEY_HISTORY, encode(&*self.state.history)?);
+        }
+        let mut rest = self.state.clone();
+        rest.history = Arc::default();
+        batch.insert(KEY_STATE, encode(&rest)?);
         batch.insert(KEY_LAST_APPLIED, encode(&self.last_applied)?);
         batch.insert(KEY_MEMBERSHIP, encode(&self.membership)?);
         Ok(batch)
@@ -105,8 +121,14 @@ impl Applied {
                 })
             }
         };
+        let mut state: TopologyState =
+            decode(&state).map_err(StoreError::corrupt("topology state"))?;
+        if let Some(history) = read(KEY_HISTORY)? {
+            state.history =
+                Arc::new(decode(&history).map_err(StoreError::corrupt("transition history"))?);
+        }
         Ok(Applied {
-            state: decode(&state).map_err(StoreError::corrupt("topology state"))?,
+            state,
             last_applied: decode(&last).map_err(StoreError::corrupt("last applied log id"))?,
             membership: decode(&membership).map_err(StoreError::corrupt("membership"))?,
         })

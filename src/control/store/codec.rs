@@ -31,6 +31,9 @@ pub(crate) const KEY_FORMAT: &[u8] = b"format";
 /// stored type changes its encoding: the state, the log entries, snapshots.
 pub const STORAGE_FORMAT: u32 = 1;
 pub(crate) const KEY_STATE: &[u8] = b"state";
+/// The history, kept apart from the rest of the state so that an apply
+/// that does not change it (most do not) does not rewrite it.
+pub(crate) const KEY_HISTORY: &[u8] = b"history";
 pub(crate) const KEY_LAST_APPLIED: &[u8] = b"last_applied";
 pub(crate) const KEY_MEMBERSHIP: &[u8] = b"membership";
 pub(crate) const KEY_SNAPSHOT_META: &[u8] = b"meta";

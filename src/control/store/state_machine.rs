@@ -94,7 +94,7 @@ impl StateMachineStore {
     /// only then makes it current and publishes it.
     fn commit(&mut self, next: Applied) -> Result<(), StorageError> {
         let batch = next
-            .to_batch()
+            .to_batch(Some(&self.current))
             .map_err(|e| sm_err(ErrorVerb::Write, "encoding the state", e))?;
         self.sm
             .apply_batch(batch)
@@ -170,7 +170,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             ));
         }
         let state = applied
-            .to_batch()
+            .to_batch(None)
             .map_err(|e| sm_err(ErrorVerb::Write, "encoding the state", e))?;
         let snap = snapshot_batch(meta, &data)?;
         // One transaction: the state and the stored snapshot never disagree.
