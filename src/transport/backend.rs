@@ -31,9 +31,10 @@ impl Listener {
                 s.set_nodelay(true)?;
                 Ok(Box::new(s))
             }
-            Listener::Memory(rx) => rx.recv().await.ok_or_else(|| {
-                io::Error::new(io::ErrorKind::BrokenPipe, "memory network dropped")
-            }),
+            Listener::Memory(rx) => rx
+                .recv()
+                .await
+                .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "memory network dropped")),
         }
     }
 }

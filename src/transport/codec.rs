@@ -37,7 +37,9 @@ pub enum WireFrame {
         protocol_version: u32,
     },
     /// The sender refuses the link (and closes it) for `reason`.
-    Refuse { reason: String },
+    Refuse {
+        reason: String,
+    },
     /// Sent by the accepting side once it keeps the link; the dialer waits
     /// for it before sending anything else.
     Ready,
@@ -109,8 +111,8 @@ pub fn decode_body(body: &[u8]) -> Result<WireFrame, CodecError> {
     if body.is_empty() {
         return Err(CodecError::Empty);
     }
-    let (frame, rest) =
-        postcard::take_from_bytes::<WireFrame>(body).map_err(|e| CodecError::Decode(e.to_string()))?;
+    let (frame, rest) = postcard::take_from_bytes::<WireFrame>(body)
+        .map_err(|e| CodecError::Decode(e.to_string()))?;
     if !rest.is_empty() {
         return Err(CodecError::Trailing { extra: rest.len() });
     }
@@ -230,7 +232,9 @@ mod tests {
                 node_id: 7,
                 protocol_version: PROTOCOL_VERSION,
             },
-            WireFrame::Refuse { reason: "no".into() },
+            WireFrame::Refuse {
+                reason: "no".into(),
+            },
             WireFrame::Ready,
             WireFrame::Duplicate,
             WireFrame::Ping { nonce: u64::MAX },
@@ -270,7 +274,10 @@ mod tests {
         r.extend(&1000u32.to_be_bytes());
         assert_eq!(
             r.next_frame(),
-            Err(CodecError::TooLarge { len: 1000, max: 100 })
+            Err(CodecError::TooLarge {
+                len: 1000,
+                max: 100
+            })
         );
     }
 
@@ -280,7 +287,10 @@ mod tests {
             class: FrameClass::Data,
             payload: Bytes::from(vec![0; 200]),
         };
-        assert!(matches!(encode(&f, 100), Err(CodecError::TooLarge { max: 100, .. })));
+        assert!(matches!(
+            encode(&f, 100),
+            Err(CodecError::TooLarge { max: 100, .. })
+        ));
     }
 
     #[test]
@@ -290,7 +300,10 @@ mod tests {
         // Ready followed by a stray byte.
         assert_eq!(decode_body(&[2, 9]), Err(CodecError::Trailing { extra: 1 }));
         // Data with a payload length past the end.
-        assert!(matches!(decode_body(&[6, 1, 50, 1]), Err(CodecError::Decode(_))));
+        assert!(matches!(
+            decode_body(&[6, 1, 50, 1]),
+            Err(CodecError::Decode(_))
+        ));
         let mut r = FrameReader::new(100);
         r.extend(&[0, 0, 0, 0]);
         assert_eq!(r.next_frame(), Err(CodecError::Empty));
@@ -304,7 +317,10 @@ mod tests {
         assert!(matches!(r.read(&mut half).await, Err(ReadError::Truncated)));
         let mut r = FrameReader::new(100);
         let mut whole = &bytes[..];
-        assert_eq!(r.read(&mut whole).await.unwrap().unwrap().0, WireFrame::Ping { nonce: 3 });
+        assert_eq!(
+            r.read(&mut whole).await.unwrap().unwrap().0,
+            WireFrame::Ping { nonce: 3 }
+        );
         assert!(r.read(&mut whole).await.unwrap().is_none());
     }
 

@@ -114,7 +114,12 @@ impl TransportConfig {
             10,
             60_000,
         )?;
-        check_range("transport.send_timeout_ms", self.send_timeout_ms, 1, 600_000)
+        check_range(
+            "transport.send_timeout_ms",
+            self.send_timeout_ms,
+            1,
+            600_000,
+        )
     }
 
     pub(crate) fn max_frame(&self) -> usize {
@@ -157,7 +162,8 @@ mod tests {
 
     #[test]
     fn validate_names_the_key() {
-        let cases: [(fn(&mut TransportConfig), &str); 4] = [
+        type Change = fn(&mut TransportConfig);
+        let cases: [(Change, &str); 4] = [
             (|c| c.max_frame_bytes = 10, "transport.max_frame_bytes"),
             (|c| c.queue_len = 0, "transport.queue_len"),
             (|c| c.ping_timeout_ms = 500, "transport.ping_timeout_ms"),

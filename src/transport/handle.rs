@@ -17,10 +17,8 @@ use super::codec::DATA_OVERHEAD;
 use super::fault::{FaultFilter, FaultRules};
 use super::handshake::{self, Established};
 use super::peer::{Outgoing, PeerTask};
-use super::stats::{self, PeerCounters, TransportStats};
-use super::{
-    ConnectError, FrameClass, SendError, TransportConfig, TransportError, TransportEvent,
-};
+use super::stats::{PeerCounters, TransportStats};
+use super::{ConnectError, FrameClass, SendError, TransportConfig, TransportError, TransportEvent};
 use crate::model::NodeId;
 
 /// Handshakes in progress at once; more incoming connections are closed
@@ -199,7 +197,12 @@ impl Transport {
     /// Queues a frame to `peer` without waiting. On a full queue a control
     /// frame is dropped ([`SendError::QueueFull`]) and a data frame is not
     /// queued ([`SendError::Backpressure`]).
-    pub fn try_send(&self, peer: NodeId, class: FrameClass, payload: Bytes) -> Result<(), SendError> {
+    pub fn try_send(
+        &self,
+        peer: NodeId,
+        class: FrameClass,
+        payload: Bytes,
+    ) -> Result<(), SendError> {
         self.check_size(&payload)?;
         let (queue, counters) = self.inner.queue_of(peer)?;
         match queue.try_send(Outgoing { class, payload }) {
@@ -292,7 +295,10 @@ impl Inner {
         self.peers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn queue_of(&self, peer: NodeId) -> Result<(mpsc::Sender<Outgoing>, Arc<PeerCounters>), SendError> {
+    fn queue_of(
+        &self,
+        peer: NodeId,
+    ) -> Result<(mpsc::Sender<Outgoing>, Arc<PeerCounters>), SendError> {
         if self.cancel.is_cancelled() {
             return Err(SendError::Closed);
         }
@@ -344,7 +350,10 @@ impl Inner {
     fn route_incoming(self: &Arc<Self>, est: Established) {
         let peer = est.peer;
         if self.faults.partitioned(peer) {
-            tracing::debug!(peer, "incoming link refused: partitioned by the fault filter");
+            tracing::debug!(
+                peer,
+                "incoming link refused: partitioned by the fault filter"
+            );
             return;
         }
         let mut peers = self.lock_peers();
@@ -358,16 +367,17 @@ impl Inner {
         }
     }
 
-    /// Sends an event that may be dropped (counted) when the queue is full.
-    pub fn event_lossy(&self, ev: TransportEvent) {
+    /// Sends an event that may be dropped (counted in `dropped_events`)
+    /// when the queue is full. False if it was dropped.
+    pub fn event_lossy(&self, ev: TransportEvent) -> bool {
         match self.events.try_send(ev) {
-            Ok(()) => {}
+            Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.dropped_events.fetch_add(1, Ordering::Relaxed);
-                stats::dropped("event_queue_full");
+                false
             }
             // The owner dropped its receiver: nobody is listening.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     }
 

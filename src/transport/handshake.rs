@@ -11,7 +11,9 @@ use std::sync::Arc;
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 
 use super::backend::BoxStream;
-use super::codec::{self, FrameReader, ReadError, WireFrame, HANDSHAKE_MAX_FRAME, PROTOCOL_VERSION};
+use super::codec::{
+    self, FrameReader, ReadError, WireFrame, HANDSHAKE_MAX_FRAME, PROTOCOL_VERSION,
+};
 use super::handle::Inner;
 use crate::model::NodeId;
 
@@ -82,7 +84,10 @@ pub(crate) async fn dial(inner: Arc<Inner>, peer: NodeId) -> Result<Established,
 /// The accepting side's half: exchange and check `Hello`s. The caller
 /// (under its own deadline) hands the result to the peer task, which
 /// answers `Ready` or `Duplicate` with [`answer`].
-pub(crate) async fn accept(inner: &Inner, stream: BoxStream) -> Result<Established, HandshakeError> {
+pub(crate) async fn accept(
+    inner: &Inner,
+    stream: BoxStream,
+) -> Result<Established, HandshakeError> {
     hello(inner, stream, None).await
 }
 
@@ -130,7 +135,13 @@ async fn hello(
     };
     if let Some(reason) = mismatch(inner, &cluster_id, node_id, version, expect) {
         tracing::warn!(peer = node_id, %reason, "link refused");
-        write_frame(&mut wr, &WireFrame::Refuse { reason: reason.clone() }).await?;
+        write_frame(
+            &mut wr,
+            &WireFrame::Refuse {
+                reason: reason.clone(),
+            },
+        )
+        .await?;
         wr.flush().await.map_err(HandshakeError::Write)?;
         return Err(HandshakeError::Mismatch(reason));
     }
@@ -174,7 +185,10 @@ fn mismatch(
     }
 }
 
-async fn write_frame(wr: &mut WriteHalf<BoxStream>, frame: &WireFrame) -> Result<(), HandshakeError> {
+async fn write_frame(
+    wr: &mut WriteHalf<BoxStream>,
+    frame: &WireFrame,
+) -> Result<(), HandshakeError> {
     let bytes = codec::encode(frame, HANDSHAKE_MAX_FRAME)
         .map_err(|e| HandshakeError::Mismatch(e.to_string()))?;
     wr.write_all(&bytes).await.map_err(HandshakeError::Write)

@@ -118,14 +118,24 @@ impl Reader<'_> {
             WireFrame::Data {
                 class: FrameClass::Control,
                 payload,
-            } => self.inner.event_lossy(self.frame(FrameClass::Control, payload)),
+            } => {
+                if !self
+                    .inner
+                    .event_lossy(self.frame(FrameClass::Control, payload))
+                {
+                    self.counters.dropped("event_queue_full");
+                }
+            }
             WireFrame::Data {
                 class: FrameClass::Data,
                 payload,
             } => {
                 // Backpressure: stop reading until the owner has room.
                 self.shared.reader_blocked.store(true, Ordering::Relaxed);
-                let delivered = self.inner.event(self.frame(FrameClass::Data, payload)).await;
+                let delivered = self
+                    .inner
+                    .event(self.frame(FrameClass::Data, payload))
+                    .await;
                 self.shared.reader_blocked.store(false, Ordering::Relaxed);
                 *lock(&self.shared.last_rx) = Instant::now();
                 if !delivered {
@@ -157,6 +167,8 @@ impl Reader<'_> {
         };
         let rtt = sent.elapsed();
         self.counters.rtt(rtt);
+        // A lost RTT event is counted in `dropped_events`; the sample is
+        // in the stats anyway.
         self.inner.event_lossy(TransportEvent::Rtt {
             peer: self.peer,
             rtt,
@@ -245,4 +257,3 @@ impl Writer<'_> {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
-

@@ -92,9 +92,7 @@ impl MemoryNetwork {
         let refused = || io::Error::new(io::ErrorKind::ConnectionRefused, "connection refused");
         let listener = listener.ok_or_else(refused)?;
         let (ours, theirs) = tokio::io::duplex(PIPE_BYTES);
-        listener
-            .try_send(Box::new(theirs))
-            .map_err(|_| refused())?;
+        listener.try_send(Box::new(theirs)).map_err(|_| refused())?;
         Ok(Box::new(ours))
     }
 

@@ -225,11 +225,21 @@ impl PeerTask {
         self.next_dial = None;
         self.counters.link(true);
         tracing::info!(peer = self.peer, dialer = est.dialer, "link up");
-        if !self.inner.event(TransportEvent::LinkUp { peer: self.peer }).await {
-            return;
+        // False only at shutdown: the link task then ends at once and
+        // `stop` accounts for it.
+        if !self
+            .inner
+            .event(TransportEvent::LinkUp { peer: self.peer })
+            .await
+        {
+            tracing::debug!(peer = self.peer, "LinkUp not delivered: shutting down");
         }
         let cancel = self.cancel.child_token();
-        let (inner, counters, queue) = (self.inner.clone(), self.counters.clone(), self.queue.clone());
+        let (inner, counters, queue) = (
+            self.inner.clone(),
+            self.counters.clone(),
+            self.queue.clone(),
+        );
         let dialer = est.dialer;
         let task_cancel = cancel.clone();
         let task = self.inner.tracker.spawn(async move {

@@ -38,8 +38,8 @@ pub struct PeerStats {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TransportStats {
     pub peers: BTreeMap<NodeId, PeerStats>,
-    /// Control frames, RTT and failure events dropped because the owner's
-    /// event queue was full.
+    /// Events (control frames, RTT samples, send failures) dropped because
+    /// the owner's event queue was full.
     pub dropped_events: u64,
 }
 
@@ -118,8 +118,8 @@ impl PeerCounters {
     }
 }
 
-/// Counts a dropped frame or event in the metrics.
-pub(crate) fn dropped(reason: &'static str) {
+/// Counts a dropped frame in the metrics.
+fn dropped(reason: &'static str) {
     metrics::counter!("topod_transport_dropped_frames_total", "reason" => reason).increment(1);
 }
 

@@ -49,7 +49,10 @@ pub enum TransportEvent {
     /// if the peer is `connect`ed (they go out on the next link); otherwise
     /// they are discarded and a [`TransportEvent::SendFailed`] says how many.
     /// Never dropped.
-    LinkDown { peer: NodeId, reason: LinkDownReason },
+    LinkDown {
+        peer: NodeId,
+        reason: LinkDownReason,
+    },
     /// Frames to `peer` could not be delivered, or a dial attempt failed
     /// (the overlay treats the peer as failed). `unsent` counts queued frames
     /// that were discarded (0 for a failed dial). Dropped and counted when
