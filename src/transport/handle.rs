@@ -205,7 +205,11 @@ impl Transport {
     ) -> Result<(), SendError> {
         self.check_size(&payload)?;
         let (queue, counters) = self.inner.queue_of(peer)?;
-        match queue.try_send(Outgoing { class, payload }) {
+        match queue.try_send(Outgoing {
+            class,
+            payload,
+            created: tokio::time::Instant::now(),
+        }) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => match class {
                 FrameClass::Control => {
@@ -228,6 +232,7 @@ impl Transport {
         let frame = Outgoing {
             class: FrameClass::Data,
             payload,
+            created: tokio::time::Instant::now(),
         };
         tokio::select! {
             r = tokio::time::timeout(after, queue.send(frame)) => match r {
