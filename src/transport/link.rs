@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::io::{AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
 use super::backend::BoxStream;
 use super::codec::{self, FrameReader, ReadError, WireFrame};
@@ -213,42 +213,53 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
+    /// Writes frames in the order they were created (data and pongs), and a
+    /// ping every `ping_interval`, so that none starves the others even on a
+    /// slow, delayed link.
     async fn run(
         mut self,
         queue: &mut mpsc::Receiver<Outgoing>,
         mut pongs: mpsc::Receiver<(WireFrame, Instant)>,
     ) -> LinkDownReason {
         let interval = self.inner.config.ping_interval();
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut next_ping = Instant::now();
         let mut nonce = 0u64;
-        let mut last_ping = Instant::now();
+        let mut held = Held::default();
         loop {
-            // Data goes before pings unless a ping is overdue, so that
-            // neither starves the other (e.g. on a slow, delayed link).
-            let ping_overdue = last_ping.elapsed() >= interval * 2;
-            let (frame, created) = tokio::select! {
-                biased;
-                Some(pong) = pongs.recv() => pong,
-                out = queue.recv(), if !ping_overdue => match out {
-                    Some(o) => (WireFrame::Data { class: o.class, payload: o.payload }, o.created),
-                    None => return LinkDownReason::Shutdown,
-                },
-                _ = tick.tick() => {
-                    if self.dead() {
-                        tracing::info!(peer = self.peer, "closing link: ping timeout");
-                        return LinkDownReason::PingTimeout;
+            let (frame, created) = if Instant::now() >= next_ping {
+                if self.dead() {
+                    tracing::info!(peer = self.peer, "closing link: ping timeout");
+                    return LinkDownReason::PingTimeout;
+                }
+                nonce += 1;
+                let now = Instant::now();
+                next_ping = now + interval;
+                *lock(&self.shared.ping) = Some((nonce, now));
+                (WireFrame::Ping { nonce }, now)
+            } else {
+                if let Err(reason) = held.fill(queue, &mut pongs) {
+                    return reason;
+                }
+                match held.take_oldest() {
+                    Some(f) => f,
+                    None => {
+                        tokio::select! {
+                            biased;
+                            Some(p) = pongs.recv() => held.pong = Some(p),
+                            out = queue.recv() => match out {
+                                Some(o) => held.data = Some(data(o)),
+                                None => return LinkDownReason::Shutdown,
+                            },
+                            _ = tokio::time::sleep_until(next_ping) => {}
+                        }
+                        continue;
                     }
-                    nonce += 1;
-                    last_ping = Instant::now();
-                    *lock(&self.shared.ping) = Some((nonce, last_ping));
-                    (WireFrame::Ping { nonce }, last_ping)
                 }
             };
             if let Err(e) = self.write(frame, created).await {
                 return LinkDownReason::Io(e.to_string());
             }
-            let more = !queue.is_empty() || !pongs.is_empty();
+            let more = held.any() || !queue.is_empty() || !pongs.is_empty();
             if !more || self.out.buffer().len() >= FLUSH_BYTES {
                 if let Err(e) = self.out.flush().await {
                     return LinkDownReason::Io(e.to_string());
@@ -289,6 +300,58 @@ impl Writer<'_> {
         self.counters.sent(bytes.len());
         Ok(())
     }
+}
+
+/// The next data frame and pong, taken from their queues so that the
+/// older one goes first.
+#[derive(Default)]
+struct Held {
+    data: Option<(WireFrame, Instant)>,
+    pong: Option<(WireFrame, Instant)>,
+}
+
+impl Held {
+    fn fill(
+        &mut self,
+        queue: &mut mpsc::Receiver<Outgoing>,
+        pongs: &mut mpsc::Receiver<(WireFrame, Instant)>,
+    ) -> Result<(), LinkDownReason> {
+        if self.pong.is_none() {
+            if let Ok(p) = pongs.try_recv() {
+                self.pong = Some(p);
+            }
+        }
+        if self.data.is_none() {
+            match queue.try_recv() {
+                Ok(o) => self.data = Some(data(o)),
+                Err(mpsc::error::TryRecvError::Empty) => {}
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    return Err(LinkDownReason::Shutdown)
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn take_oldest(&mut self) -> Option<(WireFrame, Instant)> {
+        match (&self.data, &self.pong) {
+            (Some(d), Some(p)) if p.1 < d.1 => self.pong.take(),
+            (Some(_), _) => self.data.take(),
+            (None, _) => self.pong.take(),
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.data.is_some() || self.pong.is_some()
+    }
+}
+
+fn data(o: Outgoing) -> (WireFrame, Instant) {
+    let frame = WireFrame::Data {
+        class: o.class,
+        payload: o.payload,
+    };
+    (frame, o.created)
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -235,16 +235,20 @@ async fn full_queue_drops_control_and_backpressures_data<N: Net>(net: N) {
         v[..4].copy_from_slice(&i.to_be_bytes());
         Bytes::from(v)
     };
+    // Fill until the queue stays full: 20 refusals in a row, 5 ms apart,
+    // mean the writer is stuck on the full pipe, not merely busy.
     let deadline = Instant::now() + WAIT;
-    let mut queued = 0u32;
-    loop {
+    let (mut queued, mut refusals) = (0u32, 0);
+    while refusals < 20 {
         match a.try_send(2, FrameClass::Data, big(queued)) {
-            Ok(()) => queued += 1,
-            Err(SendError::Backpressure { peer: 2 }) => break,
+            Ok(()) => (queued, refusals) = (queued + 1, 0),
+            Err(SendError::Backpressure { peer: 2 }) => {
+                refusals += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             Err(e) => panic!("unexpected {e}"),
         }
         assert!(Instant::now() < deadline, "queue never filled");
-        tokio::task::yield_now().await;
     }
     // Still full: a control frame is dropped and counted.
     let dropped = a.try_send(2, FrameClass::Control, Bytes::from_static(b"ctl"));
