@@ -19,7 +19,7 @@ use super::codec::{self, FrameReader, ReadError, WireFrame};
 use super::handle::Inner;
 use super::handshake::{name, Established};
 use super::peer::Outgoing;
-use super::stats::PeerCounters;
+use super::stats::{self, PeerCounters};
 use super::{FrameClass, LinkDownReason, TransportEvent};
 use crate::model::NodeId;
 
@@ -139,7 +139,8 @@ impl Reader<'_> {
                     .try_send((WireFrame::Pong { nonce }, Instant::now()))
                     .is_err()
                 {
-                    self.counters.dropped("pong_queue_full");
+                    // Our writer is stuck; the peer's ping timeout allows it.
+                    stats::dropped("pong_queue_full");
                 }
             }
             WireFrame::Pong { nonce } => self.pong(nonce),

@@ -20,7 +20,8 @@ pub struct PeerStats {
     pub bytes_out: u64,
     pub frames_in: u64,
     pub frames_out: u64,
-    /// Frames to or from this peer dropped (full queues, fault filter).
+    /// Data and control frames to or from this peer dropped (full queues,
+    /// fault filter, discarded queue); unanswered pings are not counted.
     pub dropped: u64,
     /// Frames waiting in the send queue.
     pub queue_depth: usize,
@@ -148,8 +149,9 @@ pub fn describe_metrics() {
     );
 }
 
-/// Counts a dropped frame in the metrics.
-fn dropped(reason: &'static str) {
+/// Counts a dropped frame in the metrics only (internal frames such as
+/// pongs, which the per-peer figures leave out).
+pub(crate) fn dropped(reason: &'static str) {
     metrics::counter!("topod_transport_dropped_frames_total", "reason" => reason).increment(1);
 }
 
