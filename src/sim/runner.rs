@@ -117,7 +117,10 @@ impl Run {
             return None;
         }
         let eager = Graph::from_links(&self.engine, |p| p.eager_peers().unwrap_or_default());
-        Some(invariants::eager_links_form_spanning_tree(&eager))
+        Some(invariants::eager_links_form_spanning_tree(
+            &eager,
+            &self.engine.in_flight(),
+        ))
     }
 
     fn check_invariants(&mut self, when: &'static str) {
