@@ -412,6 +412,16 @@ impl<R: Rng> Membership<R> {
             // request, or two crossing NEIGHBORs were answered yes and no.
             // Whether or not the peer holds us, drop the link on both
             // sides (DISCONNECT) rather than risk a one-sided one.
+            if accepted && !self.active.contains(&from) {
+                // The peer took us in for a request we no longer wait for
+                // (crossing NEIGHBORs, a DISCONNECT in between): it holds a
+                // link we do not, so ask it to drop it.
+                out.push(Event::Send {
+                    to: from,
+                    message: MembershipMessage::Disconnect,
+                });
+                return;
+            }
             if !accepted && self.remove_active(from) {
                 out.push(Event::Send {
                     to: from,
