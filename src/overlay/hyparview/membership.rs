@@ -77,6 +77,8 @@ impl MembershipMessage {
 pub enum Timer {
     /// Periodic SHUFFLE (also retries filling an incomplete active view).
     Shuffle,
+    /// Periodic check for silent active links, probed with PING.
+    Keepalive,
     /// A NEIGHBOR request to `peer` went unanswered; `token` identifies the
     /// request so a late timer for an answered one is ignored.
     NeighborTimeout { peer: PeerId, token: u64 },
@@ -130,6 +132,10 @@ pub struct Membership<R> {
     hint: Option<PeerId>,
     /// When we last probed the active view.
     last_probe: Option<Time>,
+    /// When each active peer was last heard from (only active peers).
+    heard: Vec<(PeerId, Time)>,
+    /// The `now` of the event being handled.
+    now: Time,
     started: bool,
     left: bool,
 }
@@ -148,6 +154,8 @@ impl<R: Rng> Membership<R> {
             next_token: 0,
             hint: None,
             last_probe: None,
+            heard: Vec::new(),
+            now: Time::ZERO,
             started: false,
             left: false,
         }
@@ -185,29 +193,41 @@ impl<R: Rng> Membership<R> {
         &mut self.rng
     }
 
-    /// Starts the shuffle timer on the first event, so a node that is
-    /// only ever contacted (never told to join) still shuffles.
-    pub fn start(&mut self, out: &mut Vec<Event>) {
+    /// Called first for every event with its time. Starts the periodic
+    /// timers on the first event, so a node that is only ever contacted
+    /// (never told to join) still shuffles.
+    pub fn tick(&mut self, now: Time, out: &mut Vec<Event>) {
+        self.now = now;
         if self.started {
             return;
         }
         self.started = true;
-        // Jitter the first shuffle in [interval/2, 3*interval/2) so that
-        // nodes started together do not shuffle in lockstep.
-        let base = self.config.shuffle_interval;
-        let jitter = self.rng.gen_range(0..=base.as_millis().max(1) as u64);
-        let after = base / 2 + Duration::from_millis(jitter);
-        out.push(Event::ScheduleTimer {
-            after,
-            timer: Timer::Shuffle,
-        });
+        // Jitter the first timers in [interval/2, 3*interval/2) so that
+        // nodes started together do not act in lockstep.
+        let periodic = [
+            (Some(self.config.shuffle_interval), Timer::Shuffle),
+            (self.config.keepalive, Timer::Keepalive),
+        ];
+        for (interval, timer) in periodic {
+            let Some(base) = interval else { continue };
+            let jitter = self.rng.gen_range(0..=base.as_millis().max(1) as u64);
+            let after = base / 2 + Duration::from_millis(jitter);
+            out.push(Event::ScheduleTimer { after, timer });
+        }
+    }
+
+    /// Something arrived from `peer`: it is alive. Layers above call this
+    /// for their own messages; membership messages count by themselves.
+    pub fn heard_from(&mut self, peer: PeerId) {
+        if let Some(h) = self.heard.iter_mut().find(|(p, _)| *p == peer) {
+            h.1 = self.now;
+        }
     }
 
     /// Joins through `contacts`: JOIN to a random one, the others kept as
     /// passive candidates for promotion should it fail.
     pub fn join(&mut self, contacts: &[PeerId], out: &mut Vec<Event>) {
         self.left = false;
-        self.start(out);
         for &c in contacts {
             self.add_passive(c);
         }
@@ -237,6 +257,7 @@ impl<R: Rng> Membership<R> {
             out.push(Event::Disconnect(peer));
             out.push(Event::NeighborDown(peer));
         }
+        self.heard.clear();
         self.passive.clear();
         self.pending.clear();
         self.tried.clear();
@@ -246,7 +267,6 @@ impl<R: Rng> Membership<R> {
     /// Handles a membership message from `from`.
     pub fn handle_message(
         &mut self,
-        now: Time,
         from: PeerId,
         message: MembershipMessage,
         out: &mut Vec<Event>,
@@ -254,13 +274,13 @@ impl<R: Rng> Membership<R> {
         if self.left || from == self.me {
             return;
         }
-        self.start(out);
+        self.heard_from(from);
         match message {
             MembershipMessage::Join => self.on_join(from, out),
             MembershipMessage::ForwardJoin { joiner, ttl } => {
                 self.on_forward_join(from, joiner, ttl, out)
             }
-            MembershipMessage::Neighbor { priority } => self.on_neighbor(now, from, priority, out),
+            MembershipMessage::Neighbor { priority } => self.on_neighbor(from, priority, out),
             MembershipMessage::NeighborReply { accepted } => {
                 self.on_neighbor_reply(from, accepted, out)
             }
@@ -285,6 +305,9 @@ impl<R: Rng> Membership<R> {
         if self.remove_active(peer) {
             out.push(Event::Disconnect(peer));
             out.push(Event::NeighborDown(peer));
+            // Failures come together: find the other dead peers now
+            // rather than one send at a time.
+            self.probe(out);
         }
         self.passive.retain(|&p| p != peer);
         self.tried.retain(|&p| p != peer);
@@ -299,6 +322,7 @@ impl<R: Rng> Membership<R> {
         }
         match timer {
             Timer::Shuffle => self.on_shuffle_timer(out),
+            Timer::Keepalive => self.on_keepalive(out),
             Timer::NeighborTimeout { peer, token } => {
                 let before = self.pending.len();
                 self.pending
@@ -363,7 +387,7 @@ impl<R: Rng> Membership<R> {
         });
     }
 
-    fn on_neighbor(&mut self, now: Time, from: PeerId, priority: Priority, out: &mut Vec<Event>) {
+    fn on_neighbor(&mut self, from: PeerId, priority: Priority, out: &mut Vec<Event>) {
         let accepted = self.active.contains(&from)
             || priority == Priority::High
             || self.active.len() < self.config.active_view;
@@ -375,7 +399,7 @@ impl<R: Rng> Membership<R> {
             message: MembershipMessage::NeighborReply { accepted },
         });
         if !accepted {
-            self.probe_after_refusal(now, from, out);
+            self.probe_after_refusal(from, out);
         }
     }
 
@@ -384,9 +408,15 @@ impl<R: Rng> Membership<R> {
     /// leave us cut off. Probe it, at most once per `neighbor_timeout`;
     /// failed sends come back as `PeerDown`, and the refill then asks the
     /// refused peer first, as it is alive and has room.
-    fn probe_after_refusal(&mut self, now: Time, from: PeerId, out: &mut Vec<Event>) {
+    fn probe_after_refusal(&mut self, from: PeerId, out: &mut Vec<Event>) {
         self.add_passive(from);
         self.hint = Some(from);
+        self.probe(out);
+    }
+
+    /// PINGs every active peer, at most once per `neighbor_timeout`.
+    fn probe(&mut self, out: &mut Vec<Event>) {
+        let now = self.now;
         let due = self
             .last_probe
             .is_none_or(|t| now.saturating_sub(t) >= self.config.neighbor_timeout);
@@ -399,6 +429,28 @@ impl<R: Rng> Membership<R> {
                 to: peer,
                 message: MembershipMessage::Ping,
             });
+        }
+    }
+
+    /// PINGs the active peers not heard from for a keepalive interval, so
+    /// a node whose neighbours all died silently finds out (its sends
+    /// fail) even when no traffic flows.
+    fn on_keepalive(&mut self, out: &mut Vec<Event>) {
+        let Some(interval) = self.config.keepalive else {
+            return;
+        };
+        out.push(Event::ScheduleTimer {
+            after: interval,
+            timer: Timer::Keepalive,
+        });
+        let now = self.now;
+        for &(peer, at) in &self.heard {
+            if now.saturating_sub(at) >= interval {
+                out.push(Event::Send {
+                    to: peer,
+                    message: MembershipMessage::Ping,
+                });
+            }
         }
     }
 
@@ -587,6 +639,7 @@ impl<R: Rng> Membership<R> {
         self.tried.retain(|&p| p != peer);
         self.pending.retain(|p| p.peer != peer);
         self.active.push(peer);
+        self.heard.push((peer, self.now));
         out.push(Event::Connect(peer));
         out.push(Event::NeighborUp(peer));
     }
@@ -597,6 +650,7 @@ impl<R: Rng> Membership<R> {
         }
         let i = self.rng.gen_range(0..self.active.len());
         let victim = self.active.remove(i);
+        self.heard.retain(|&(p, _)| p != victim);
         out.push(Event::Send {
             to: victim,
             message: MembershipMessage::Disconnect,
@@ -609,6 +663,7 @@ impl<R: Rng> Membership<R> {
     fn remove_active(&mut self, peer: PeerId) -> bool {
         let before = self.active.len();
         self.active.retain(|&p| p != peer);
+        self.heard.retain(|&(p, _)| p != peer);
         self.active.len() != before
     }
 

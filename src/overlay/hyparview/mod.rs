@@ -91,6 +91,11 @@ pub struct Config {
     /// At most this many recent broadcasts are kept for that catch-up.
     /// Guess: 16.
     pub catch_up_messages: usize,
+    /// Active links silent for this long are probed with a PING, so a
+    /// node whose neighbours all failed silently finds out when the send
+    /// fails; `None` disables it. Guess: 1 s (the executor pings its
+    /// peers for RTT at about this rate anyway).
+    pub keepalive: Option<Duration>,
 }
 
 impl Default for Config {
@@ -115,6 +120,7 @@ impl From<&HyParViewConfig> for Config {
             seen_capacity: 4096,
             catch_up_window: Duration::from_secs(2),
             catch_up_messages: 16,
+            keepalive: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -303,13 +309,12 @@ impl<R: Rng> Protocol for State<R> {
         out: &mut Vec<OutEvent<Message, Timer>>,
     ) {
         let mut scratch = std::mem::take(&mut self.scratch);
-        self.membership.start(&mut scratch);
+        self.membership.tick(now, &mut scratch);
         match event {
             InEvent::Message { from, message } => match message {
-                Message::Membership(m) => {
-                    self.membership.handle_message(now, from, m, &mut scratch)
-                }
+                Message::Membership(m) => self.membership.handle_message(from, m, &mut scratch),
                 Message::Broadcast { id, hops, payload } => {
+                    self.membership.heard_from(from);
                     self.broadcast(now, id, hops, payload, from, out)
                 }
             },

@@ -237,16 +237,19 @@ fn peer_down_promotes_passive_peers_one_after_another() {
     fill_passive(&mut n, &[5, 6]);
     let mut out = Vec::new();
     n.handle(T0, InEvent::PeerDown(1), &mut out);
-    let first = match &out[1] {
+    let first = match &out[2] {
         OutEvent::Send { to, .. } => *to,
         other => panic!("expected NEIGHBOR, got {other:?}"),
     };
     let second = 11 - first;
     let timeout = Config::default().neighbor_timeout;
+    // The remaining peer is probed (failures come together), then the
+    // first candidate asked.
     assert_eq!(
         out,
         vec![
             OutEvent::Disconnect(1),
+            send(2, MembershipMessage::Ping),
             send(first, LOW),
             OutEvent::ScheduleTimer {
                 after: timeout,
@@ -643,4 +646,32 @@ fn flood_after_half_the_nodes_fail_reaches_the_live_ones_and_heals() {
     assert_eq!(net.reached(&id(5)), 100);
     let live: Vec<PeerId> = net.live().collect();
     assert_eq!(components(&live, &active_edges(&net)), 1);
+}
+
+#[test]
+fn keepalive_pings_only_silent_links() {
+    let mut n = node(config(5, 30), &[1, 2]);
+    let keepalive = Duration::from_secs(1);
+    let tick = |n: &mut Node, at: Duration| {
+        let mut out = Vec::new();
+        n.handle(at, InEvent::Timer(Timer::Keepalive), &mut out);
+        out
+    };
+    let again = OutEvent::ScheduleTimer {
+        after: keepalive,
+        timer: Timer::Keepalive,
+    };
+    let ping = |to| send(to, MembershipMessage::Ping);
+    assert_eq!(
+        tick(&mut n, keepalive),
+        vec![again.clone(), ping(1), ping(2)]
+    );
+    let mut out = Vec::new();
+    let from_1 = InEvent::Message {
+        from: 1,
+        message: MembershipMessage::Ping.into(),
+    };
+    n.handle(Duration::from_millis(1500), from_1, &mut out);
+    assert!(out.is_empty(), "a PING needs no answer: {out:?}");
+    assert_eq!(tick(&mut n, 2 * keepalive), vec![again, ping(2)]);
 }

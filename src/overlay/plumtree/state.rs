@@ -415,12 +415,13 @@ impl<R: Rng> Protocol for State<R> {
 
     fn handle(&mut self, now: Time, event: InEvent<Message, Timer>, out: &mut Vec<Out>) {
         let mut scratch = std::mem::take(&mut self.scratch);
-        self.membership.start(&mut scratch);
+        self.membership.tick(now, &mut scratch);
+        if let InEvent::Message { from, .. } = &event {
+            self.membership.heard_from(*from);
+        }
         match event {
             InEvent::Message { from, message } => match message {
-                Message::Membership(m) => {
-                    self.membership.handle_message(now, from, m, &mut scratch)
-                }
+                Message::Membership(m) => self.membership.handle_message(from, m, &mut scratch),
                 Message::Gossip { id, hops, payload } => {
                     self.on_gossip(now, from, id, hops, payload, out)
                 }

@@ -222,10 +222,13 @@ fn link_loss_removes_the_peer_from_eager_and_lazy_sets() {
         out,
         vec![
             OutEvent::Disconnect(1),
+            send(2, MembershipMessage::Ping.into()),
+            send(3, MembershipMessage::Ping.into()),
             OutEvent::ViewChanged { links: vec![2, 3] }
         ]
     );
     assert_eq!(n.eager_peers(), &[2]);
+    // Probing is rate-limited: no second round of PINGs.
     let out = handle(&mut n, InEvent::PeerDown(3));
     assert_eq!(
         out,
