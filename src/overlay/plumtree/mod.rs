@@ -31,6 +31,7 @@
 //! Hop counts: a `GOSSIP` or `IHAVE` carries the hops the message has at
 //! the receiver when taken over this link (the sender's hops + 1).
 
+mod lag;
 #[cfg(test)]
 mod scale;
 mod state;

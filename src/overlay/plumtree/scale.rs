@@ -84,10 +84,11 @@ fn summary(name: &str, rounds: &[Round]) {
     let n = rounds.len() as f64;
     let mean_rmr = rounds.iter().map(|r| r.rmr).sum::<f64>() / n;
     let ldh = rounds.iter().map(|r| r.ldh).max().unwrap_or(0);
+    let mean_ldh = rounds.iter().map(|r| f64::from(r.ldh)).sum::<f64>() / n;
     let missed: usize = rounds.iter().map(|r| r.missed).sum();
     let first = &rounds[0];
     eprintln!(
-        "{name}: mean rmr {mean_rmr:.3} (first {:.3}, last {:.3}), max ldh {ldh} \
+        "{name}: mean rmr {mean_rmr:.3} (first {:.3}, last {:.3}), ldh mean {mean_ldh:.1} max {ldh} \
          (first {}, last {}), missed {missed}",
         first.rmr,
         rounds[rounds.len() - 1].rmr,
@@ -96,11 +97,25 @@ fn summary(name: &str, rounds: &[Round]) {
     );
 }
 
+/// Defaults, with `IHAVE_TIMEOUT_MS` / `GRAFT_TIMEOUT_MS` overrides for
+/// experiments.
+fn config() -> Config {
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    let mut c = Config::default();
+    if let Some(ms) = env("IHAVE_TIMEOUT_MS") {
+        c.ihave_timeout = Duration::from_millis(ms);
+    }
+    if let Some(ms) = env("GRAFT_TIMEOUT_MS") {
+        c.graft_timeout = Duration::from_millis(ms);
+    }
+    c
+}
+
 fn plumtree(n: usize, seed: u64) -> TestNet<Node> {
     build(n, seed, |i| {
         State::new(
             i,
-            Config::default(),
+            config(),
             ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003) ^ i),
         )
     })
