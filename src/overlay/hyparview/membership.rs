@@ -132,8 +132,9 @@ pub struct Membership<R> {
     hint: Option<PeerId>,
     /// When we last probed the active view.
     last_probe: Option<Time>,
-    /// When each active peer was last heard from (only active peers).
-    heard: Vec<(PeerId, Time)>,
+    /// When an active peer was last heard from, or the active view last
+    /// gained a peer.
+    last_heard: Time,
     /// The `now` of the event being handled.
     now: Time,
     started: bool,
@@ -154,7 +155,7 @@ impl<R: Rng> Membership<R> {
             next_token: 0,
             hint: None,
             last_probe: None,
-            heard: Vec::new(),
+            last_heard: Time::ZERO,
             now: Time::ZERO,
             started: false,
             left: false,
@@ -219,8 +220,8 @@ impl<R: Rng> Membership<R> {
     /// Something arrived from `peer`: it is alive. Layers above call this
     /// for their own messages; membership messages count by themselves.
     pub fn heard_from(&mut self, peer: PeerId) {
-        if let Some(h) = self.heard.iter_mut().find(|(p, _)| *p == peer) {
-            h.1 = self.now;
+        if self.active.contains(&peer) {
+            self.last_heard = self.now;
         }
     }
 
@@ -257,7 +258,6 @@ impl<R: Rng> Membership<R> {
             out.push(Event::Disconnect(peer));
             out.push(Event::NeighborDown(peer));
         }
-        self.heard.clear();
         self.passive.clear();
         self.pending.clear();
         self.tried.clear();
@@ -432,9 +432,10 @@ impl<R: Rng> Membership<R> {
         }
     }
 
-    /// PINGs the active peers not heard from for a keepalive interval, so
-    /// a node whose neighbours all died silently finds out (its sends
-    /// fail) even when no traffic flows.
+    /// When no active peer was heard from for a keepalive interval, PINGs
+    /// them all, so a node whose neighbours all died silently finds out
+    /// (its sends fail). A node with some live neighbour finds its dead
+    /// ones when traffic to them fails, and then probes the rest.
     fn on_keepalive(&mut self, out: &mut Vec<Event>) {
         let Some(interval) = self.config.keepalive else {
             return;
@@ -443,14 +444,18 @@ impl<R: Rng> Membership<R> {
             after: interval,
             timer: Timer::Keepalive,
         });
-        let now = self.now;
-        for &(peer, at) in &self.heard {
-            if now.saturating_sub(at) >= interval {
-                out.push(Event::Send {
-                    to: peer,
-                    message: MembershipMessage::Ping,
-                });
-            }
+        if self.now.saturating_sub(self.last_heard) < interval {
+            return;
+        }
+        // Answered by the sends themselves: a live peer hears from us, a
+        // dead one comes back as PeerDown. Count this as hearing, so a
+        // quiet overlay pings once per interval, not more.
+        self.last_heard = self.now;
+        for &peer in &self.active {
+            out.push(Event::Send {
+                to: peer,
+                message: MembershipMessage::Ping,
+            });
         }
     }
 
@@ -639,7 +644,7 @@ impl<R: Rng> Membership<R> {
         self.tried.retain(|&p| p != peer);
         self.pending.retain(|p| p.peer != peer);
         self.active.push(peer);
-        self.heard.push((peer, self.now));
+        self.last_heard = self.now;
         out.push(Event::Connect(peer));
         out.push(Event::NeighborUp(peer));
     }
@@ -650,7 +655,6 @@ impl<R: Rng> Membership<R> {
         }
         let i = self.rng.gen_range(0..self.active.len());
         let victim = self.active.remove(i);
-        self.heard.retain(|&(p, _)| p != victim);
         out.push(Event::Send {
             to: victim,
             message: MembershipMessage::Disconnect,
@@ -663,7 +667,6 @@ impl<R: Rng> Membership<R> {
     fn remove_active(&mut self, peer: PeerId) -> bool {
         let before = self.active.len();
         self.active.retain(|&p| p != peer);
-        self.heard.retain(|&(p, _)| p != peer);
         self.active.len() != before
     }
 

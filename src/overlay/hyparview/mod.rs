@@ -86,15 +86,20 @@ pub struct Config {
     pub seen_capacity: usize,
     /// A neighbour that comes up is sent the broadcasts this node received
     /// within this window, so a message in flight crosses a link repaired
-    /// after a failure. Guess: 2 s (a few NEIGHBOR round trips).
+    /// after a failure. Guess: 5 s (longer than `keepalive` plus a few
+    /// NEIGHBOR round trips).
     pub catch_up_window: Duration,
     /// At most this many recent broadcasts are kept for that catch-up.
     /// Guess: 16.
     pub catch_up_messages: usize,
-    /// Active links silent for this long are probed with a PING, so a
-    /// node whose neighbours all failed silently finds out when the send
-    /// fails; `None` disables it. Guess: 1 s (the executor pings its
-    /// peers for RTT at about this rate anyway).
+    /// When no active peer was heard from for this long, all are probed
+    /// with a PING, so a node whose neighbours all failed silently finds
+    /// out when the sends fail; `None` disables it. Guess: 2 s (a few
+    /// broadcast rounds of the simulator; ping traffic only flows in a
+    /// quiet overlay).
+    ///
+    /// Keep `catch_up_window` longer, so a node cut off this way still
+    /// gets the broadcast it missed from its new neighbour.
     pub keepalive: Option<Duration>,
 }
 
@@ -118,9 +123,9 @@ impl From<&HyParViewConfig> for Config {
             shuffle_interval: Duration::from_millis(c.shuffle_interval_ms.max(1)),
             neighbor_timeout: Duration::from_millis(c.neighbor_timeout_ms.max(1)),
             seen_capacity: 4096,
-            catch_up_window: Duration::from_secs(2),
+            catch_up_window: Duration::from_secs(5),
             catch_up_messages: 16,
-            keepalive: Some(Duration::from_secs(1)),
+            keepalive: Some(Duration::from_secs(2)),
         }
     }
 }

@@ -649,9 +649,9 @@ fn flood_after_half_the_nodes_fail_reaches_the_live_ones_and_heals() {
 }
 
 #[test]
-fn keepalive_pings_only_silent_links() {
+fn keepalive_pings_the_active_view_only_after_total_silence() {
     let mut n = node(config(5, 30), &[1, 2]);
-    let keepalive = Duration::from_secs(1);
+    let keepalive = Duration::from_secs(2);
     let tick = |n: &mut Node, at: Duration| {
         let mut out = Vec::new();
         n.handle(at, InEvent::Timer(Timer::Keepalive), &mut out);
@@ -662,10 +662,7 @@ fn keepalive_pings_only_silent_links() {
         timer: Timer::Keepalive,
     };
     let ping = |to| send(to, MembershipMessage::Ping);
-    assert_eq!(
-        tick(&mut n, keepalive),
-        vec![again.clone(), ping(1), ping(2)]
-    );
+    // Heard from 1 at 1.5 s: not silent at 2 s.
     let mut out = Vec::new();
     let from_1 = InEvent::Message {
         from: 1,
@@ -673,5 +670,9 @@ fn keepalive_pings_only_silent_links() {
     };
     n.handle(Duration::from_millis(1500), from_1, &mut out);
     assert!(out.is_empty(), "a PING needs no answer: {out:?}");
-    assert_eq!(tick(&mut n, 2 * keepalive), vec![again, ping(2)]);
+    assert_eq!(tick(&mut n, keepalive), vec![again.clone()]);
+    // Nothing from anyone for 2 s: every active peer is pinged, once.
+    let at = Duration::from_millis(3500);
+    assert_eq!(tick(&mut n, at), vec![again.clone(), ping(1), ping(2)]);
+    assert_eq!(tick(&mut n, at + Duration::from_secs(1)), vec![again]);
 }

@@ -105,6 +105,9 @@ fn config() -> Config {
     if let Some(ms) = env("IHAVE_TIMEOUT_MS") {
         c.ihave_timeout = Duration::from_millis(ms);
     }
+    if let Some(ms) = env("KEEPALIVE_MS") {
+        c.hyparview.keepalive = (ms > 0).then(|| Duration::from_millis(ms));
+    }
     if let Some(ms) = env("GRAFT_TIMEOUT_MS") {
         c.graft_timeout = Duration::from_millis(ms);
     }
