@@ -317,10 +317,19 @@ impl<R: Rng> Membership<R> {
 
     /// Handles one of our timers.
     pub fn handle_timer(&mut self, timer: Timer, out: &mut Vec<Event>) {
-        if self.left {
-            return;
-        }
         match timer {
+            // Periodic timers keep running while left (doing nothing), so
+            // a later join finds exactly one chain of each.
+            Timer::Shuffle | Timer::Keepalive if self.left => {
+                let interval = match timer {
+                    Timer::Shuffle => Some(self.config.shuffle_interval),
+                    _ => self.config.keepalive,
+                };
+                if let Some(after) = interval {
+                    out.push(Event::ScheduleTimer { after, timer });
+                }
+            }
+            Timer::NeighborTimeout { .. } if self.left => {}
             Timer::Shuffle => self.on_shuffle_timer(out),
             Timer::Keepalive => self.on_keepalive(out),
             Timer::NeighborTimeout { peer, token } => {

@@ -29,6 +29,22 @@
 //!   with as many of its passive peers, and both integrate what they got
 //!   into their passive views, evicting first the ids they sent.
 //!
+//! Beyond the paper, for recovery when a node learns of a failure only
+//! when a send fails:
+//! - a refused NEIGHBOR request signals churn: the refusing node PINGs its
+//!   active view (at most once per `neighbor_timeout`) and asks the
+//!   refused, known-live requester first when it has room again; a
+//!   `PeerDown` also PINGs the rest of the active view. So a node whose
+//!   whole active view died silently is not left cut off;
+//! - keepalive: when no active peer was heard from for `keepalive`, all
+//!   are PINGed (the failed sends come back as `PeerDown`);
+//! - only the first NEIGHBOR request of a node with no neighbour is high
+//!   priority (the others low), and a NEIGHBOR_REPLY counts only while its
+//!   request is in flight, so late or reordered answers create no
+//!   one-sided links;
+//! - the flood sends a new neighbour the broadcasts received within
+//!   `catch_up_window`, so a message in flight crosses a repaired link.
+//!
 //! Layering: [`Membership`] is the protocol core and reports active-view
 //! changes as [`Event::NeighborUp`] / [`Event::NeighborDown`]. [`State`]
 //! is the standalone `hyparview` topology: the core plus broadcast by

@@ -676,3 +676,31 @@ fn keepalive_pings_the_active_view_only_after_total_silence() {
     assert_eq!(tick(&mut n, at), vec![again.clone(), ping(1), ping(2)]);
     assert_eq!(tick(&mut n, at + Duration::from_secs(1)), vec![again]);
 }
+
+#[test]
+fn leave_disconnects_every_active_peer_and_goes_quiet() {
+    let mut n = node(config(5, 30), &[1, 2]);
+    let mut out = Vec::new();
+    n.handle(T0, InEvent::Command(Command::Leave), &mut out);
+    assert_eq!(
+        out,
+        vec![
+            send(1, MembershipMessage::Disconnect),
+            OutEvent::Disconnect(1),
+            send(2, MembershipMessage::Disconnect),
+            OutEvent::Disconnect(2),
+            view(&[]),
+        ]
+    );
+    assert!(recv(&mut n, 3, MembershipMessage::Join).is_empty());
+    // The shuffle timer keeps ticking idly, ready for a later join.
+    let mut out = Vec::new();
+    n.handle(T0, InEvent::Timer(Timer::Shuffle), &mut out);
+    assert_eq!(
+        out,
+        vec![OutEvent::ScheduleTimer {
+            after: Config::default().shuffle_interval,
+            timer: Timer::Shuffle
+        }]
+    );
+}

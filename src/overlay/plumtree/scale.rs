@@ -1,7 +1,8 @@
 //! Larger runs with latency, ignored by default; they print the issue's
 //! figures for a quick look before the simulator has them:
 //! `cargo nextest run --release --lib scale --run-ignored only --no-capture`
-//! (`SCALE_N` sets the node count, default 2000).
+//! (`SCALE_N` sets the node count, default 2000; `PER_LINK=1` fixes the
+//! latency per node pair instead of drawing it per message).
 
 use std::time::Duration;
 
@@ -179,4 +180,32 @@ fn plumtree_failures() {
             later.iter().map(|r| r.reliability).collect::<Vec<_>>()
         );
     }
+}
+
+#[test]
+#[ignore]
+fn hyparview_flood_many_senders() {
+    use crate::overlay::hyparview;
+    let n = nodes();
+    let mut net = build(n, 7, |i| {
+        hyparview::State::new(
+            i,
+            hyparview::Config::default(),
+            ChaCha8Rng::seed_from_u64(7_000_003 ^ i),
+        )
+    });
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let rounds: Vec<Round> = (0..30)
+        .map(|s| {
+            let sender = rng.gen_range(0..n as PeerId);
+            round(&mut net, sender, s, Duration::from_secs(2))
+        })
+        .collect();
+    let per_broadcast: f64 = rounds
+        .iter()
+        .map(|r| (r.rmr + 1.0) * (n - 1) as f64)
+        .sum::<f64>()
+        / 30.0;
+    summary("hyparview flood", &rounds);
+    eprintln!("hyparview flood: {per_broadcast:.0} payload messages per broadcast");
 }
