@@ -15,6 +15,9 @@ use rand::Rng;
 use super::Config;
 use crate::overlay::{MessageClass, PeerId, Time};
 
+/// The `request` of a NEIGHBOR that expects no answer.
+pub const UNSOLICITED: u64 = u64::MAX;
+
 /// Priority of a NEIGHBOR request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Priority {
@@ -32,10 +35,15 @@ pub enum MembershipMessage {
     Join,
     /// Random walk announcing `joiner`; `ttl` counts down from ARWL.
     ForwardJoin { joiner: PeerId, ttl: u16 },
-    /// Asks the receiver to add the sender to its active view.
-    Neighbor { priority: Priority },
-    /// Answer to [`MembershipMessage::Neighbor`].
-    NeighborReply { accepted: bool },
+    /// Asks the receiver to add the sender to its active view. `request`
+    /// is echoed in the reply ([`UNSOLICITED`] when the sender has already
+    /// linked and expects no answer).
+    Neighbor { priority: Priority, request: u64 },
+    /// Answer to [`MembershipMessage::Neighbor`] with its `request`: only
+    /// the answer to the request in flight counts, so a stale answer (to
+    /// an earlier or an unsolicited request) never creates a one-sided
+    /// link.
+    NeighborReply { accepted: bool, request: u64 },
     /// The sender dropped the receiver from its active view.
     Disconnect,
     /// Random walk carrying a sample of `origin`'s views.
@@ -278,22 +286,41 @@ impl<R: Rng> Membership<R> {
         match message {
             MembershipMessage::Join => self.on_join(from, out),
             MembershipMessage::ForwardJoin { joiner, ttl } => {
+                self.check_link(from, out);
                 self.on_forward_join(from, joiner, ttl, out)
             }
-            MembershipMessage::Neighbor { priority } => self.on_neighbor(from, priority, out),
-            MembershipMessage::NeighborReply { accepted } => {
-                self.on_neighbor_reply(from, accepted, out)
+            MembershipMessage::Neighbor { priority, request } => {
+                self.on_neighbor(from, priority, request, out)
+            }
+            MembershipMessage::NeighborReply { accepted, request } => {
+                self.on_neighbor_reply(from, accepted, request, out)
             }
             MembershipMessage::Disconnect => self.on_disconnect(from, out),
             MembershipMessage::Shuffle { origin, ttl, peers } => {
+                self.check_link(from, out);
                 self.on_shuffle(from, origin, ttl, peers, out)
             }
             MembershipMessage::ShuffleReply { peers } => {
                 let sent = std::mem::take(&mut self.last_shuffle);
                 self.integrate(&peers, sent, out);
             }
-            MembershipMessage::Ping => {}
+            MembershipMessage::Ping => self.check_link(from, out),
         }
+    }
+
+    /// `from` sent something only sent over an active link, so it counts
+    /// us as a neighbour. If we do not, tell it (DISCONNECT), so a
+    /// one-sided link cannot last (it can arise when a transport reorders
+    /// the messages of one link). Harmless when our own DISCONNECT is
+    /// already on its way: a second one is ignored.
+    pub fn check_link(&mut self, from: PeerId, out: &mut Vec<Event>) {
+        if self.left || self.active.contains(&from) {
+            return;
+        }
+        out.push(Event::Send {
+            to: from,
+            message: MembershipMessage::Disconnect,
+        });
     }
 
     /// The link to `peer` is gone (a send failed or the transport lost it):
@@ -392,11 +419,18 @@ impl<R: Rng> Membership<R> {
             to: joiner,
             message: MembershipMessage::Neighbor {
                 priority: Priority::High,
+                request: UNSOLICITED,
             },
         });
     }
 
-    fn on_neighbor(&mut self, from: PeerId, priority: Priority, out: &mut Vec<Event>) {
+    fn on_neighbor(
+        &mut self,
+        from: PeerId,
+        priority: Priority,
+        request: u64,
+        out: &mut Vec<Event>,
+    ) {
         let accepted = self.active.contains(&from)
             || priority == Priority::High
             || self.active.len() < self.config.active_view;
@@ -405,7 +439,7 @@ impl<R: Rng> Membership<R> {
         }
         out.push(Event::Send {
             to: from,
-            message: MembershipMessage::NeighborReply { accepted },
+            message: MembershipMessage::NeighborReply { accepted, request },
         });
         if !accepted {
             self.probe_after_refusal(from, out);
@@ -468,11 +502,18 @@ impl<R: Rng> Membership<R> {
         }
     }
 
-    fn on_neighbor_reply(&mut self, from: PeerId, accepted: bool, out: &mut Vec<Event>) {
-        // Only answers to requests still in flight count: a reply that
-        // arrives after the requester gave up (timeout, DISCONNECT) must
-        // not create a one-sided link.
-        let Some(pos) = self.pending.iter().position(|p| p.peer == from) else {
+    fn on_neighbor_reply(
+        &mut self,
+        from: PeerId,
+        accepted: bool,
+        request: u64,
+        out: &mut Vec<Event>,
+    ) {
+        // Only the answer to the request in flight counts: a reply that
+        // arrives after the requester gave up (timeout) or to an older
+        // request must not create a one-sided link.
+        let in_flight = |p: &Pending| p.peer == from && p.token == request;
+        let Some(pos) = self.pending.iter().position(in_flight) else {
             return;
         };
         self.pending.remove(pos);
@@ -487,7 +528,8 @@ impl<R: Rng> Membership<R> {
     }
 
     fn on_disconnect(&mut self, from: PeerId, out: &mut Vec<Event>) {
-        self.pending.retain(|p| p.peer != from);
+        // A request in flight stays: links are FIFO, so its answer, if it
+        // comes after this, was sent after this and is the current word.
         if !self.remove_active(from) {
             return;
         }
@@ -632,7 +674,10 @@ impl<R: Rng> Membership<R> {
             self.pending.push(Pending { peer, token });
             out.push(Event::Send {
                 to: peer,
-                message: MembershipMessage::Neighbor { priority },
+                message: MembershipMessage::Neighbor {
+                    priority,
+                    request: token,
+                },
             });
             out.push(Event::ScheduleTimer {
                 after: self.config.neighbor_timeout,

@@ -66,7 +66,7 @@ use bytes::Bytes;
 use rand::Rng;
 
 pub(crate) use cache::IdCache;
-pub use membership::{Event, Membership, MembershipMessage, Priority, Timer};
+pub use membership::{Event, Membership, MembershipMessage, Priority, Timer, UNSOLICITED};
 
 use super::{
     Command, InEvent, MessageClass, MessageId, OutEvent, PeerId, Protocol, ProtocolMessage, Time,

@@ -209,3 +209,38 @@ fn hyparview_flood_many_senders() {
     summary("hyparview flood", &rounds);
     eprintln!("hyparview flood: {per_broadcast:.0} payload messages per broadcast");
 }
+
+/// With per-message latency, messages between two nodes can overtake each
+/// other; prints the one-sided active links that persist for 5 s.
+#[test]
+#[ignore]
+fn active_views_stay_symmetric_under_reordering() {
+    let n = nodes();
+    let mut net = plumtree(n, 3);
+    let one_sided = |net: &TestNet<Node>| -> Vec<(PeerId, PeerId)> {
+        let mut v = Vec::new();
+        for i in net.live() {
+            for &p in net.nodes[i as usize].active_view() {
+                if !net.nodes[p as usize].active_view().contains(&i) {
+                    v.push((i, p));
+                }
+            }
+        }
+        v
+    };
+    let before = one_sided(&net);
+    net.run_for(Duration::from_secs(5));
+    let after = one_sided(&net);
+    let persistent: Vec<_> = before.iter().filter(|e| after.contains(e)).collect();
+    let sizes: Vec<usize> = net
+        .live()
+        .map(|i| net.nodes[i as usize].active_view().len())
+        .collect();
+    let mean = sizes.iter().sum::<usize>() as f64 / sizes.len() as f64;
+    eprintln!(
+        "one-sided active links: {} then {}, persistent {persistent:?}; active view mean {mean:.2}, min {:?}",
+        before.len(),
+        after.len(),
+        sizes.iter().min()
+    );
+}

@@ -456,9 +456,15 @@ impl<R: Rng> Protocol for State<R> {
                 Message::Gossip { id, hops, payload } => {
                     self.on_gossip(now, from, id, hops, payload, out)
                 }
-                Message::IHave(announces) => self.on_ihave(now, from, announces, out),
+                Message::IHave(announces) => {
+                    self.membership.check_link(from, &mut scratch);
+                    self.on_ihave(now, from, announces, out)
+                }
                 Message::Graft { id } => self.on_graft(from, id, out),
-                Message::Prune => self.make_lazy(from),
+                Message::Prune => {
+                    self.membership.check_link(from, &mut scratch);
+                    self.make_lazy(from)
+                }
             },
             InEvent::PeerDown(peer) => self.membership.peer_down(peer, &mut scratch),
             InEvent::Timer(Timer::Membership(t)) => self.membership.handle_timer(t, &mut scratch),

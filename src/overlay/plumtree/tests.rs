@@ -56,6 +56,7 @@ fn node(active: &[PeerId], lazy: &[PeerId]) -> Node {
     for &p in active {
         let m = MembershipMessage::Neighbor {
             priority: Priority::High,
+            request: 77,
         };
         recv(&mut n, p, m.into());
     }
@@ -246,6 +247,7 @@ fn a_new_neighbour_starts_eager_and_gets_recent_payloads() {
     recv(&mut n, 1, gossip(1, 2));
     let m = MembershipMessage::Neighbor {
         priority: Priority::Low,
+        request: 77,
     };
     let out = recv(&mut n, 5, m.into());
     assert_eq!(
@@ -255,7 +257,11 @@ fn a_new_neighbour_starts_eager_and_gets_recent_payloads() {
             send(5, gossip(1, 3)),
             send(
                 5,
-                MembershipMessage::NeighborReply { accepted: true }.into()
+                MembershipMessage::NeighborReply {
+                    accepted: true,
+                    request: 77
+                }
+                .into()
             ),
             OutEvent::ViewChanged { links: vec![1, 5] },
         ]
