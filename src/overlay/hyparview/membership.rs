@@ -509,13 +509,17 @@ impl<R: Rng> Membership<R> {
         request: u64,
         out: &mut Vec<Event>,
     ) {
-        // Only the answer to the request in flight counts: a reply that
-        // arrives after the requester gave up (timeout) or to an older
-        // request must not create a one-sided link.
-        let in_flight = |p: &Pending| p.peer == from && p.token == request;
-        let Some(pos) = self.pending.iter().position(in_flight) else {
+        // Only answers to requests still in flight count: a reply that
+        // arrives after the requester gave up (timeout, DISCONNECT) must
+        // not create a one-sided link.
+        let Some(pos) = self.pending.iter().position(|p| p.peer == from) else {
             return;
         };
+        // Nor may the answer to an older (or unsolicited) request to the
+        // same peer.
+        if self.pending[pos].token != request {
+            return;
+        }
         self.pending.remove(pos);
         if accepted {
             if !self.active.contains(&from) {
