@@ -513,32 +513,6 @@ impl<R: Rng> Membership<R> {
         // arrives after the requester gave up (timeout, DISCONNECT) must
         // not create a one-sided link.
         let Some(pos) = self.pending.iter().position(|p| p.peer == from) else {
-            // A refusal from an active peer: replies carry no request id,
-            // so an older acceptance may have been matched to a newer
-            // request, or two crossing NEIGHBORs were answered yes and no.
-            // Whether or not the peer holds us, drop the link on both
-            // sides (DISCONNECT) rather than risk a one-sided one.
-            if accepted && !self.active.contains(&from) {
-                // The peer took us in for a request we no longer wait for
-                // (crossing NEIGHBORs, a DISCONNECT in between): it holds a
-                // link we do not, so ask it to drop it.
-                out.push(Event::Send {
-                    to: from,
-                    message: MembershipMessage::Disconnect,
-                });
-                return;
-            }
-            if !accepted && self.remove_active(from) {
-                out.push(Event::Send {
-                    to: from,
-                    message: MembershipMessage::Disconnect,
-                });
-                out.push(Event::Disconnect(from));
-                out.push(Event::NeighborDown(from));
-                self.add_passive(from);
-                self.mark_tried(from);
-                self.refill(out);
-            }
             return;
         };
         // Nor may the answer to an older (or unsolicited) request to the
