@@ -3,11 +3,14 @@
 # (simulator)"). Output: one JSON report per run in $OUT (default
 # target/bench-overlays), plus `time -v` output for the timed runs.
 # Usage: scripts/bench_overlays.sh [timed|quality|sweep|sizes|all]
+# SIM=path/to/simulate uses a prebuilt binary instead of building one.
 set -euo pipefail
 OUT=${OUT:-target/bench-overlays}
 mkdir -p "$OUT"
-cargo build --release --example simulate
-SIM=${CARGO_TARGET_DIR:-target}/release/examples/simulate
+if [[ -z ${SIM:-} ]]; then
+  cargo build --release --example simulate
+  SIM=${CARGO_TARGET_DIR:-target}/release/examples/simulate
+fi
 COMMON=(--nodes 10000 --rounds 30 --latency-min-ms 10 --latency-max-ms 50 --contacts 100)
 what=${1:-all}
 
