@@ -9,10 +9,14 @@ use topod::sim::{run_simulate, SimulateArgs};
 struct Cli {
     #[command(flatten)]
     args: SimulateArgs,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    cli.args.json = cli.json;
     let stdout = std::io::stdout();
     run_simulate(&cli.args, &mut stdout.lock())?;
     Ok(())

@@ -1,5 +1,32 @@
-//! topod
+//! topod — runtime-switchable overlay network topologies, agreed through
+//! Raft.
+//!
+//! Every node runs `topod`. Topology decisions and their history are entries
+//! of a Raft log (openraft, stored in sled), so every node applies switches
+//! in the same order at the same index; each node's executor prepares,
+//! verifies, cuts over or rolls back as the log decides.
+//!
+//! # Layout
+//!
+//! - [`model`] — topologies, overlay configs, log commands and typed
+//!   rejections, the replicated [`model::TopologyState`] and its pure apply.
+//! - [`overlay`] — overlay protocols as sans-IO state machines.
+//! - [`control`] — openraft types, sled storage, Raft RPC, proposer,
+//!   coordinator, executor interface and driver.
+//! - [`api`] — HTTP admin API: JSON types, routes, forwarding to the leader.
+//! - [`config`] — node configuration (TOML + environment) and validation.
+//! - [`node`] — [`node::start_node`]: wires a node together.
+//! - [`cli`] — `topoctl`'s client and commands.
+//! - [`dev`] — `topod dev`, a local cluster of child processes.
+//!
+//! `ARCHITECTURE.md` shows the data path of a switch.
+
+pub mod api;
+pub mod cli;
+pub mod config;
 pub mod control;
+pub mod dev;
 pub mod model;
+pub mod node;
 pub mod overlay;
 pub mod sim;

@@ -1,1 +1,130 @@
-fn main() {}
+//! `topod`: run a node, or a local dev cluster.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use topod::config::NodeConfig;
+use topod::control::executor::NoOverlay;
+
+#[derive(Parser)]
+#[command(
+    name = "topod",
+    version,
+    about = "Runtime-switchable overlay topologies, agreed through Raft"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one node from a config file (the default).
+    Run(RunArgs),
+    /// Run a local cluster of child processes on 127.0.0.1.
+    Dev {
+        /// Nodes: 1–3 are voters, the rest learners.
+        #[arg(long, default_value_t = 3)]
+        nodes: u64,
+        /// Data dir of the cluster (one sub-dir per node).
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+        /// API port of node 1; node N uses base+N-1, Raft +100, peer +200.
+        #[arg(long, default_value_t = 7101)]
+        api_base_port: u16,
+    },
+    /// One node of `topod dev` (started by it).
+    #[command(hide = true)]
+    DevNode {
+        #[arg(long)]
+        id: u64,
+        #[arg(long)]
+        nodes: u64,
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        api_base_port: u16,
+    },
+}
+
+#[derive(Args, Clone, Default)]
+struct RunArgs {
+    /// TOML config file; every key can be overridden by `TOPOD_*` variables.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// API address (host:port) of a cluster member to join as a learner.
+    #[arg(long)]
+    join: Vec<std::net::SocketAddr>,
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,sled=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+async fn serve(config: NodeConfig) -> anyhow::Result<()> {
+    let node = topod::node::start_node(config, Arc::new(NoOverlay)).await?;
+    // One machine-readable line with the bound addresses (the config may
+    // say port 0), for scripts and tests that start the binary.
+    println!(
+        "listening api={} raft={}",
+        node.api_addr(),
+        node.raft_addr()
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = node.stopped() => { r?; }
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: shutting down"),
+        _ = term.recv() => tracing::info!("terminated: shutting down"),
+    }
+    node.shutdown().await?;
+    Ok(())
+}
+
+async fn main_inner(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None => run(cli.run).await,
+        Some(Cmd::Run(args)) => run(args).await,
+        Some(Cmd::Dev {
+            nodes,
+            data_dir,
+            api_base_port,
+        }) => Ok(topod::dev::run_dev(nodes, &data_dir, api_base_port).await?),
+        Some(Cmd::DevNode {
+            id,
+            nodes,
+            data_dir,
+            api_base_port,
+        }) => {
+            init_tracing();
+            let config = NodeConfig::dev(id, api_base_port, &data_dir)?.with_cluster_size(nodes)?;
+            serve(config).await
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    init_tracing();
+    let mut config = NodeConfig::load(args.config.as_deref())?;
+    if !args.join.is_empty() {
+        config.join = args.join;
+    }
+    serve(config).await
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match main_inner(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("topod: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

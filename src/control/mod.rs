@@ -1,4 +1,14 @@
 //! Control plane: openraft types, the sled log store and state machine,
-//! Raft RPC, the leader's coordinator.
+//! Raft RPC, the proposer, the leader's coordinator and the per-node driver
+//! of the executor.
 
+pub mod applied;
+pub mod coordinator;
+pub mod driver;
+pub mod executor;
+pub mod liveness;
+pub mod network;
+pub mod proposer;
+pub mod rpc_server;
+pub mod store;
 pub mod types;

@@ -189,7 +189,9 @@ pub enum CommandResponse {
     Rejected(Rejection),
 }
 
-/// Why a command was rejected. Rejections change no state.
+/// Why a command was rejected. Rejections change no state (not even the
+/// state machine's clock), except that a proposal's request id remembers
+/// its answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum Rejection {
     #[error("{topology} with this overlay config is already the current topology")]

@@ -359,8 +359,10 @@ mod tests {
 
     #[test]
     fn validate_names_the_bad_key() {
-        let mut h = HyParViewConfig::default();
-        h.prwl = 9;
+        let h = HyParViewConfig {
+            prwl: 9,
+            ..Default::default()
+        };
         let err = OverlayConfig::HyParView(h).validate().unwrap_err();
         assert_eq!(err.key, "hyparview.prwl");
         let mut p = PlumtreeConfig::default();

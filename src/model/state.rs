@@ -4,7 +4,8 @@
 //! [`TopologyState::apply`] is deterministic: it reads no clock (time is the
 //! leader's stamp in the entry, clamped so it never goes backwards) and
 //! iterates only ordered collections. Every rejection leaves the state
-//! exactly as it was.
+//! exactly as it was, except that a proposal carrying a request id
+//! remembers its answer (so a retry gets the same one).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -96,6 +97,12 @@ pub struct HistoryRecord {
     pub requested_by: String,
     pub proposed_at_ms: u64,
     pub outcome: Outcome,
+    /// Members that had to prepare (filled in when the transition ends;
+    /// while in flight they are in [`TopologyState::in_flight`]).
+    pub members: Vec<NodeId>,
+    /// Prepare reports (`Prepared` / `Failed`) per node, filled in when the
+    /// transition ends.
+    pub reports: BTreeMap<NodeId, Phase>,
     /// Post-cut-over reports (`Verified` / `Unhealthy`) per node.
     pub health: BTreeMap<NodeId, Phase>,
 }
@@ -109,6 +116,9 @@ pub struct TopologyState {
     pub epoch: u64,
     /// The transition that created the current overlay (0: bootstrap).
     pub current_instance: TransitionId,
+    /// The config in force before the last committed switch (what a
+    /// rollback returns to).
+    pub previous_config: Option<OverlayConfig>,
     pub in_flight: Option<Transition>,
     pub policy: Policy,
     /// Whether a `SetPolicy` was ever applied (bootstrap sets it once).
@@ -130,6 +140,7 @@ impl Default for TopologyState {
             config: OverlayConfig::default_for(Topology::FullMesh),
             epoch: 0,
             current_instance: 0,
+            previous_config: None,
             in_flight: None,
             policy: Policy::default(),
             policy_set: false,
@@ -156,8 +167,14 @@ impl TopologyState {
         command: &Command,
     ) -> CommandResponse {
         let now = stamp_ms.max(self.last_stamp_ms);
-        self.last_stamp_ms = now;
-        match command {
+        let replay = match command {
+            Command::ProposeSwitch(p) => p
+                .request_id
+                .as_ref()
+                .is_some_and(|rid| self.requests.iter().any(|(r, _)| r == rid)),
+            _ => false,
+        };
+        let response = match command {
             Command::ProposeSwitch(p) => self.propose(ctx, now, p),
             Command::ReportPhase { id, node, phase } => self.report(*id, *node, phase),
             Command::CommitSwitch { id, term, missing } => {
@@ -165,7 +182,14 @@ impl TopologyState {
             }
             Command::AbortSwitch { id, term, reason } => self.abort(ctx, now, *id, *term, reason),
             Command::SetPolicy(update) => self.set_policy(update),
+        };
+        // A rejection changes no state, not even the clock (a proposal's
+        // request id is the one exception: it remembers its answer); nor
+        // does a repeated request id, which only replays the first answer.
+        if !replay && !matches!(response, CommandResponse::Rejected(_)) {
+            self.last_stamp_ms = now;
         }
+        response
     }
 
     /// A history record by transition id.
@@ -235,6 +259,8 @@ impl TopologyState {
             requested_by: transition.requested_by.clone(),
             proposed_at_ms: now,
             outcome: Outcome::InProgress,
+            members: Vec::new(),
+            reports: BTreeMap::new(),
             health: BTreeMap::new(),
         });
         self.in_flight = Some(transition);
@@ -368,8 +394,8 @@ impl TopologyState {
             return stale(format!("node {n} has not reported Prepared for {id}"));
         }
         let t = self.in_flight.take().expect("checked above");
+        self.previous_config = Some(std::mem::replace(&mut self.config, t.to_config.clone()));
         self.topology = t.to;
-        self.config = t.to_config;
         self.epoch += 1;
         self.current_instance = id;
         self.last_switch_ms = Some(now);
@@ -380,6 +406,8 @@ impl TopologyState {
                 missing: missing.to_vec(),
                 epoch,
             };
+            r.members = t.members;
+            r.reports = t.reports;
         }
         CommandResponse::Applied
     }
@@ -395,30 +423,21 @@ impl TopologyState {
         if let Err(r) = self.check_decision(ctx, id, term) {
             return r;
         }
-        self.in_flight = None;
+        let t = self.in_flight.take().expect("checked above");
         if let Some(r) = self.record_mut(id) {
             r.outcome = Outcome::Aborted {
                 at_ms: now,
                 reason: reason.to_string(),
             };
+            r.members = t.members;
+            r.reports = t.reports;
         }
         CommandResponse::Applied
     }
 
     fn set_policy(&mut self, update: &PolicyUpdate) -> CommandResponse {
-        let invalid =
-            |detail: String| CommandResponse::Rejected(Rejection::InvalidPolicy { detail });
-        if let Some(c) = update.cooldown_ms {
-            if c > MAX_COOLDOWN_MS {
-                return invalid(format!("cooldown_ms {c} exceeds {MAX_COOLDOWN_MS}"));
-            }
-        }
-        if let Some(h) = update.history_retention {
-            if h == 0 || h > MAX_HISTORY_RETENTION {
-                return invalid(format!(
-                    "history_retention {h} is outside 1..={MAX_HISTORY_RETENTION}"
-                ));
-            }
+        if let Err(rejection) = update.check() {
+            return CommandResponse::Rejected(rejection);
         }
         if let Some(c) = update.cooldown_ms {
             self.policy.cooldown_ms = c;
@@ -440,5 +459,27 @@ impl TopologyState {
         while self.history.len() > self.policy.history_retention as usize {
             self.history.pop_front();
         }
+    }
+}
+
+impl PolicyUpdate {
+    /// Checks the limits of the fields it sets (`invalid_policy` naming
+    /// the first bad one). The state machine applies only a valid update;
+    /// the API checks before proposing, so a bad value writes nothing.
+    pub fn check(&self) -> Result<(), Rejection> {
+        let invalid = |detail: String| Err(Rejection::InvalidPolicy { detail });
+        if let Some(c) = self.cooldown_ms {
+            if c > MAX_COOLDOWN_MS {
+                return invalid(format!("cooldown_ms {c} exceeds {MAX_COOLDOWN_MS}"));
+            }
+        }
+        if let Some(h) = self.history_retention {
+            if h == 0 || h > MAX_HISTORY_RETENTION {
+                return invalid(format!(
+                    "history_retention {h} is outside 1..={MAX_HISTORY_RETENTION}"
+                ));
+            }
+        }
+        Ok(())
     }
 }

@@ -37,8 +37,10 @@ pub struct SimulateArgs {
     /// Scenario file (TOML).
     #[arg(long, value_name = "FILE")]
     pub scenario: Option<PathBuf>,
-    /// Print JSON instead of tables.
-    #[arg(long)]
+    /// Print JSON instead of tables. Not a flag of its own: the command
+    /// that embeds these arguments sets it from its `--json` (topoctl's is
+    /// global).
+    #[arg(skip)]
     pub json: bool,
     /// Who broadcasts each round [default: fixed].
     #[arg(long, value_enum)]

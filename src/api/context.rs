@@ -1,0 +1,109 @@
+//! What the API handlers share: the node's Raft handle, applied state,
+//! proposer, forwarder and limits, plus the JSON error responses.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, Response, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use metrics_exporter_prometheus::PrometheusHandle;
+use openraft::RaftMetrics;
+use serde::Serialize;
+
+use super::forward::Forwarder;
+use super::types::{codes, ErrorBody, LeaderHint, SERVED_BY_HEADER};
+use crate::control::applied::AppliedRx;
+use crate::control::proposer::Proposer;
+use crate::control::types::{NodeAddr, Raft};
+use crate::model::{NodeId, OverlayConfig, Topology};
+
+/// The configured overlay defaults of each topology.
+pub type OverlayDefaults = Arc<dyn Fn(Topology) -> OverlayConfig + Send + Sync>;
+
+/// Shared state of the API handlers.
+pub struct ApiContext {
+    pub node_id: NodeId,
+    /// This node's UUID (created with its data dir).
+    pub node_uuid: String,
+    pub cluster_id: String,
+    pub raft: Raft,
+    pub applied: AppliedRx,
+    pub proposer: Arc<Proposer>,
+    pub forwarder: Forwarder,
+    pub overlay_defaults: OverlayDefaults,
+    pub prometheus: PrometheusHandle,
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+    /// Deadline of a forwarded request (plus any `wait`).
+    pub forward_timeout: Duration,
+    /// Set when storage failed: the node stops serving.
+    pub fatal: Arc<AtomicBool>,
+    /// Serialises membership changes (openraft refuses concurrent ones).
+    pub membership_lock: tokio::sync::Mutex<()>,
+}
+
+impl ApiContext {
+    /// A consistent copy of the Raft metrics.
+    pub fn metrics(&self) -> RaftMetrics<NodeId, NodeAddr> {
+        self.raft.metrics().borrow().clone()
+    }
+
+    /// The leader id and its API address, when known.
+    pub fn leader(&self) -> Option<(NodeId, Option<String>)> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let id = m.current_leader?;
+        let addr = m
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.api_addr.clone());
+        Some((id, addr))
+    }
+
+    /// Whether storage failed.
+    pub fn is_fatal(&self) -> bool {
+        self.fatal.load(Ordering::SeqCst)
+    }
+
+    /// Adds the served-by header.
+    pub fn served(&self, mut resp: Response<Body>) -> Response<Body> {
+        if !resp.headers().contains_key(SERVED_BY_HEADER) {
+            resp.headers_mut().insert(
+                SERVED_BY_HEADER,
+                HeaderValue::from_str(&self.node_id.to_string()).expect("digits are a header"),
+            );
+        }
+        resp
+    }
+
+    /// A JSON answer.
+    pub fn json<T: Serialize>(&self, status: StatusCode, body: &T) -> Response<Body> {
+        self.served((status, Json(body)).into_response())
+    }
+
+    /// A JSON error answer.
+    pub fn error(&self, status: StatusCode, body: ErrorBody) -> Response<Body> {
+        self.json(status, &body)
+    }
+
+    /// 503 with the leader hint (when this node cannot serve a write).
+    pub fn no_leader(&self, code: &str, message: impl Into<String>) -> Response<Body> {
+        let mut body = ErrorBody::new(code, message);
+        if let Some((id, api_addr)) = self.leader() {
+            body = body.with_leader(LeaderHint { id, api_addr });
+        }
+        self.error(StatusCode::SERVICE_UNAVAILABLE, body)
+    }
+
+    /// 500 for an unexpected failure.
+    pub fn internal(&self, message: impl Into<String>) -> Response<Body> {
+        self.error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorBody::new(codes::INTERNAL, message),
+        )
+    }
+}

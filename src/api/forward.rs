@@ -1,0 +1,150 @@
+//! Forwarding a write from a follower to the leader, one hop at most.
+//!
+//! The follower re-sends the request (method, path, query, content type,
+//! body) to the leader's API with [`FORWARDED_HEADER`] set, and returns the
+//! leader's answer as is, including the leader's [`SERVED_BY_HEADER`]. A
+//! request that already carries the header is not forwarded again: the
+//! caller answers 503 with the leader hint instead.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, Method, Response, StatusCode};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+
+use super::types::FORWARDED_HEADER;
+use crate::model::NodeId;
+
+/// Largest answer relayed from the leader, bytes.
+pub const MAX_FORWARD_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Why forwarding failed. Nothing was written by this node; the leader may
+/// or may not have applied the request when the error is `Timeout`.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error("cannot reach the leader at {addr}: {detail}")]
+    Unreachable { addr: String, detail: String },
+    #[error("the leader at {addr} did not answer within {after:?}")]
+    Timeout { addr: String, after: Duration },
+}
+
+/// HTTP client used to forward writes (and the executor's phase reports).
+#[derive(Clone)]
+pub struct Forwarder {
+    http: Client<HttpConnector, Full<Bytes>>,
+    /// Value of [`FORWARDED_HEADER`]: this node's id, or `-` when unknown.
+    marker: HeaderValue,
+}
+
+impl Default for Forwarder {
+    fn default() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        Forwarder {
+            http: Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(30))
+                .build(connector),
+            marker: HeaderValue::from_static("-"),
+        }
+    }
+}
+
+impl Forwarder {
+    /// A forwarder of node `id`: the requests it forwards name it.
+    pub fn of_node(id: NodeId) -> Self {
+        Forwarder {
+            marker: HeaderValue::from(id),
+            ..Forwarder::default()
+        }
+    }
+
+    /// The node that forwarded `headers`' request, if it says.
+    pub fn origin(headers: &axum::http::HeaderMap) -> Option<NodeId> {
+        headers.get(FORWARDED_HEADER)?.to_str().ok()?.parse().ok()
+    }
+
+    /// Sends `body` to `addr` (`host:port`) as `method path_and_query`,
+    /// marked as forwarded, and returns the answer.
+    pub async fn send(
+        &self,
+        addr: &str,
+        method: Method,
+        path_and_query: &str,
+        content_type: Option<&HeaderValue>,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Response<Body>, ForwardError> {
+        let unreachable = |detail: String| ForwardError::Unreachable {
+            addr: addr.to_string(),
+            detail,
+        };
+        let mut builder = hyper::Request::builder()
+            .method(method)
+            .uri(format!("http://{addr}{path_and_query}"))
+            .header(FORWARDED_HEADER, self.marker.clone());
+        if let Some(ct) = content_type {
+            builder = builder.header(header::CONTENT_TYPE, ct);
+        }
+        let request = builder
+            .body(Full::new(body))
+            .map_err(|e| unreachable(e.to_string()))?;
+        let call = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            let (parts, body) = response.into_parts();
+            let bytes = Limited::new(body, MAX_FORWARD_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|e| unreachable(format!("reading the answer: {e}")))?
+                .to_bytes();
+            Ok(Response::from_parts(parts, Body::from(bytes)))
+        };
+        match tokio::time::timeout(timeout, call).await {
+            Ok(r) => r,
+            Err(_) => Err(ForwardError::Timeout {
+                addr: addr.to_string(),
+                after: timeout,
+            }),
+        }
+    }
+
+    /// Posts a JSON body and returns the status and body.
+    pub async fn post_json(
+        &self,
+        addr: &str,
+        path: &str,
+        body: &impl serde::Serialize,
+        timeout: Duration,
+    ) -> Result<(StatusCode, Bytes), ForwardError> {
+        let json = serde_json::to_vec(body).expect("API bodies serialise");
+        let ct = HeaderValue::from_static("application/json");
+        let resp = self
+            .send(
+                addr,
+                Method::POST,
+                path,
+                Some(&ct),
+                Bytes::from(json),
+                timeout,
+            )
+            .await?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ForwardError::Unreachable {
+                addr: addr.to_string(),
+                detail: e.to_string(),
+            })?
+            .to_bytes();
+        Ok((status, bytes))
+    }
+}

@@ -1,0 +1,13 @@
+//! HTTP admin API.
+//!
+//! [`types`] holds the JSON request and response bodies. They are separate
+//! from the log and wire types of [`crate::model`] (those are postcard, which
+//! cannot carry tagged enums or `serde_json::Value`), and are converted from
+//! the model with `From` impls and constructors. [`routes`] serves them,
+//! [`context`] is what the handlers share, [`forward`] relays writes from a
+//! follower to the leader.
+
+pub mod context;
+pub mod forward;
+pub mod routes;
+pub mod types;

@@ -1,0 +1,645 @@
+//! The admin API's routes and handlers.
+//!
+//! Reads are served from this node's applied state. Writes go through the
+//! Raft log on the leader: a follower forwards them (one hop, see
+//! [`super::forward`]). Every write body is JSON (`Content-Type:
+//! application/json`), size-limited, with unknown fields refused; nothing is
+//! proposed for a refused request.
+
+// Handlers bail out early with a ready `Response` as the error value; it is
+// built once per request, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, Response, StatusCode};
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::ChangeMembers;
+use serde::{Deserialize, Serialize};
+
+use super::context::ApiContext;
+use super::forward::Forwarder;
+use super::types::*;
+use crate::control::proposer::WriteError;
+use crate::model::{
+    Command, CommandResponse, NodeId, OverlayConfig, Phase, Rejection, TransitionId,
+};
+
+type Ctx = State<Arc<ApiContext>>;
+
+/// The admin API router.
+pub fn router(ctx: Arc<ApiContext>) -> Router {
+    Router::new()
+        .route("/v1/topology", get(topology))
+        .route("/v1/topology/switch", post(switch))
+        .route("/v1/topology/history", get(history))
+        .route("/v1/transitions/{id}", get(transition))
+        .route("/v1/transitions/{id}/reports", post(report))
+        .route("/v1/cluster/status", get(status))
+        .route("/v1/node/identity", get(identity))
+        .route("/v1/cluster/members", get(members).post(join))
+        .route("/v1/cluster/members/{id}", axum::routing::delete(remove))
+        .route("/v1/cluster/members/{id}/promote", post(promote))
+        .route("/v1/policy", get(policy).put(set_policy))
+        .route("/metrics", get(metrics))
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .with_state(ctx)
+}
+
+async fn not_found(State(ctx): Ctx, req: Request) -> Response<Body> {
+    ctx.error(
+        StatusCode::NOT_FOUND,
+        ErrorBody::new(
+            codes::NOT_FOUND,
+            format!("no route for {}", req.uri().path()),
+        ),
+    )
+}
+
+async fn method_not_allowed(State(ctx): Ctx, req: Request) -> Response<Body> {
+    ctx.error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorBody::new(
+            codes::METHOD_NOT_ALLOWED,
+            format!("{} is not allowed on {}", req.method(), req.uri().path()),
+        ),
+    )
+}
+
+// ---- reads ----
+
+async fn topology(State(ctx): Ctx) -> Response<Body> {
+    let applied = ctx.applied.borrow().clone();
+    let leader = ctx.leader().map(|(id, _)| id);
+    let info = TopologyInfo::new(&applied.state, applied.members().len(), leader);
+    ctx.json(StatusCode::OK, &info)
+}
+
+async fn history(
+    State(ctx): Ctx,
+    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response<Body> {
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(e) => {
+            return ctx.error(
+                StatusCode::BAD_REQUEST,
+                ErrorBody::new(codes::BAD_REQUEST, e.body_text()),
+            )
+        }
+    };
+    let applied = ctx.applied.borrow().clone();
+    ctx.json(StatusCode::OK, &HistoryPage::new(&applied.state, &query))
+}
+
+async fn transition(State(ctx): Ctx, Path(id): Path<String>) -> Response<Body> {
+    let id = match parse_id(&ctx, &id, "transition id") {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let applied = ctx.applied.borrow().clone();
+    match TransitionView::lookup(&applied.state, id) {
+        Some(view) => ctx.json(StatusCode::OK, &view),
+        None => ctx.error(
+            StatusCode::NOT_FOUND,
+            ErrorBody::new(
+                codes::NOT_FOUND,
+                format!("no transition {id} in the history"),
+            ),
+        ),
+    }
+}
+
+async fn status(State(ctx): Ctx) -> Response<Body> {
+    let m = ctx.metrics();
+    let api_addr = m
+        .membership_config
+        .membership()
+        .get_node(&ctx.node_id)
+        .map(|n| n.api_addr.clone())
+        .unwrap_or_default();
+    let mut status = ClusterStatus::from_metrics(&m, api_addr);
+    status.commit_index = committed_index(&ctx).await;
+    ctx.json(StatusCode::OK, &status)
+}
+
+/// `GET /v1/node/identity`: who this node is, before and after it joins a
+/// cluster (used by bootstrapping voters to learn each other's UUIDs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeIdentity {
+    pub node_id: NodeId,
+    pub node_uuid: String,
+    pub cluster_id: String,
+}
+
+async fn identity(State(ctx): Ctx) -> Response<Body> {
+    let id = NodeIdentity {
+        node_id: ctx.node_id,
+        node_uuid: ctx.node_uuid.clone(),
+        cluster_id: ctx.cluster_id.clone(),
+    };
+    ctx.json(StatusCode::OK, &id)
+}
+
+async fn members(State(ctx): Ctx) -> Response<Body> {
+    let m = ctx.metrics();
+    ctx.json(
+        StatusCode::OK,
+        &MembersView::from(m.membership_config.membership()),
+    )
+}
+
+async fn policy(State(ctx): Ctx) -> Response<Body> {
+    let applied = ctx.applied.borrow().clone();
+    ctx.json(StatusCode::OK, &PolicyView::from(&applied.state.policy))
+}
+
+async fn metrics(State(ctx): Ctx) -> Response<Body> {
+    let text = ctx.prometheus.render();
+    let mut resp = Response::new(Body::from(text));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    ctx.served(resp)
+}
+
+async fn livez(State(ctx): Ctx) -> Response<Body> {
+    if ctx.is_fatal() {
+        return ctx.internal("storage failed; the node is stopping");
+    }
+    ctx.json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+}
+
+async fn committed_index(ctx: &ApiContext) -> Option<u64> {
+    ctx.raft
+        .with_raft_state(|s| s.committed.map(|l| l.index))
+        .await
+        .ok()
+        .flatten()
+}
+
+async fn readyz(State(ctx): Ctx) -> Response<Body> {
+    let not_ready = |why: String| {
+        ctx.error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorBody::new("not_ready", why),
+        )
+    };
+    if ctx.is_fatal() {
+        return not_ready("storage failed".into());
+    }
+    let Some((leader, _)) = ctx.leader() else {
+        return not_ready("no leader is known".into());
+    };
+    let committed = committed_index(&ctx).await.unwrap_or(0);
+    let applied = ctx.applied.borrow().applied_index();
+    if applied < committed {
+        return not_ready(format!("applied {applied} < committed {committed}"));
+    }
+    ctx.json(
+        StatusCode::OK,
+        &serde_json::json!({"status": "ready", "leader": leader, "applied_index": applied}),
+    )
+}
+
+// ---- writes ----
+
+/// The result of running a write on this node.
+enum Written {
+    Done(Response<Body>),
+    /// This node turned out not to be the leader: forward.
+    NotLeader,
+}
+
+fn bad(ctx: &ApiContext, e: BadRequest) -> Response<Body> {
+    ctx.error(StatusCode::BAD_REQUEST, e.into())
+}
+
+fn parse_id(ctx: &ApiContext, raw: &str, what: &str) -> Result<u64, Response<Body>> {
+    raw.parse::<u64>().map_err(|_| {
+        bad(
+            ctx,
+            BadRequest::new(format!("{what} `{raw}` is not a number")),
+        )
+    })
+}
+
+/// Decodes a request body, which must be a JSON object: serde's derived
+/// structs would also take a JSON array, filling fields by position, which
+/// no client means and which bypasses the unknown-field check.
+fn parse_json<T: serde::de::DeserializeOwned>(
+    ctx: &ApiContext,
+    body: &Bytes,
+) -> Result<T, Response<Body>> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return Err(bad(
+            ctx,
+            BadRequest::new("invalid JSON body: expected a JSON object"),
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| bad(ctx, BadRequest::new(format!("invalid JSON body: {e}"))))
+}
+
+/// Reads the body: JSON content type and size limit checked.
+async fn read_body(
+    ctx: &ApiContext,
+    req: Request,
+    needs_body: bool,
+) -> Result<(axum::http::request::Parts, Bytes), Response<Body>> {
+    let (parts, body) = req.into_parts();
+    if needs_body {
+        let ct = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let essence = ct.split(';').next().unwrap_or("").trim();
+        if !essence.eq_ignore_ascii_case("application/json") {
+            return Err(ctx.error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorBody::new(
+                    codes::UNSUPPORTED_MEDIA_TYPE,
+                    format!("expected Content-Type: application/json, got `{ct}`"),
+                ),
+            ));
+        }
+    }
+    match Limited::new(body, ctx.max_body_bytes).collect().await {
+        Ok(c) => Ok((parts, c.to_bytes())),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(ctx.error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorBody::new(
+                codes::PAYLOAD_TOO_LARGE,
+                format!("request body exceeds {} bytes", ctx.max_body_bytes),
+            ),
+        )),
+        Err(e) => Err(ctx.error(
+            StatusCode::BAD_REQUEST,
+            ErrorBody::new(codes::BAD_REQUEST, format!("reading the body: {e}")),
+        )),
+    }
+}
+
+/// Runs a write here if this node leads, otherwise forwards it.
+async fn write<F, Fut>(
+    ctx: Arc<ApiContext>,
+    req: Request,
+    needs_body: bool,
+    op: F,
+) -> Response<Body>
+where
+    F: FnOnce(Arc<ApiContext>, Bytes) -> Fut,
+    Fut: Future<Output = Written>,
+{
+    if ctx.is_fatal() {
+        return ctx.no_leader(codes::INTERNAL, "storage failed; the node is stopping");
+    }
+    let (parts, body) = match read_body(&ctx, req, needs_body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if ctx.proposer.is_leader() {
+        match op(ctx.clone(), body.clone()).await {
+            Written::Done(r) => return r,
+            Written::NotLeader => {}
+        }
+    }
+    forward(&ctx, &parts, body).await
+}
+
+async fn forward(
+    ctx: &ApiContext,
+    parts: &axum::http::request::Parts,
+    body: Bytes,
+) -> Response<Body> {
+    if parts.headers.contains_key(FORWARDED_HEADER) {
+        return ctx.no_leader(
+            codes::NOT_LEADER,
+            "this node is not the leader and the request was already forwarded once",
+        );
+    }
+    let Some((leader, addr)) = ctx.leader().filter(|(id, _)| *id != ctx.node_id) else {
+        return ctx.no_leader(codes::NO_LEADER, "no leader is known; retry shortly");
+    };
+    let Some(addr) = addr else {
+        return ctx.no_leader(
+            codes::NO_LEADER,
+            format!("leader {leader} has no known address"),
+        );
+    };
+    let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let ct = parts.headers.get(header::CONTENT_TYPE);
+    let timeout = ctx.forward_timeout;
+    match ctx
+        .forwarder
+        .send(&addr, parts.method.clone(), pq, ct, body, timeout)
+        .await
+    {
+        Ok(resp) => ctx.served(resp),
+        Err(e) => ctx.error(
+            StatusCode::BAD_GATEWAY,
+            ErrorBody::new(codes::FORWARD_FAILED, e.to_string()),
+        ),
+    }
+}
+
+/// Maps a proposer error to an answer (or to forwarding).
+fn write_failed(ctx: &ApiContext, e: WriteError) -> Written {
+    match e {
+        WriteError::ForwardToLeader { .. } => Written::NotLeader,
+        WriteError::Timeout(_) => Written::Done(ctx.error(
+            StatusCode::GATEWAY_TIMEOUT,
+            ErrorBody::new(codes::TIMEOUT, e.to_string()),
+        )),
+        WriteError::Fatal(_) => Written::Done(ctx.no_leader(codes::INTERNAL, e.to_string())),
+        WriteError::Refused(_) => Written::Done(ctx.internal(e.to_string())),
+    }
+}
+
+fn rejected(ctx: &ApiContext, r: &Rejection) -> Response<Body> {
+    let status = match r {
+        Rejection::InvalidConfig { .. }
+        | Rejection::InvalidPolicy { .. }
+        | Rejection::UnknownTopology { .. } => StatusCode::BAD_REQUEST,
+        _ => StatusCode::CONFLICT,
+    };
+    ctx.error(status, r.into())
+}
+
+async fn switch(State(ctx): Ctx, req: Request) -> Response<Body> {
+    // Who asked: the node the client called, also after forwarding.
+    let asked = Forwarder::origin(req.headers()).unwrap_or(ctx.node_id);
+    write(ctx, req, true, move |ctx, body| async move {
+        let request: SwitchRequest = match parse_json(&ctx, &body) {
+            Ok(r) => r,
+            Err(r) => return Written::Done(r),
+        };
+        let mut proposal =
+            match request.to_proposal(|t| (ctx.overlay_defaults)(t), format!("api@node{asked}")) {
+                Ok(p) => p,
+                Err(e) => return Written::Done(bad(&ctx, e)),
+            };
+        if let OverlayConfig::ClientServer(cs) = &mut proposal.config {
+            if cs.servers.is_empty() {
+                let m = ctx.metrics();
+                cs.servers = m.membership_config.membership().voter_ids().collect();
+            }
+        }
+        let answer = match ctx.proposer.write(Command::ProposeSwitch(proposal)).await {
+            Ok(a) => a,
+            Err(e) => return write_failed(&ctx, e),
+        };
+        let id = match answer {
+            CommandResponse::Accepted { id } => id,
+            CommandResponse::Rejected(r) => return Written::Done(rejected(&ctx, &r)),
+            CommandResponse::Applied => {
+                return Written::Done(ctx.internal("unexpected answer to a proposal"))
+            }
+        };
+        if !request.waits() {
+            let status = TransitionView::lookup(&ctx.applied.borrow().state, id)
+                .map_or(TransitionStatus::InProgress, |v| v.status);
+            return Written::Done(ctx.json(
+                StatusCode::ACCEPTED,
+                &SwitchAccepted {
+                    transition_id: id,
+                    status,
+                },
+            ));
+        }
+        let timeout = request
+            .wait_timeout()
+            .unwrap_or(std::time::Duration::from_millis(DEFAULT_WAIT_TIMEOUT_MS));
+        Written::Done(wait_for_outcome(&ctx, id, timeout).await)
+    })
+    .await
+}
+
+/// Waits until transition `id` is committed or aborted.
+async fn wait_for_outcome(
+    ctx: &ApiContext,
+    id: TransitionId,
+    timeout: std::time::Duration,
+) -> Response<Body> {
+    let mut rx = ctx.applied.clone();
+    let wait = async {
+        loop {
+            let view = TransitionView::lookup(&rx.borrow_and_update().state, id);
+            match view {
+                Some(v) if v.status.is_final() => return Some(v),
+                None => return None,
+                Some(_) => {}
+            }
+            if rx.changed().await.is_err() {
+                return None;
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, wait).await {
+        Ok(Some(view)) => ctx.json(StatusCode::OK, &view),
+        Ok(None) => ctx.internal(format!("transition {id} left the history")),
+        Err(_) => ctx.error(
+            StatusCode::GATEWAY_TIMEOUT,
+            ErrorBody::new(
+                codes::TIMEOUT,
+                format!(
+                    "transition {id} undecided after {} ms; it goes on",
+                    timeout.as_millis()
+                ),
+            ),
+        ),
+    }
+}
+
+/// Body of `POST /v1/transitions/{id}/reports`: a node's phase report
+/// (sent by the nodes' executors).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRequest {
+    pub node: NodeId,
+    pub phase: PhaseView,
+}
+
+impl From<&PhaseView> for Phase {
+    fn from(p: &PhaseView) -> Self {
+        match p {
+            PhaseView::Prepared => Phase::Prepared,
+            PhaseView::Failed { reason } => Phase::Failed {
+                reason: reason.clone(),
+            },
+            PhaseView::Verified => Phase::Verified,
+            PhaseView::Unhealthy { reason } => Phase::Unhealthy {
+                reason: reason.clone(),
+            },
+        }
+    }
+}
+
+async fn report(State(ctx): Ctx, Path(id): Path<String>, req: Request) -> Response<Body> {
+    let id = match parse_id(&ctx, &id, "transition id") {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    write(ctx, req, true, move |ctx, body| async move {
+        let r: ReportRequest = match parse_json(&ctx, &body) {
+            Ok(r) => r,
+            Err(r) => return Written::Done(r),
+        };
+        let cmd = Command::ReportPhase {
+            id,
+            node: r.node,
+            phase: Phase::from(&r.phase),
+        };
+        match ctx.proposer.write(cmd).await {
+            Ok(CommandResponse::Rejected(rej)) => Written::Done(rejected(&ctx, &rej)),
+            Ok(_) => {
+                Written::Done(ctx.json(StatusCode::OK, &serde_json::json!({"status": "applied"})))
+            }
+            Err(e) => write_failed(&ctx, e),
+        }
+    })
+    .await
+}
+
+async fn set_policy(State(ctx): Ctx, req: Request) -> Response<Body> {
+    write(ctx, req, true, |ctx, body| async move {
+        let r: PolicyRequest = match parse_json(&ctx, &body) {
+            Ok(r) => r,
+            Err(r) => return Written::Done(r),
+        };
+        let update = match r.to_update() {
+            Ok(u) => u,
+            Err(e) => return Written::Done(bad(&ctx, e)),
+        };
+        match ctx.proposer.write(Command::SetPolicy(update)).await {
+            Ok(CommandResponse::Rejected(rej)) => Written::Done(rejected(&ctx, &rej)),
+            Ok(_) => {
+                let view = PolicyView::from(&ctx.applied.borrow().state.policy);
+                Written::Done(ctx.json(StatusCode::OK, &view))
+            }
+            Err(e) => write_failed(&ctx, e),
+        }
+    })
+    .await
+}
+
+/// Answer to a membership change.
+async fn membership_result(
+    ctx: &ApiContext,
+    result: Result<
+        openraft::raft::ClientWriteResponse<crate::control::types::TypeConfig>,
+        RaftError<NodeId, ClientWriteError<NodeId, crate::control::types::NodeAddr>>,
+    >,
+) -> Written {
+    match result {
+        Ok(_) => Written::Done(ctx.json(
+            StatusCode::OK,
+            &MembersView::from(ctx.metrics().membership_config.membership()),
+        )),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Written::NotLeader,
+        Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+            Written::Done(ctx.error(
+                StatusCode::CONFLICT,
+                ErrorBody::new(codes::MEMBERSHIP_IN_PROGRESS, e.to_string()),
+            ))
+        }
+        Err(RaftError::Fatal(e)) => Written::Done(ctx.no_leader(codes::INTERNAL, e.to_string())),
+    }
+}
+
+/// Waits (bounded) until the committed membership equals the effective one:
+/// openraft refuses a change while another is in progress.
+async fn membership_settled(ctx: &ApiContext) {
+    let mut rx = ctx.raft.metrics();
+    let settled = async {
+        loop {
+            let done = {
+                let m = rx.borrow_and_update();
+                m.membership_config.membership().get_joint_config().len() == 1
+                    && m.last_applied.map(|l| l.index)
+                        >= m.membership_config.log_id().map(|l| l.index)
+            };
+            if done || rx.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    let _elapsed = tokio::time::timeout(std::time::Duration::from_secs(5), settled).await;
+}
+
+async fn join(State(ctx): Ctx, req: Request) -> Response<Body> {
+    write(ctx, req, true, |ctx, body| async move {
+        let r: JoinRequest = match parse_json(&ctx, &body) {
+            Ok(r) => r,
+            Err(r) => return Written::Done(r),
+        };
+        let addr = match r.to_node_addr() {
+            Ok(a) => a,
+            Err(e) => return Written::Done(bad(&ctx, e)),
+        };
+        let _guard = ctx.membership_lock.lock().await;
+        membership_settled(&ctx).await;
+        let result = ctx.raft.add_learner(r.id, addr, true).await;
+        membership_result(&ctx, result).await
+    })
+    .await
+}
+
+async fn promote(State(ctx): Ctx, Path(id): Path<String>, req: Request) -> Response<Body> {
+    let id = match parse_id(&ctx, &id, "node id") {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    write(ctx, req, false, move |ctx, _| async move {
+        let _guard = ctx.membership_lock.lock().await;
+        membership_settled(&ctx).await;
+        let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
+        let result = ctx.raft.change_membership(change, false).await;
+        membership_result(&ctx, result).await
+    })
+    .await
+}
+
+async fn remove(State(ctx): Ctx, Path(id): Path<String>, req: Request) -> Response<Body> {
+    let id = match parse_id(&ctx, &id, "node id") {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    write(ctx, req, false, move |ctx, _| async move {
+        let _guard = ctx.membership_lock.lock().await;
+        membership_settled(&ctx).await;
+        let is_voter = ctx
+            .metrics()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == id);
+        if is_voter {
+            let change = ChangeMembers::RemoveVoters(BTreeSet::from([id]));
+            let result = ctx.raft.change_membership(change, false).await;
+            let w = membership_result(&ctx, result).await;
+            if !matches!(&w, Written::Done(r) if r.status() == StatusCode::OK) {
+                return w;
+            }
+            membership_settled(&ctx).await;
+        }
+        let change = ChangeMembers::RemoveNodes(BTreeSet::from([id]));
+        let result = ctx.raft.change_membership(change, false).await;
+        membership_result(&ctx, result).await
+    })
+    .await
+}

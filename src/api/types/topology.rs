@@ -1,0 +1,40 @@
+//! `GET /v1/topology`: the current topology of the cluster.
+
+use serde::{Deserialize, Serialize};
+
+use super::TransitionView;
+use crate::model::{NodeId, Topology, TopologyState, TransitionId};
+
+/// The current topology, as the answering node has applied it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopologyInfo {
+    pub topology: Topology,
+    /// The parameters of the current topology (e.g. HyParView's view
+    /// sizes), as a JSON object.
+    pub overlay_config: serde_json::Value,
+    /// Grows by one per committed switch.
+    pub epoch: u64,
+    /// Members of the cluster (voters and learners).
+    pub node_count: usize,
+    /// The leader as the answering node knows it.
+    pub leader: Option<NodeId>,
+    /// The transition being prepared, if any.
+    pub in_flight: Option<TransitionView>,
+    /// The transition that created the current overlay (0: bootstrap).
+    pub current_instance: TransitionId,
+}
+
+impl TopologyInfo {
+    /// The info of `state`, with facts from Raft (`node_count`, `leader`).
+    pub fn new(state: &TopologyState, node_count: usize, leader: Option<NodeId>) -> Self {
+        TopologyInfo {
+            topology: state.topology,
+            overlay_config: state.config.params_json(),
+            epoch: state.epoch,
+            node_count,
+            leader,
+            in_flight: TransitionView::in_flight(state),
+            current_instance: state.current_instance,
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! Runs one `topoctl` command against the API and prints the answer.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use hyper::Method;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::args::{
+    Cli, Command, HistoryArgs, JoinArgs, PolicyArgs, SwitchArgs, Toggle, TransitionArgs,
+};
+use super::render::{self, EndpointStatus};
+use super::watch::{self, Lines, ProgressSink, Silent, Spinner};
+use super::{ApiClient, CliError, MAX_ENDPOINTS};
+use crate::api::types::{
+    ClusterStatus, HistoryPage, JoinRequest, MembersView, PolicyRequest, PolicyView,
+    SwitchAccepted, SwitchRequest, TopologyInfo, TransitionStatus, TransitionView,
+};
+use crate::model::TransitionId;
+
+/// Runs `cli`, printing results to `out`. Errors are returned for the
+/// binary to print as `error: <code>: <message>` (exit 1).
+pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    if cli.endpoints.len() > MAX_ENDPOINTS {
+        return Err(CliError::BadRequest(crate::api::types::BadRequest::new(
+            format!("at most {MAX_ENDPOINTS} endpoints"),
+        )));
+    }
+    let client = ApiClient::new(cli.endpoints.clone(), Duration::from_millis(cli.timeout_ms));
+    let json = cli.json;
+    match cli.command {
+        Command::Status => status(&client, json, out).await,
+        Command::Members => {
+            show::<MembersView>(&client, "/v1/cluster/members", json, out, |v| {
+                render::table(&render::MEMBERS_HEADER, render::members_rows(v))
+            })
+            .await
+        }
+        Command::Info => {
+            show::<TopologyInfo>(&client, "/v1/topology", json, out, |v| {
+                render::table(&["KEY", "VALUE"], render::info_rows(v))
+            })
+            .await
+        }
+        Command::Switch(args) => switch(&client, &args, json, out).await,
+        Command::Transition(args) => transition(&client, &args, json, out).await,
+        Command::History(args) => history(&client, &args, json, out).await,
+        Command::Policy(args) => policy(&client, &args, json, out).await,
+        Command::Join(args) => join(&client, &args, json, out).await,
+        Command::Promote { id } => {
+            let path = format!("/v1/cluster/members/{id}/promote");
+            members_change(&client, Method::POST, &path, None, json, out).await
+        }
+        Command::Remove { id } => {
+            let path = format!("/v1/cluster/members/{id}");
+            members_change(&client, Method::DELETE, &path, None, json, out).await
+        }
+        Command::Simulate(mut args) => {
+            args.json = json;
+            crate::sim::run_simulate(&args, out)?;
+            Ok(())
+        }
+    }
+}
+
+fn print_json(out: &mut dyn Write, v: &impl Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(v).expect("JSON values serialise");
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
+/// `GET path`, printed raw (`--json`) or as the table `render` makes.
+async fn show<T: DeserializeOwned>(
+    client: &ApiClient,
+    path: &str,
+    json: bool,
+    out: &mut dyn Write,
+    render: impl FnOnce(&T) -> comfy_table::Table,
+) -> Result<(), CliError> {
+    if json {
+        let v = client.get::<serde_json::Value>(path).await?;
+        return print_json(out, &v.value);
+    }
+    let v = client.get::<T>(path).await?;
+    writeln!(out, "{}", render(&v.value))?;
+    Ok(())
+}
+
+/// Asks every endpoint (concurrently) for its own status.
+async fn status(client: &ApiClient, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
+    let answers = futures::future::join_all(
+        client
+            .endpoints()
+            .iter()
+            .map(|ep| client.get_from::<serde_json::Value>(ep, "/v1/cluster/status")),
+    )
+    .await;
+    let statuses: Vec<(String, Result<serde_json::Value, CliError>)> = client
+        .endpoints()
+        .iter()
+        .map(ToString::to_string)
+        .zip(answers.into_iter().map(|a| a.map(|a| a.value)))
+        .collect();
+    if json {
+        let list: Vec<serde_json::Value> = statuses
+            .iter()
+            .map(|(ep, r)| match r {
+                Ok(v) => serde_json::json!({"endpoint": ep, "status": v}),
+                Err(e) => serde_json::json!({"endpoint": ep, "error": e.to_body().error}),
+            })
+            .collect();
+        return print_json(out, &list);
+    }
+    let none_answered = statuses.iter().all(|(_, r)| r.is_err());
+    let rows: Vec<EndpointStatus> = statuses
+        .into_iter()
+        .map(|(endpoint, r)| EndpointStatus {
+            endpoint,
+            result: r.map_err(|e| row_error(&e)).and_then(|v| {
+                serde_json::from_value::<ClusterStatus>(v)
+                    .map_err(|e| format!("bad_response: unexpected JSON ({e})"))
+            }),
+        })
+        .collect();
+    writeln!(
+        out,
+        "{}",
+        render::table(&render::STATUS_HEADER, render::status_rows(&rows))
+    )?;
+    if none_answered {
+        return Err(CliError::Unreachable {
+            attempts: rows
+                .into_iter()
+                .map(|r| {
+                    let e = r.result.err().unwrap_or_default();
+                    (
+                        r.endpoint,
+                        e.trim_start_matches("unreachable: ").to_string(),
+                    )
+                })
+                .collect(),
+        });
+    }
+    Ok(())
+}
+
+/// An endpoint's error in one short cell.
+fn row_error(e: &CliError) -> String {
+    match e {
+        CliError::Unreachable { attempts } if attempts.len() == 1 => {
+            format!("unreachable: {}", attempts[0].1)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The switch request the arguments describe.
+pub fn switch_request(args: &SwitchArgs) -> Result<SwitchRequest, CliError> {
+    let overlay_config = match &args.config {
+        None => None,
+        Some(text) => Some(serde_json::from_str(text).map_err(|e| {
+            crate::api::types::BadRequest::new(format!("--config is not valid JSON: {e}"))
+        })?),
+    };
+    Ok(SwitchRequest {
+        topology: args.topology.clone(),
+        overlay_config,
+        wait: None,
+        request_id: args.request_id.clone(),
+        wait_timeout_ms: None,
+    })
+}
+
+async fn switch(
+    client: &ApiClient,
+    args: &SwitchArgs,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let req = switch_request(args)?;
+    let accepted = client
+        .send::<serde_json::Value>(Method::POST, "/v1/topology/switch", &req)
+        .await?;
+    let decoded: SwitchAccepted =
+        serde_json::from_value(accepted.value.clone()).map_err(|e| CliError::BadResponse {
+            endpoint: accepted.endpoint.to_string(),
+            message: format!("unexpected JSON ({e})"),
+        })?;
+    if !args.wait {
+        if json {
+            return print_json(out, &accepted.value);
+        }
+        writeln!(
+            out,
+            "transition {id} accepted ({}); follow it with: topoctl transition {id} --wait",
+            decoded.status.as_str(),
+            id = decoded.transition_id,
+        )?;
+        return Ok(());
+    }
+    let timeout = Duration::from_millis(args.wait_timeout_ms);
+    follow(client, decoded.transition_id, timeout, json, out).await
+}
+
+async fn transition(
+    client: &ApiClient,
+    args: &TransitionArgs,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let path = format!("/v1/transitions/{}", args.id);
+    if !args.wait {
+        return show::<TransitionView>(client, &path, json, out, |v| {
+            render::table(&["KEY", "VALUE"], render::transition_rows(v))
+        })
+        .await;
+    }
+    let timeout = Duration::from_millis(args.wait_timeout_ms);
+    follow(client, args.id, timeout, json, out).await
+}
+
+/// Waits for transition `id` to be decided, showing its phases (a spinner
+/// on a terminal, plain lines otherwise, nothing with `--json`), then
+/// prints it. Exit 1 if it was aborted.
+async fn follow(
+    client: &ApiClient,
+    id: TransitionId,
+    timeout: Duration,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let view = {
+        let mut spinner;
+        let mut lines;
+        let mut silent = Silent;
+        let sink: &mut dyn ProgressSink = if json {
+            &mut silent
+        } else if std::io::stderr().is_terminal() {
+            spinner = Spinner::new();
+            &mut spinner
+        } else {
+            lines = Lines(&mut *out);
+            &mut lines
+        };
+        watch::wait_for_decision(client, id, timeout, watch::POLL_INTERVAL, sink).await?
+    };
+    if json {
+        print_json(out, &view)?;
+    } else {
+        writeln!(
+            out,
+            "{}",
+            render::table(&["KEY", "VALUE"], render::transition_rows(&view))
+        )?;
+    }
+    decided(&view)
+}
+
+/// An aborted transition is an error (exit 1).
+fn decided(view: &TransitionView) -> Result<(), CliError> {
+    if view.status == TransitionStatus::Aborted {
+        return Err(CliError::Aborted {
+            id: view.id,
+            reason: view.abort_reason.clone().unwrap_or_default(),
+        });
+    }
+    Ok(())
+}
+
+async fn history(
+    client: &ApiClient,
+    args: &HistoryArgs,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let mut path = format!("/v1/topology/history?limit={}", args.limit);
+    if let Some(before) = args.before {
+        path.push_str(&format!("&before={before}"));
+    }
+    if json {
+        let v = client.get::<serde_json::Value>(&path).await?;
+        return print_json(out, &v.value);
+    }
+    let page = client.get::<HistoryPage>(&path).await?.value;
+    writeln!(
+        out,
+        "{}",
+        render::table(&render::HISTORY_HEADER, render::history_rows(&page))
+    )?;
+    if let Some(next) = page.next_before {
+        writeln!(out, "older transitions: topoctl history --before {next}")?;
+    }
+    Ok(())
+}
+
+/// The `PUT /v1/policy` body the flags ask for; `None` without flags.
+pub fn policy_request(args: &PolicyArgs) -> Option<PolicyRequest> {
+    let req = PolicyRequest {
+        cooldown_ms: args.cooldown_ms,
+        auto_switch: args.auto.map(|t| t == Toggle::On),
+        history_retention: args.history_retention,
+    };
+    (!req.is_empty()).then_some(req)
+}
+
+async fn policy(
+    client: &ApiClient,
+    args: &PolicyArgs,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let answer = match policy_request(args) {
+        None => client.get::<serde_json::Value>("/v1/policy").await?,
+        Some(req) => {
+            client
+                .send::<serde_json::Value>(Method::PUT, "/v1/policy", &req)
+                .await?
+        }
+    };
+    if json {
+        return print_json(out, &answer.value);
+    }
+    let view: PolicyView = decode_value(&answer.endpoint, answer.value)?;
+    writeln!(
+        out,
+        "{}",
+        render::table(&["KEY", "VALUE"], render::policy_rows(&view))
+    )?;
+    Ok(())
+}
+
+async fn join(
+    client: &ApiClient,
+    args: &JoinArgs,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let req = JoinRequest {
+        id: args.id,
+        api_addr: args.api_addr.clone(),
+        raft_addr: args.raft_addr.clone(),
+        peer_addr: args.peer_addr.clone(),
+        node_uuid: args.node_uuid.clone(),
+    };
+    req.to_node_addr()?;
+    let body = serde_json::to_vec(&req).expect("join request serialises");
+    members_change(
+        client,
+        Method::POST,
+        "/v1/cluster/members",
+        Some(body.into()),
+        json,
+        out,
+    )
+    .await
+}
+
+/// A membership change; prints the members afterwards.
+async fn members_change(
+    client: &ApiClient,
+    method: Method,
+    path: &str,
+    body: Option<bytes::Bytes>,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let answer = client
+        .request::<serde_json::Value>(method, path, body)
+        .await?;
+    if json {
+        return print_json(out, &answer.value);
+    }
+    let view: MembersView = decode_value(&answer.endpoint, answer.value)?;
+    writeln!(
+        out,
+        "{}",
+        render::table(&render::MEMBERS_HEADER, render::members_rows(&view))
+    )?;
+    Ok(())
+}
+
+fn decode_value<T: DeserializeOwned>(
+    endpoint: &super::Endpoint,
+    v: serde_json::Value,
+) -> Result<T, CliError> {
+    serde_json::from_value(v).map_err(|e| CliError::BadResponse {
+        endpoint: endpoint.to_string(),
+        message: format!("unexpected JSON ({e})"),
+    })
+}

@@ -1,0 +1,30 @@
+//! `topoctl`, the admin CLI, as a library: the binary parses [`Cli`] and
+//! calls [`run`]; tests call the same pieces.
+//!
+//! - [`args`]: the clap command line.
+//! - [`client`]: [`ApiClient`], HTTP/1.1 JSON client with endpoint failover.
+//! - [`commands`]: one function per command, printing tables or raw JSON.
+//! - [`render`]: pure functions from API views to table rows.
+//! - [`watch`]: `switch --wait`, polling a transition and showing phases.
+//! - [`endpoint`], [`error`]: `--endpoints` parsing and [`CliError`].
+//!
+//! Exit codes: 0 success; 1 any error (printed `error: <code>: <message>`
+//! on stderr, including an aborted transition under `switch --wait`); 2
+//! usage errors (clap).
+
+pub mod args;
+pub mod client;
+pub mod commands;
+pub mod endpoint;
+pub mod error;
+pub mod render;
+pub mod watch;
+
+#[cfg(test)]
+mod tests;
+
+pub use args::{Cli, Command};
+pub use client::{Answer, ApiClient};
+pub use commands::run;
+pub use endpoint::{parse_endpoints, Endpoint, EndpointError, MAX_ENDPOINTS};
+pub use error::CliError;

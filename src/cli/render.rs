@@ -1,0 +1,273 @@
+//! Tables of `topoctl` output, built from the API views.
+//!
+//! Each `*_rows` function is pure (views in, cells out) so that tests can
+//! check the content; `*_table` wraps the rows in a comfy-table.
+
+use comfy_table::{presets, Table};
+
+use crate::api::types::{
+    ClusterStatus, HistoryPage, MembersView, PhaseView, PolicyView, ReasonView, TopologyInfo,
+    TransitionView,
+};
+
+/// The result of asking one endpoint for its status.
+#[derive(Debug, Clone)]
+pub struct EndpointStatus {
+    /// The endpoint as given in `--endpoints`.
+    pub endpoint: String,
+    /// Its status, or the error text.
+    pub result: Result<ClusterStatus, String>,
+}
+
+/// A table with `header` and `rows`, ASCII borders.
+pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> Table {
+    let mut t = Table::new();
+    t.load_preset(presets::ASCII_FULL_CONDENSED);
+    t.set_header(header.iter().copied());
+    for row in rows {
+        t.add_row(row);
+    }
+    t
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+fn ids(ids: &[u64]) -> String {
+    if ids.is_empty() {
+        return "-".to_string();
+    }
+    ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// Header of [`status_rows`].
+pub const STATUS_HEADER: [&str; 8] = [
+    "ENDPOINT",
+    "NODE",
+    "ROLE",
+    "TERM",
+    "LAST INDEX",
+    "APPLIED",
+    "LEADER",
+    "ERROR",
+];
+
+/// One row per endpoint; an unreachable one shows its error.
+pub fn status_rows(statuses: &[EndpointStatus]) -> Vec<Vec<String>> {
+    statuses
+        .iter()
+        .map(|s| match &s.result {
+            Ok(st) => vec![
+                s.endpoint.clone(),
+                st.node_id.to_string(),
+                st.role.as_str().to_string(),
+                st.term.to_string(),
+                opt(st.last_log_index),
+                opt(st.applied_index),
+                opt(st.leader),
+                String::new(),
+            ],
+            Err(e) => {
+                let mut row = vec![s.endpoint.clone()];
+                row.extend(std::iter::repeat_n("-".to_string(), 6));
+                row.push(e.clone());
+                row
+            }
+        })
+        .collect()
+}
+
+/// Header of [`members_rows`].
+pub const MEMBERS_HEADER: [&str; 6] = ["ID", "ROLE", "API", "RAFT", "PEER", "UUID"];
+
+/// One row per member, by id.
+pub fn members_rows(view: &MembersView) -> Vec<Vec<String>> {
+    view.members
+        .iter()
+        .map(|m| {
+            vec![
+                m.id.to_string(),
+                if m.voter { "voter" } else { "learner" }.to_string(),
+                m.api_addr.clone(),
+                m.raft_addr.clone(),
+                m.peer_addr.clone(),
+                m.node_uuid.clone(),
+            ]
+        })
+        .collect()
+}
+
+/// `manual`, `auto (rule)`, `workload (profile)`, `rollback of 12`.
+pub fn reason_text(r: &ReasonView) -> String {
+    match r {
+        ReasonView::Manual => "manual".to_string(),
+        ReasonView::Auto { rule } => format!("auto ({rule})"),
+        ReasonView::Workload { profile } => format!("workload ({profile})"),
+        ReasonView::Rollback { of } => format!("rollback of {of}"),
+    }
+}
+
+/// `prepared`, `failed: reason`, ...
+pub fn phase_text(p: &PhaseView) -> String {
+    match p {
+        PhaseView::Prepared => "prepared".to_string(),
+        PhaseView::Failed { reason } => format!("failed: {reason}"),
+        PhaseView::Verified => "verified".to_string(),
+        PhaseView::Unhealthy { reason } => format!("unhealthy: {reason}"),
+    }
+}
+
+/// `committed (epoch 4)`, `aborted: reason`, `in progress (2/3 prepared)`.
+pub fn outcome_text(t: &TransitionView) -> String {
+    match t.status {
+        crate::api::types::TransitionStatus::Committed => match (t.epoch, t.missing.is_empty()) {
+            (Some(e), true) => format!("committed (epoch {e})"),
+            (Some(e), false) => format!("committed (epoch {e}, without {})", ids(&t.missing)),
+            (None, _) => "committed".to_string(),
+        },
+        crate::api::types::TransitionStatus::Aborted => {
+            format!("aborted: {}", t.abort_reason.as_deref().unwrap_or("-"))
+        }
+        crate::api::types::TransitionStatus::InProgress => {
+            let prepared = t
+                .reports
+                .values()
+                .filter(|p| **p == PhaseView::Prepared)
+                .count();
+            format!("in progress ({prepared}/{} prepared)", t.members.len())
+        }
+    }
+}
+
+/// Key-value rows of the current topology, then its overlay config.
+pub fn info_rows(info: &TopologyInfo) -> Vec<Vec<String>> {
+    let in_flight = info.in_flight.as_ref().map_or("-".to_string(), |t| {
+        format!("{}: {} -> {}, {}", t.id, t.from, t.to, outcome_text(t))
+    });
+    let mut rows = vec![
+        kv("topology", info.topology),
+        kv("epoch", info.epoch),
+        kv("instance", info.current_instance),
+        kv("nodes", info.node_count),
+        kv("leader", opt(info.leader)),
+        kv("in flight", in_flight),
+    ];
+    let mut config = Vec::new();
+    flatten("", &info.overlay_config, &mut config);
+    rows.extend(
+        config
+            .into_iter()
+            .map(|(k, v)| kv(format!("config.{k}"), v)),
+    );
+    rows
+}
+
+fn kv(k: impl ToString, v: impl ToString) -> Vec<String> {
+    vec![k.to_string(), v.to_string()]
+}
+
+/// `a.b = value` pairs of a JSON object, keys in order.
+fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        other if !prefix.is_empty() => out.push((prefix.to_string(), other.to_string())),
+        _ => {}
+    }
+}
+
+/// Header of [`history_rows`].
+pub const HISTORY_HEADER: [&str; 8] = [
+    "ID", "FROM", "TO", "REASON", "BY", "PROPOSED", "DECIDED", "OUTCOME",
+];
+
+/// One row per transition, newest first.
+pub fn history_rows(page: &HistoryPage) -> Vec<Vec<String>> {
+    page.transitions
+        .iter()
+        .map(|t| {
+            vec![
+                t.id.to_string(),
+                t.from.to_string(),
+                t.to.to_string(),
+                reason_text(&t.reason),
+                t.requested_by.clone(),
+                format_unix_ms(t.proposed_at_ms),
+                t.decided_at_ms.map_or("-".to_string(), format_unix_ms),
+                outcome_text(t),
+            ]
+        })
+        .collect()
+}
+
+/// Key-value rows of one transition, with each member's report.
+pub fn transition_rows(t: &TransitionView) -> Vec<Vec<String>> {
+    let mut rows = vec![
+        kv("id", t.id),
+        kv("from", t.from),
+        kv("to", t.to),
+        kv("reason", reason_text(&t.reason)),
+        kv("requested by", &t.requested_by),
+        kv("proposed", format_unix_ms(t.proposed_at_ms)),
+        kv(
+            "decided",
+            t.decided_at_ms.map_or("-".to_string(), format_unix_ms),
+        ),
+        kv("outcome", outcome_text(t)),
+    ];
+    for m in &t.members {
+        let report = t.reports.get(m).map_or("waiting".to_string(), phase_text);
+        rows.push(kv(format!("node {m}"), report));
+    }
+    for (node, phase) in &t.health {
+        rows.push(kv(format!("health of node {node}"), phase_text(phase)));
+    }
+    rows
+}
+
+/// Key-value rows of the policy.
+pub fn policy_rows(p: &PolicyView) -> Vec<Vec<String>> {
+    vec![
+        kv("cooldown_ms", p.cooldown_ms),
+        kv("auto_switch", if p.auto_switch { "on" } else { "off" }),
+        kv("history_retention", p.history_retention),
+    ]
+}
+
+/// Unix milliseconds as `YYYY-MM-DD HH:MM:SS.mmmZ` (UTC).
+pub fn format_unix_ms(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day); Howard Hinnant's
+/// `civil_from_days`.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}

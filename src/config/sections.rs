@@ -1,0 +1,148 @@
+//! `[switch]`, `[api]` and `[storage]`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{check_range, ConfigError};
+use crate::model::state::{MAX_COOLDOWN_MS, MAX_HISTORY_RETENTION};
+use crate::model::{Policy, Topology};
+
+/// Switching settings. `cooldown_ms`, `auto_switch` and
+/// `history_retention` seed the replicated policy when the cluster is
+/// bootstrapped; afterwards the policy changes only through the API
+/// (`PUT /v1/policy`), and these keys are ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SwitchConfig {
+    /// Minimum time between a committed switch and the next automatic one,
+    /// ms. 0..=604_800_000 (7 days). Default 300_000 (`Policy::default`).
+    pub cooldown_ms: u64,
+    /// How long the coordinator waits for every live member to report
+    /// `Prepared` before aborting, ms. 100..=600_000. Default 10_000
+    /// (guess: forming a HyParView of thousands takes a few shuffle rounds).
+    pub prepare_timeout_ms: u64,
+    /// Whether the monitor may propose switches on its own. Default false
+    /// (`Policy::default`: an operator opts in).
+    pub auto_switch: bool,
+    /// Transitions kept in the history. 1..=100_000. Default 1000
+    /// (`Policy::default`).
+    pub history_retention: u32,
+    /// The topology a new cluster starts with. Default `full_mesh` (the
+    /// state machine's initial state; right for the small clusters a
+    /// cluster starts as).
+    pub initial_topology: Topology,
+}
+
+impl Default for SwitchConfig {
+    fn default() -> Self {
+        let p = Policy::default();
+        SwitchConfig {
+            cooldown_ms: p.cooldown_ms,
+            prepare_timeout_ms: 10_000,
+            auto_switch: p.auto_switch,
+            history_retention: p.history_retention,
+            initial_topology: Topology::FullMesh,
+        }
+    }
+}
+
+impl SwitchConfig {
+    /// Checks every field; the error names the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_range("switch.cooldown_ms", self.cooldown_ms, 0, MAX_COOLDOWN_MS)?;
+        check_range(
+            "switch.prepare_timeout_ms",
+            self.prepare_timeout_ms,
+            100,
+            600_000,
+        )?;
+        check_range(
+            "switch.history_retention",
+            self.history_retention.into(),
+            1,
+            MAX_HISTORY_RETENTION.into(),
+        )?;
+        Ok(())
+    }
+
+    /// The policy a new cluster starts with.
+    pub fn initial_policy(&self) -> Policy {
+        Policy {
+            cooldown_ms: self.cooldown_ms,
+            auto_switch: self.auto_switch,
+            history_retention: self.history_retention,
+        }
+    }
+
+    /// The prepare deadline.
+    pub fn prepare_timeout(&self) -> Duration {
+        Duration::from_millis(self.prepare_timeout_ms)
+    }
+}
+
+/// HTTP admin API settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Largest request body, bytes. 1024..=16 MiB. Default 64 KiB (guess:
+    /// the largest request, a switch with a full overlay config, is < 4 KiB).
+    pub max_body_bytes: u64,
+    /// Deadline of a request that does not `wait`, including forwarding to
+    /// the leader, ms. 100..=600_000. Default 10_000 (guess: several
+    /// election timeouts, so a write survives one leader change).
+    pub request_timeout_ms: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            max_body_bytes: 64 << 10,
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl ApiConfig {
+    /// Checks every field; the error names the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_range("api.max_body_bytes", self.max_body_bytes, 1024, 16 << 20)?;
+        check_range(
+            "api.request_timeout_ms",
+            self.request_timeout_ms,
+            100,
+            600_000,
+        )?;
+        Ok(())
+    }
+
+    /// The request deadline.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+/// Storage settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// sled page cache, bytes. 1 MiB..=1 GiB. Default 8 MiB (the state is
+    /// small and the log is compacted; sled's own 1 GiB default would
+    /// reserve 5 GiB for five nodes on one machine).
+    pub cache_bytes: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            cache_bytes: 8 << 20,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// Checks every field; the error names the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_range("storage.cache_bytes", self.cache_bytes, 1 << 20, 1 << 30)
+    }
+}

@@ -1,0 +1,240 @@
+//! Raft RPC client: openraft's `RaftNetwork` over HTTP/1 (hyper) with
+//! postcard bodies.
+//!
+//! Every request carries the cluster id in [`CLUSTER_HEADER`]; the server
+//! refuses other clusters. Every RPC has a deadline (openraft's TTL, capped
+//! by the configured RPC timeout). A failure to connect is reported as
+//! `Unreachable` (openraft backs off); anything else is a `Network` error.
+//! Connections are pooled and kept alive.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::liveness::Liveness;
+use super::types::{NodeAddr, TypeConfig};
+use crate::model::NodeId;
+
+/// Header carrying the cluster id on every Raft RPC.
+pub const CLUSTER_HEADER: &str = "x-topod-cluster";
+
+/// Path of each Raft RPC.
+pub mod paths {
+    pub const APPEND: &str = "/raft/append";
+    pub const VOTE: &str = "/raft/vote";
+    pub const SNAPSHOT: &str = "/raft/snapshot";
+}
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// Settings shared by every RPC client.
+#[derive(Debug, Clone)]
+pub struct NetworkSettings {
+    pub cluster_id: String,
+    /// Upper bound of any RPC's duration.
+    pub rpc_timeout: Duration,
+    /// Largest response body accepted, bytes.
+    pub max_body_bytes: usize,
+}
+
+/// Creates one [`RaftClient`] per target; shares the connection pool.
+#[derive(Clone)]
+pub struct Network {
+    http: HttpClient,
+    settings: NetworkSettings,
+    liveness: Liveness,
+}
+
+impl Network {
+    /// A factory with a fresh connection pool.
+    pub fn new(settings: NetworkSettings, liveness: Liveness) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(settings.rpc_timeout));
+        let http = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(8)
+            .build(connector);
+        Network {
+            http,
+            settings,
+            liveness,
+        }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = RaftClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &NodeAddr) -> RaftClient {
+        RaftClient {
+            target,
+            base: format!("http://{}", node.raft_addr),
+            http: self.http.clone(),
+            settings: self.settings.clone(),
+            liveness: self.liveness.clone(),
+        }
+    }
+}
+
+/// Raft RPC client for one target node.
+pub struct RaftClient {
+    target: NodeId,
+    base: String,
+    http: HttpClient,
+    settings: NetworkSettings,
+    liveness: Liveness,
+}
+
+/// Why one RPC failed, before mapping to openraft's error.
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    #[error("cannot connect to node {target} at {base}: {source}")]
+    Connect {
+        target: NodeId,
+        base: String,
+        source: hyper_util::client::legacy::Error,
+    },
+    #[error("RPC to node {target} timed out after {after:?}")]
+    Timeout { target: NodeId, after: Duration },
+    #[error("RPC to node {target} failed: {detail}")]
+    Other { target: NodeId, detail: String },
+}
+
+impl RaftClient {
+    async fn call<Req, Resp>(
+        &self,
+        path: &str,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, CallError>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+    {
+        let timeout = option.hard_ttl().min(self.settings.rpc_timeout);
+        match tokio::time::timeout(timeout, self.call_inner(path, req)).await {
+            Ok(r) => r,
+            Err(_) => Err(CallError::Timeout {
+                target: self.target,
+                after: timeout,
+            }),
+        }
+    }
+
+    async fn call_inner<Req, Resp>(&self, path: &str, req: &Req) -> Result<Resp, CallError>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+    {
+        let other = |detail: String| CallError::Other {
+            target: self.target,
+            detail,
+        };
+        let body = postcard::to_allocvec(req).map_err(|e| other(format!("encode: {e}")))?;
+        let request = hyper::Request::post(format!("{}{}", self.base, path))
+            .header(CLUSTER_HEADER, &self.settings.cluster_id)
+            .header(hyper::header::CONTENT_TYPE, "application/x-postcard")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| other(format!("build request: {e}")))?;
+        let response = self.http.request(request).await.map_err(|e| {
+            if e.is_connect() {
+                CallError::Connect {
+                    target: self.target,
+                    base: self.base.clone(),
+                    source: e,
+                }
+            } else {
+                other(e.to_string())
+            }
+        })?;
+        let status = response.status();
+        let bytes = Limited::new(response.into_body(), self.settings.max_body_bytes)
+            .collect()
+            .await
+            .map_err(|e| other(format!("read body: {e}")))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(other(format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(512)])
+            )));
+        }
+        let decoded = postcard::from_bytes(&bytes).map_err(|e| other(format!("decode: {e}")))?;
+        self.liveness.record_ok(self.target);
+        Ok(decoded)
+    }
+
+    fn map_err<E: std::error::Error>(
+        &self,
+        e: CallError,
+    ) -> RPCError<NodeId, NodeAddr, RaftError<NodeId, E>> {
+        match e {
+            CallError::Connect { .. } | CallError::Timeout { .. } => {
+                RPCError::Unreachable(Unreachable::new(&e))
+            }
+            CallError::Other { .. } => RPCError::Network(NetworkError::new(&e)),
+        }
+    }
+
+    fn remote<E: std::error::Error>(
+        &self,
+        e: RaftError<NodeId, E>,
+    ) -> RPCError<NodeId, NodeAddr, RaftError<NodeId, E>> {
+        RPCError::RemoteError(RemoteError::new(self.target, e))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for RaftClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeAddr, RaftError<NodeId>>> {
+        let res: Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>> = self
+            .call(paths::APPEND, &rpc, &option)
+            .await
+            .map_err(|e| self.map_err(e))?;
+        res.map_err(|e| self.remote(e))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, NodeAddr, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        let res: Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> =
+            self.call(paths::SNAPSHOT, &rpc, &option)
+                .await
+                .map_err(|e| self.map_err(e))?;
+        res.map_err(|e| self.remote(e))
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, NodeAddr, RaftError<NodeId>>> {
+        let res: Result<VoteResponse<NodeId>, RaftError<NodeId>> = self
+            .call(paths::VOTE, &rpc, &option)
+            .await
+            .map_err(|e| self.map_err(e))?;
+        res.map_err(|e| self.remote(e))
+    }
+}

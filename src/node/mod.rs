@@ -1,0 +1,356 @@
+//! A running `topod` node: storage, Raft, the Raft RPC and admin API
+//! servers, the coordinator, the executor driver and telemetry, wired
+//! together by [`start_node`]. Binaries and tests call the same function.
+
+pub mod bootstrap;
+pub mod reporter;
+pub mod setup;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::context::ApiContext;
+use crate::api::forward::Forwarder;
+use crate::config::NodeConfig;
+use crate::control::applied::AppliedRx;
+use crate::control::coordinator::{Coordinator, CoordinatorSettings};
+use crate::control::driver::Driver;
+use crate::control::executor::Executor;
+use crate::control::liveness::Liveness;
+use crate::control::network::{Network, NetworkSettings};
+use crate::control::proposer::Proposer;
+use crate::control::store::{Store, StoreError};
+use crate::control::types::{NodeAddr, Raft};
+use crate::model::NodeId;
+
+/// Why a node could not start or stopped. Nothing stored was changed by a
+/// refusal to start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("config: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("storage: {0}")]
+    Storage(#[from] StoreError),
+    #[error("cannot bind the {what} listener on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error(
+        "node {node_id}'s data dir {} is empty, but voter {peer} already lists node {node_id} as a \
+         member: this voter's disk was wiped. Remove node {node_id} from the cluster \
+         (`topoctl remove {node_id}`) and join it anew, or restore its data dir",
+        data_dir.display()
+    )]
+    Wiped {
+        node_id: NodeId,
+        data_dir: PathBuf,
+        peer: NodeId,
+    },
+    #[error("could not join the cluster through {targets:?}")]
+    JoinFailed { targets: Vec<String> },
+}
+
+/// A started node. Dropping it does not stop it: call [`Node::shutdown`].
+pub struct Node {
+    id: NodeId,
+    raft: Raft,
+    addr: NodeAddr,
+    api_addr: SocketAddr,
+    raft_addr: SocketAddr,
+    applied: AppliedRx,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    fatal: Arc<AtomicBool>,
+}
+
+impl Node {
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+    /// The bound API address.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+    /// The bound Raft RPC address.
+    pub fn raft_addr(&self) -> SocketAddr {
+        self.raft_addr
+    }
+    /// This node's addresses as stored in the membership.
+    pub fn node_addr(&self) -> &NodeAddr {
+        &self.addr
+    }
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+    /// A receiver of the applied state.
+    pub fn applied(&self) -> AppliedRx {
+        self.applied.clone()
+    }
+
+    /// Resolves when the node stops by itself (storage failure): the error
+    /// says why. Never resolves for a healthy node until shutdown.
+    pub async fn stopped(&self) -> Result<(), NodeError> {
+        self.cancel.cancelled().await;
+        if self.fatal.load(Ordering::SeqCst) {
+            let m = self.raft.metrics().borrow().clone();
+            return Err(NodeError::Raft(match m.running_state {
+                Err(e) => e.to_string(),
+                Ok(()) => "raft stopped".into(),
+            }));
+        }
+        Ok(())
+    }
+
+    /// Stops serving, shuts Raft down and waits for every task.
+    pub async fn shutdown(self) -> Result<(), NodeError> {
+        self.cancel.cancel();
+        let result = self
+            .raft
+            .shutdown()
+            .await
+            .map_err(|e| NodeError::Raft(format!("shutdown: {e}")));
+        self.tracker.close();
+        self.tracker.wait().await;
+        result
+    }
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Bind { what, addr, source })
+}
+
+/// Starts a node from `config`, with `executor` carrying out switches.
+pub async fn start_node(
+    config: NodeConfig,
+    executor: Arc<dyn Executor>,
+) -> Result<Node, NodeError> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| StoreError::Open {
+        path: config.data_dir.clone(),
+        source: sled::Error::Io(e),
+    })?;
+    let store = Store::open(&config.data_dir, config.storage.cache_bytes)?;
+    store.identity().check(&config.cluster_id)?;
+    let fresh = store.identity().is_fresh();
+    if fresh && config.is_initial_voter() {
+        let uuid = store.identity().node_uuid().to_string();
+        bootstrap::check_not_wiped(&config, &uuid).await?;
+    }
+    let api_listener = bind("API", config.api_addr).await?;
+    let raft_listener = bind("Raft", config.raft_addr).await?;
+    let api_addr = api_listener
+        .local_addr()
+        .map_err(|source| NodeError::Bind {
+            what: "API",
+            addr: config.api_addr,
+            source,
+        })?;
+    let raft_addr = raft_listener
+        .local_addr()
+        .map_err(|source| NodeError::Bind {
+            what: "Raft",
+            addr: config.raft_addr,
+            source,
+        })?;
+    let addr = NodeAddr {
+        api_addr: api_addr.to_string(),
+        raft_addr: raft_addr.to_string(),
+        peer_addr: config.peer_addr.to_string(),
+        node_uuid: store.identity().node_uuid().to_string(),
+    };
+    let applied = store.subscribe();
+    let (log_store, sm_store, _identity) = store.into_parts();
+
+    let liveness = Liveness::default();
+    let network = Network::new(
+        NetworkSettings {
+            cluster_id: config.cluster_id.clone(),
+            rpc_timeout: config.raft.rpc_timeout(),
+            max_body_bytes: config.raft.rpc_max_body_bytes as usize,
+        },
+        liveness.clone(),
+    );
+    let raft_config = Arc::new(config.raft.to_openraft(&config.cluster_id)?);
+    let raft = Raft::new(config.node_id, raft_config, network, log_store, sm_store)
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let fatal = Arc::new(AtomicBool::new(false));
+    let proposer = Arc::new(Proposer::new(
+        raft.clone(),
+        applied.clone(),
+        config.api.request_timeout(),
+    ));
+    let forwarder = Forwarder::of_node(config.node_id);
+
+    // Raft RPC server.
+    let rpc = crate::control::rpc_server::router(
+        raft.clone(),
+        config.cluster_id.clone(),
+        config.raft.rpc_max_body_bytes as usize,
+    );
+    let c = cancel.clone();
+    tracker.spawn(async move {
+        let served = axum::serve(raft_listener, rpc)
+            .with_graceful_shutdown(c.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "Raft RPC server failed");
+        }
+    });
+
+    // Admin API server.
+    let defaults_cfg = config.overlay.clone();
+    let ctx = Arc::new(ApiContext {
+        node_id: config.node_id,
+        node_uuid: addr.node_uuid.clone(),
+        cluster_id: config.cluster_id.clone(),
+        raft: raft.clone(),
+        applied: applied.clone(),
+        proposer: proposer.clone(),
+        forwarder: forwarder.clone(),
+        overlay_defaults: Arc::new(move |t| defaults_cfg.default_for(t)),
+        prometheus: telemetry::prometheus(),
+        max_body_bytes: config.api.max_body_bytes as usize,
+        forward_timeout: config.api.request_timeout()
+            + Duration::from_millis(crate::api::types::MAX_WAIT_TIMEOUT_MS),
+        fatal: fatal.clone(),
+        membership_lock: tokio::sync::Mutex::new(()),
+    });
+    let api = crate::api::routes::router(ctx);
+    let c = cancel.clone();
+    tracker.spawn(async move {
+        let served = axum::serve(api_listener, api)
+            .with_graceful_shutdown(c.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "API server failed");
+        }
+    });
+
+    // Bootstrap or join.
+    let initialized = raft
+        .is_initialized()
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+    if !initialized {
+        if config.is_initial_voter() {
+            let (r, c, a) = (raft.clone(), config.clone(), addr.clone());
+            tracker.spawn(async move {
+                if let Err(e) = bootstrap::initialize_if_first(&r, &c, &a).await {
+                    tracing::error!(error = %e, "initialising the cluster failed");
+                }
+            });
+        } else if !config.join.is_empty() {
+            let targets = config.join.iter().map(|a| a.to_string()).collect();
+            let (me, a, c) = (config.node_id, addr.clone(), cancel.clone());
+            tracker.spawn(async move {
+                if let Err(e) = bootstrap::join(targets, me, a, c).await {
+                    tracing::error!(error = %e, "giving up joining");
+                }
+            });
+        } else {
+            tracing::info!("not initialised and nothing to join: waiting to be added to a cluster");
+        }
+    }
+    if config.is_initial_voter() {
+        tracker.spawn(setup::run(
+            proposer.clone(),
+            applied.clone(),
+            config.switch.clone(),
+            config.overlay.clone(),
+            cancel.clone(),
+        ));
+    }
+
+    tracker.spawn(
+        Coordinator {
+            raft: raft.clone(),
+            applied: applied.clone(),
+            proposer: proposer.clone(),
+            liveness,
+            me: config.node_id,
+            settings: CoordinatorSettings {
+                prepare_timeout: config.switch.prepare_timeout(),
+                live_window: Duration::from_millis((config.raft.heartbeat_ms * 10).max(1000)),
+                tick: Duration::from_millis(100),
+            },
+        }
+        .run(cancel.clone()),
+    );
+    let reporter = reporter::LeaderReporter {
+        raft: raft.clone(),
+        proposer: proposer.clone(),
+        forwarder,
+        timeout: config.api.request_timeout(),
+    };
+    tracker.spawn(
+        Driver {
+            me: config.node_id,
+            applied: applied.clone(),
+            executor,
+            reporter: Arc::new(reporter),
+            step_timeout: config.switch.prepare_timeout(),
+        }
+        .run(cancel.clone()),
+    );
+    tracker.spawn(telemetry::run(
+        raft.clone(),
+        applied.clone(),
+        cancel.clone(),
+    ));
+    tracker.spawn(watch_fatal(raft.clone(), fatal.clone(), cancel.clone()));
+
+    tracing::info!(node = config.node_id, %api_addr, %raft_addr, "node started");
+    Ok(Node {
+        id: config.node_id,
+        raft,
+        addr,
+        api_addr,
+        raft_addr,
+        applied,
+        cancel,
+        tracker,
+        fatal,
+    })
+}
+
+/// Storage errors are fatal: when Raft stops on its own, mark the node
+/// failed (readyz fails, writes are refused) and stop everything.
+async fn watch_fatal(raft: Raft, fatal: Arc<AtomicBool>, cancel: CancellationToken) {
+    let mut rx = raft.metrics();
+    loop {
+        if let Err(e) = &rx.borrow_and_update().running_state {
+            tracing::error!(error = %e, "raft stopped: the node stops");
+            fatal.store(true, Ordering::SeqCst);
+            cancel.cancel();
+            return;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = rx.changed() => if r.is_err() {
+                if !cancel.is_cancelled() {
+                    fatal.store(true, Ordering::SeqCst);
+                    cancel.cancel();
+                }
+                return;
+            },
+        }
+    }
+}

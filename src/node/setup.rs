@@ -1,0 +1,75 @@
+//! One-time cluster setup by the first leader among the initial voters:
+//! the configured policy, and the configured initial topology when it is
+//! not the bootstrap `full_mesh`. Both are idempotent (the policy is set
+//! only while never set; the switch carries a fixed request id).
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{OverlayDefaults, SwitchConfig};
+use crate::control::applied::AppliedRx;
+use crate::control::proposer::Proposer;
+use crate::model::{Command, ProposeSwitch, SwitchReason, Topology};
+
+/// Request id of the initial-topology switch.
+pub const INITIAL_TOPOLOGY_REQUEST: &str = "bootstrap-initial-topology";
+
+/// Runs until setup is done (or `cancel` fires).
+pub async fn run(
+    proposer: std::sync::Arc<Proposer>,
+    mut applied: AppliedRx,
+    switch: SwitchConfig,
+    overlay: OverlayDefaults,
+    cancel: CancellationToken,
+) {
+    let mut topology_asked = switch.initial_topology == Topology::FullMesh;
+    loop {
+        let (policy_set, fresh) = {
+            let a = applied.borrow_and_update();
+            (
+                a.state.policy_set,
+                a.state.history.is_empty() && a.state.epoch == 0,
+            )
+        };
+        if !fresh {
+            topology_asked = true;
+        }
+        if policy_set && topology_asked {
+            return;
+        }
+        if proposer.is_leader() {
+            if !policy_set {
+                let p = switch.initial_policy();
+                let update = crate::model::PolicyUpdate {
+                    cooldown_ms: Some(p.cooldown_ms),
+                    auto_switch: Some(p.auto_switch),
+                    history_retention: Some(p.history_retention),
+                };
+                if let Err(e) = proposer.write(Command::SetPolicy(update)).await {
+                    tracing::debug!(error = %e, "initial policy not written yet");
+                }
+            } else if !topology_asked {
+                let proposal = ProposeSwitch {
+                    target: switch.initial_topology,
+                    config: overlay.default_for(switch.initial_topology),
+                    reason: SwitchReason::Manual,
+                    request_id: Some(INITIAL_TOPOLOGY_REQUEST.into()),
+                    requested_by: "bootstrap".into(),
+                };
+                match proposer.write(Command::ProposeSwitch(proposal)).await {
+                    Ok(answer) => {
+                        tracing::info!(?answer, "initial topology proposed");
+                        topology_asked = true;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "initial topology not proposed yet"),
+                }
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = applied.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
