@@ -10,7 +10,10 @@
 //!
 //! - [`model`] — topologies, overlay configs, log commands and typed
 //!   rejections, the replicated [`model::TopologyState`] and its pure apply.
-//! - [`overlay`] — overlay protocols as sans-IO state machines.
+//! - [`overlay`] — overlay protocols as sans-IO state machines (full mesh,
+//!   HyParView, client-server, Plumtree) and [`overlay::any::AnyOverlay`].
+//! - [`sim`] — discrete-event simulator of thousands of overlay nodes,
+//!   scenario files, the `simulate` command ([`sim::run_simulate`]).
 //! - [`control`] — openraft types, sled storage, Raft RPC, proposer,
 //!   coordinator, executor interface and driver.
 //! - [`api`] — HTTP admin API: JSON types, routes, forwarding to the leader.
