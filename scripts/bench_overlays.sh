@@ -28,8 +28,9 @@ if [[ $what == quality || $what == all ]]; then
 fi
 if [[ $what == sweep || $what == all ]]; then
   for f in 0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9 0.95; do
+    # Five warm-up rounds first, so Plumtree's tree has formed.
     for t in pub_sub hyparview; do
-      "$SIM" --topology $t --nodes 10000 --rounds 10 --contacts 100 --fail "$f" --seed 7 --json > "$OUT/sweep-$t-$f.json"
+      "$SIM" --topology $t --nodes 10000 --rounds 15 --fail-round 6 --contacts 100 --fail "$f" --seed 7 --json > "$OUT/sweep-$t-$f.json"
     done
   done
 fi

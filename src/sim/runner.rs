@@ -146,7 +146,7 @@ impl Run {
     /// Applies the events of `round`; returns whether a failure happened.
     fn apply_events(&mut self, round: u32) -> bool {
         let mut failed = false;
-        if round == 1 {
+        if round == self.scenario.fail_round {
             if let Some(f) = self.scenario.fail {
                 self.fail_fraction(f);
                 failed = true;
