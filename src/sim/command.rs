@@ -28,9 +28,14 @@ pub struct SimulateArgs {
     /// Broadcast rounds [default: 30].
     #[arg(long)]
     pub rounds: Option<u32>,
-    /// Fraction of nodes (0.0..0.99) failing at once at the start of round 1.
+    /// Fraction of nodes (0.0..0.99) failing at once at the start of round
+    /// `--fail-round`.
     #[arg(long, value_name = "FRACTION")]
     pub fail: Option<f64>,
+    /// Round at whose start `--fail` applies (earlier rounds warm up)
+    /// [default: 1].
+    #[arg(long, value_name = "ROUND")]
+    pub fail_round: Option<u32>,
     /// Seed of the run [default: 7].
     #[arg(long)]
     pub seed: Option<u64>,
@@ -104,6 +109,7 @@ impl SimulateArgs {
         set!(servers);
         set!(round_interval_ms);
         set!(settle_ms);
+        set!(fail_round);
         if self.fail.is_some() {
             s.fail = self.fail;
         }

@@ -112,6 +112,9 @@ impl Tracker {
     }
 }
 
+/// Bound on remembered close notices (pairs broken by partitions).
+const MAX_CLOSE_NOTICES: usize = 1 << 20;
+
 fn nanos(t: Time) -> u64 {
     u64::try_from(t.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -134,6 +137,9 @@ pub struct Engine<P: Protocol> {
     net: Network,
     rng: ChaCha8Rng,
     pending_down: BTreeSet<(PeerId, PeerId)>,
+    /// (node, peer): `node` must learn that `peer` closed their link once
+    /// the partition between them heals.
+    close_notices: BTreeSet<(PeerId, PeerId)>,
     scratch: Vec<OutEvent<P::Message, P::Timer>>,
     factory: NodeFactory<P>,
     /// Messages sent since the last [`Engine::reset_counters`].
@@ -161,6 +167,7 @@ impl<P: Protocol> Engine<P> {
             net,
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x005E_ED0F_7E57),
             pending_down: BTreeSet::new(),
+            close_notices: BTreeSet::new(),
             scratch: Vec::new(),
             factory,
             counters: Counters::default(),
@@ -233,6 +240,25 @@ impl<P: Protocol> Engine<P> {
     /// are on side 0); `None` heals every partition.
     pub fn set_groups(&mut self, groups: Option<Vec<u16>>) {
         self.groups = groups;
+        // Links broken by the partition are closed at both ends: the far
+        // end learns once the two sides can talk again.
+        let notices = std::mem::take(&mut self.close_notices);
+        for (node, peer) in notices {
+            if self.node(node).is_none() {
+                continue;
+            }
+            if self.reachable(peer, node) {
+                self.report_down(node, peer);
+            } else {
+                self.close_notices.insert((node, peer));
+            }
+        }
+    }
+
+    /// Whether a message from `from` to `to` would arrive now (`to` runs
+    /// and is on the same side of any partition).
+    pub fn link_usable(&self, from: PeerId, to: PeerId) -> bool {
+        self.reachable(from, to)
     }
 
     fn group(&self, id: PeerId) -> u16 {
@@ -252,6 +278,11 @@ impl<P: Protocol> Engine<P> {
 
     /// Tells `node` that `peer` is unreachable, once per pending pair.
     fn report_down(&mut self, node: PeerId, peer: PeerId) {
+        if self.node(peer).is_some() && self.close_notices.len() < MAX_CLOSE_NOTICES {
+            // A live peer behind a partition: it learns when the partition
+            // heals (like a TCP reset reaching it then).
+            self.close_notices.insert((peer, node));
+        }
         if self.pending_down.insert((node, peer)) {
             let delay = self
                 .net

@@ -9,7 +9,8 @@ use crate::overlay::{PeerId, Protocol};
 
 /// Each live node's links as it reports them. Links to nodes that are no
 /// longer running are kept in `adj` (the node has not noticed yet) but
-/// ignored by the connectivity figures.
+/// ignored by the connectivity figures; links across a partition are left
+/// out by [`Graph::of`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Graph {
     /// Live node → its links, both ascending.
@@ -17,9 +18,16 @@ pub struct Graph {
 }
 
 impl Graph {
-    /// The standing links of every live node of `engine`.
+    /// The standing links of every live node of `engine` that can carry
+    /// messages now (links across a partition are left out: the nodes may
+    /// not know yet, but nothing passes).
     pub fn of<P: Protocol>(engine: &Engine<P>) -> Graph {
-        Graph::from_links(engine, |p| p.links())
+        Graph::from_links(engine, |p| {
+            let me = p.me();
+            let mut links = p.links();
+            links.retain(|peer| engine.node(*peer).is_none() || engine.link_usable(me, *peer));
+            links
+        })
     }
 
     /// A graph of any per-node peer set (e.g. Plumtree's eager peers).

@@ -26,6 +26,13 @@
 //!   arrives. The sender then gets `PeerDown(peer)` after the link-loss
 //!   detection delay (default: one latency of that link), once per pending
 //!   (node, peer) pair. Crashed nodes tell nobody.
+//! - A link broken by a partition is closed at both ends: the end that
+//!   detected it first is told as above, the other end gets `PeerDown`
+//!   when the partition heals (as a TCP reset would reach it then), so no
+//!   node keeps a one-sided link across a healed partition.
+//! - The overlay graph of the figures holds the links that can carry
+//!   messages now: links to stopped nodes and across a partition are left
+//!   out even while their ends have not noticed.
 //! - Nodes fail (`fail`) by stopping at once; leaving nodes (`churn`) get
 //!   `Command::Leave` first, so their goodbyes are in flight.
 //! - Everything random (joins' contacts, senders, failures, loss, each

@@ -90,7 +90,8 @@ pub struct Summary {
     /// Components at the end.
     pub components: usize,
     /// Reliability of the first broadcast after the first failure event
-    /// (`--fail`), else of the first round.
+    /// (`--fail`, issued at the moment of removal), else of the first
+    /// round.
     pub first_round_reliability: f64,
     /// Mean reliability of the rounds after that one (`None` if none).
     pub later_reliability: Option<f64>,

@@ -117,7 +117,10 @@ impl Run {
             return None;
         }
         let eager = Graph::from_links(&self.engine, |p| p.eager_peers().unwrap_or_default());
-        Some(invariants::eager_links_form_spanning_tree(&eager))
+        Some(invariants::eager_links_form_spanning_tree(
+            &eager,
+            &self.engine.in_flight(),
+        ))
     }
 
     fn check_invariants(&mut self, when: &'static str) {
@@ -143,7 +146,7 @@ impl Run {
     /// Applies the events of `round`; returns whether a failure happened.
     fn apply_events(&mut self, round: u32) -> bool {
         let mut failed = false;
-        if round == 1 {
+        if round == self.scenario.fail_round {
             if let Some(f) = self.scenario.fail {
                 self.fail_fraction(f);
                 failed = true;

@@ -137,8 +137,12 @@ pub struct Scenario {
     pub detection_delay_ms: Option<u64>,
     /// Probability that a message is lost, 0.0..=1.0.
     pub loss: f64,
-    /// Fraction of nodes that fail at the start of round 1 (`--fail`).
+    /// Fraction of nodes that fail at once at the start of round
+    /// `fail_round` (`--fail`), 0.0..=0.99.
     pub fail: Option<f64>,
+    /// Round at whose start `fail` applies; earlier rounds warm up (e.g.
+    /// let Plumtree build its tree). 1..=rounds. Default 1.
+    pub fail_round: u32,
     /// Per-link latency.
     pub latency: LatencyModel,
     /// Parameter overrides per topology name (keys as in the overlay
@@ -164,6 +168,7 @@ impl Default for Scenario {
             detection_delay_ms: None,
             loss: 0.0,
             fail: None,
+            fail_round: 1,
             latency: LatencyModel::default(),
             overlay: BTreeMap::new(),
             events: Vec::new(),
@@ -215,6 +220,7 @@ impl Scenario {
             range("detection_delay_ms", d, 0, 60_000)?;
         }
         range("loss", self.loss, 0.0, 1.0)?;
+        range("fail_round", self.fail_round, 1, self.rounds)?;
         if let Some(f) = self.fail {
             range("fail", f, 0.0, 0.99)?;
         }

@@ -15,6 +15,9 @@ use rand::Rng;
 use super::Config;
 use crate::overlay::{MessageClass, PeerId, Time};
 
+/// The `request` of a NEIGHBOR that expects no answer.
+pub const UNSOLICITED: u64 = u64::MAX;
+
 /// Priority of a NEIGHBOR request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Priority {
@@ -32,10 +35,15 @@ pub enum MembershipMessage {
     Join,
     /// Random walk announcing `joiner`; `ttl` counts down from ARWL.
     ForwardJoin { joiner: PeerId, ttl: u16 },
-    /// Asks the receiver to add the sender to its active view.
-    Neighbor { priority: Priority },
-    /// Answer to [`MembershipMessage::Neighbor`].
-    NeighborReply { accepted: bool },
+    /// Asks the receiver to add the sender to its active view. `request`
+    /// is echoed in the reply ([`UNSOLICITED`] when the sender has already
+    /// linked and expects no answer).
+    Neighbor { priority: Priority, request: u64 },
+    /// Answer to [`MembershipMessage::Neighbor`] with its `request`: only
+    /// the answer to the request in flight counts, so a stale answer (to
+    /// an earlier or an unsolicited request) never creates a one-sided
+    /// link.
+    NeighborReply { accepted: bool, request: u64 },
     /// The sender dropped the receiver from its active view.
     Disconnect,
     /// Random walk carrying a sample of `origin`'s views.
@@ -77,6 +85,8 @@ impl MembershipMessage {
 pub enum Timer {
     /// Periodic SHUFFLE (also retries filling an incomplete active view).
     Shuffle,
+    /// Periodic check for silent active links, probed with PING.
+    Keepalive,
     /// A NEIGHBOR request to `peer` went unanswered; `token` identifies the
     /// request so a late timer for an answered one is ignored.
     NeighborTimeout { peer: PeerId, token: u64 },
@@ -130,6 +140,11 @@ pub struct Membership<R> {
     hint: Option<PeerId>,
     /// When we last probed the active view.
     last_probe: Option<Time>,
+    /// When an active peer was last heard from, or the active view last
+    /// gained a peer.
+    last_heard: Time,
+    /// The `now` of the event being handled.
+    now: Time,
     started: bool,
     left: bool,
 }
@@ -148,6 +163,8 @@ impl<R: Rng> Membership<R> {
             next_token: 0,
             hint: None,
             last_probe: None,
+            last_heard: Time::ZERO,
+            now: Time::ZERO,
             started: false,
             left: false,
         }
@@ -185,29 +202,41 @@ impl<R: Rng> Membership<R> {
         &mut self.rng
     }
 
-    /// Starts the shuffle timer on the first event, so a node that is
-    /// only ever contacted (never told to join) still shuffles.
-    pub fn start(&mut self, out: &mut Vec<Event>) {
+    /// Called first for every event with its time. Starts the periodic
+    /// timers on the first event, so a node that is only ever contacted
+    /// (never told to join) still shuffles.
+    pub fn tick(&mut self, now: Time, out: &mut Vec<Event>) {
+        self.now = now;
         if self.started {
             return;
         }
         self.started = true;
-        // Jitter the first shuffle in [interval/2, 3*interval/2) so that
-        // nodes started together do not shuffle in lockstep.
-        let base = self.config.shuffle_interval;
-        let jitter = self.rng.gen_range(0..=base.as_millis().max(1) as u64);
-        let after = base / 2 + Duration::from_millis(jitter);
-        out.push(Event::ScheduleTimer {
-            after,
-            timer: Timer::Shuffle,
-        });
+        // Jitter the first timers in [interval/2, 3*interval/2) so that
+        // nodes started together do not act in lockstep.
+        let periodic = [
+            (Some(self.config.shuffle_interval), Timer::Shuffle),
+            (self.config.keepalive, Timer::Keepalive),
+        ];
+        for (interval, timer) in periodic {
+            let Some(base) = interval else { continue };
+            let jitter = self.rng.gen_range(0..=base.as_millis().max(1) as u64);
+            let after = base / 2 + Duration::from_millis(jitter);
+            out.push(Event::ScheduleTimer { after, timer });
+        }
+    }
+
+    /// Something arrived from `peer`: it is alive. Layers above call this
+    /// for their own messages; membership messages count by themselves.
+    pub fn heard_from(&mut self, peer: PeerId) {
+        if self.active.contains(&peer) {
+            self.last_heard = self.now;
+        }
     }
 
     /// Joins through `contacts`: JOIN to a random one, the others kept as
     /// passive candidates for promotion should it fail.
     pub fn join(&mut self, contacts: &[PeerId], out: &mut Vec<Event>) {
         self.left = false;
-        self.start(out);
         for &c in contacts {
             self.add_passive(c);
         }
@@ -246,7 +275,6 @@ impl<R: Rng> Membership<R> {
     /// Handles a membership message from `from`.
     pub fn handle_message(
         &mut self,
-        now: Time,
         from: PeerId,
         message: MembershipMessage,
         out: &mut Vec<Event>,
@@ -254,26 +282,45 @@ impl<R: Rng> Membership<R> {
         if self.left || from == self.me {
             return;
         }
-        self.start(out);
+        self.heard_from(from);
         match message {
             MembershipMessage::Join => self.on_join(from, out),
             MembershipMessage::ForwardJoin { joiner, ttl } => {
+                self.check_link(from, out);
                 self.on_forward_join(from, joiner, ttl, out)
             }
-            MembershipMessage::Neighbor { priority } => self.on_neighbor(now, from, priority, out),
-            MembershipMessage::NeighborReply { accepted } => {
-                self.on_neighbor_reply(from, accepted, out)
+            MembershipMessage::Neighbor { priority, request } => {
+                self.on_neighbor(from, priority, request, out)
+            }
+            MembershipMessage::NeighborReply { accepted, request } => {
+                self.on_neighbor_reply(from, accepted, request, out)
             }
             MembershipMessage::Disconnect => self.on_disconnect(from, out),
             MembershipMessage::Shuffle { origin, ttl, peers } => {
+                self.check_link(from, out);
                 self.on_shuffle(from, origin, ttl, peers, out)
             }
             MembershipMessage::ShuffleReply { peers } => {
                 let sent = std::mem::take(&mut self.last_shuffle);
                 self.integrate(&peers, sent, out);
             }
-            MembershipMessage::Ping => {}
+            MembershipMessage::Ping => self.check_link(from, out),
         }
+    }
+
+    /// `from` sent something only sent over an active link, so it counts
+    /// us as a neighbour. If we do not, tell it (DISCONNECT), so a
+    /// one-sided link cannot last (it can arise when a transport reorders
+    /// the messages of one link). Harmless when our own DISCONNECT is
+    /// already on its way: a second one is ignored.
+    pub fn check_link(&mut self, from: PeerId, out: &mut Vec<Event>) {
+        if self.left || self.active.contains(&from) {
+            return;
+        }
+        out.push(Event::Send {
+            to: from,
+            message: MembershipMessage::Disconnect,
+        });
     }
 
     /// The link to `peer` is gone (a send failed or the transport lost it):
@@ -285,6 +332,9 @@ impl<R: Rng> Membership<R> {
         if self.remove_active(peer) {
             out.push(Event::Disconnect(peer));
             out.push(Event::NeighborDown(peer));
+            // Failures come together: find the other dead peers now
+            // rather than one send at a time.
+            self.probe(out);
         }
         self.passive.retain(|&p| p != peer);
         self.tried.retain(|&p| p != peer);
@@ -294,11 +344,21 @@ impl<R: Rng> Membership<R> {
 
     /// Handles one of our timers.
     pub fn handle_timer(&mut self, timer: Timer, out: &mut Vec<Event>) {
-        if self.left {
-            return;
-        }
         match timer {
+            // Periodic timers keep running while left (doing nothing), so
+            // a later join finds exactly one chain of each.
+            Timer::Shuffle | Timer::Keepalive if self.left => {
+                let interval = match timer {
+                    Timer::Shuffle => Some(self.config.shuffle_interval),
+                    _ => self.config.keepalive,
+                };
+                if let Some(after) = interval {
+                    out.push(Event::ScheduleTimer { after, timer });
+                }
+            }
+            Timer::NeighborTimeout { .. } if self.left => {}
             Timer::Shuffle => self.on_shuffle_timer(out),
+            Timer::Keepalive => self.on_keepalive(out),
             Timer::NeighborTimeout { peer, token } => {
                 let before = self.pending.len();
                 self.pending
@@ -359,11 +419,18 @@ impl<R: Rng> Membership<R> {
             to: joiner,
             message: MembershipMessage::Neighbor {
                 priority: Priority::High,
+                request: UNSOLICITED,
             },
         });
     }
 
-    fn on_neighbor(&mut self, now: Time, from: PeerId, priority: Priority, out: &mut Vec<Event>) {
+    fn on_neighbor(
+        &mut self,
+        from: PeerId,
+        priority: Priority,
+        request: u64,
+        out: &mut Vec<Event>,
+    ) {
         let accepted = self.active.contains(&from)
             || priority == Priority::High
             || self.active.len() < self.config.active_view;
@@ -372,10 +439,10 @@ impl<R: Rng> Membership<R> {
         }
         out.push(Event::Send {
             to: from,
-            message: MembershipMessage::NeighborReply { accepted },
+            message: MembershipMessage::NeighborReply { accepted, request },
         });
         if !accepted {
-            self.probe_after_refusal(now, from, out);
+            self.probe_after_refusal(from, out);
         }
     }
 
@@ -384,9 +451,15 @@ impl<R: Rng> Membership<R> {
     /// leave us cut off. Probe it, at most once per `neighbor_timeout`;
     /// failed sends come back as `PeerDown`, and the refill then asks the
     /// refused peer first, as it is alive and has room.
-    fn probe_after_refusal(&mut self, now: Time, from: PeerId, out: &mut Vec<Event>) {
+    fn probe_after_refusal(&mut self, from: PeerId, out: &mut Vec<Event>) {
         self.add_passive(from);
         self.hint = Some(from);
+        self.probe(out);
+    }
+
+    /// PINGs every active peer, at most once per `neighbor_timeout`.
+    fn probe(&mut self, out: &mut Vec<Event>) {
+        let now = self.now;
         let due = self
             .last_probe
             .is_none_or(|t| now.saturating_sub(t) >= self.config.neighbor_timeout);
@@ -402,29 +475,51 @@ impl<R: Rng> Membership<R> {
         }
     }
 
-    fn on_neighbor_reply(&mut self, from: PeerId, accepted: bool, out: &mut Vec<Event>) {
+    /// When no active peer was heard from for a keepalive interval, PINGs
+    /// them all, so a node whose neighbours all died silently finds out
+    /// (its sends fail). A node with some live neighbour finds its dead
+    /// ones when traffic to them fails, and then probes the rest.
+    fn on_keepalive(&mut self, out: &mut Vec<Event>) {
+        let Some(interval) = self.config.keepalive else {
+            return;
+        };
+        out.push(Event::ScheduleTimer {
+            after: interval,
+            timer: Timer::Keepalive,
+        });
+        if self.now.saturating_sub(self.last_heard) < interval {
+            return;
+        }
+        // Answered by the sends themselves: a live peer hears from us, a
+        // dead one comes back as PeerDown. Count this as hearing, so a
+        // quiet overlay pings once per interval, not more.
+        self.last_heard = self.now;
+        for &peer in &self.active {
+            out.push(Event::Send {
+                to: peer,
+                message: MembershipMessage::Ping,
+            });
+        }
+    }
+
+    fn on_neighbor_reply(
+        &mut self,
+        from: PeerId,
+        accepted: bool,
+        request: u64,
+        out: &mut Vec<Event>,
+    ) {
         // Only answers to requests still in flight count: a reply that
         // arrives after the requester gave up (timeout, DISCONNECT) must
         // not create a one-sided link.
         let Some(pos) = self.pending.iter().position(|p| p.peer == from) else {
-            // A refusal from an active peer: replies carry no request id,
-            // so an older acceptance may have been matched to a newer
-            // request, or two crossing NEIGHBORs were answered yes and no.
-            // Whether or not the peer holds us, drop the link on both
-            // sides (DISCONNECT) rather than risk a one-sided one.
-            if !accepted && self.remove_active(from) {
-                out.push(Event::Send {
-                    to: from,
-                    message: MembershipMessage::Disconnect,
-                });
-                out.push(Event::Disconnect(from));
-                out.push(Event::NeighborDown(from));
-                self.add_passive(from);
-                self.mark_tried(from);
-                self.refill(out);
-            }
             return;
         };
+        // Nor may the answer to an older (or unsolicited) request to the
+        // same peer.
+        if self.pending[pos].token != request {
+            return;
+        }
         self.pending.remove(pos);
         if accepted {
             if !self.active.contains(&from) {
@@ -437,7 +532,8 @@ impl<R: Rng> Membership<R> {
     }
 
     fn on_disconnect(&mut self, from: PeerId, out: &mut Vec<Event>) {
-        self.pending.retain(|p| p.peer != from);
+        // A request in flight stays: links are FIFO, so its answer, if it
+        // comes after this, was sent after this and is the current word.
         if !self.remove_active(from) {
             return;
         }
@@ -582,7 +678,10 @@ impl<R: Rng> Membership<R> {
             self.pending.push(Pending { peer, token });
             out.push(Event::Send {
                 to: peer,
-                message: MembershipMessage::Neighbor { priority },
+                message: MembershipMessage::Neighbor {
+                    priority,
+                    request: token,
+                },
             });
             out.push(Event::ScheduleTimer {
                 after: self.config.neighbor_timeout,
@@ -603,6 +702,7 @@ impl<R: Rng> Membership<R> {
         self.tried.retain(|&p| p != peer);
         self.pending.retain(|p| p.peer != peer);
         self.active.push(peer);
+        self.last_heard = self.now;
         out.push(Event::Connect(peer));
         out.push(Event::NeighborUp(peer));
     }

@@ -29,6 +29,22 @@
 //!   with as many of its passive peers, and both integrate what they got
 //!   into their passive views, evicting first the ids they sent.
 //!
+//! Beyond the paper, for recovery when a node learns of a failure only
+//! when a send fails:
+//! - a refused NEIGHBOR request signals churn: the refusing node PINGs its
+//!   active view (at most once per `neighbor_timeout`) and asks the
+//!   refused, known-live requester first when it has room again; a
+//!   `PeerDown` also PINGs the rest of the active view. So a node whose
+//!   whole active view died silently is not left cut off;
+//! - keepalive: when no active peer was heard from for `keepalive`, all
+//!   are PINGed (the failed sends come back as `PeerDown`);
+//! - only the first NEIGHBOR request of a node with no neighbour is high
+//!   priority (the others low), and a NEIGHBOR_REPLY counts only while its
+//!   request is in flight, so late or reordered answers create no
+//!   one-sided links;
+//! - the flood sends a new neighbour the broadcasts received within
+//!   `catch_up_window`, so a message in flight crosses a repaired link.
+//!
 //! Layering: [`Membership`] is the protocol core and reports active-view
 //! changes as [`Event::NeighborUp`] / [`Event::NeighborDown`]. [`State`]
 //! is the standalone `hyparview` topology: the core plus broadcast by
@@ -50,7 +66,7 @@ use bytes::Bytes;
 use rand::Rng;
 
 pub(crate) use cache::IdCache;
-pub use membership::{Event, Membership, MembershipMessage, Priority, Timer};
+pub use membership::{Event, Membership, MembershipMessage, Priority, Timer, UNSOLICITED};
 
 use super::{
     Command, InEvent, MessageClass, MessageId, OutEvent, PeerId, Protocol, ProtocolMessage, Time,
@@ -86,11 +102,21 @@ pub struct Config {
     pub seen_capacity: usize,
     /// A neighbour that comes up is sent the broadcasts this node received
     /// within this window, so a message in flight crosses a link repaired
-    /// after a failure. Guess: 2 s (a few NEIGHBOR round trips).
+    /// after a failure. Guess: 5 s (longer than `keepalive` plus a few
+    /// NEIGHBOR round trips).
     pub catch_up_window: Duration,
     /// At most this many recent broadcasts are kept for that catch-up.
     /// Guess: 16.
     pub catch_up_messages: usize,
+    /// When no active peer was heard from for this long, all are probed
+    /// with a PING, so a node whose neighbours all failed silently finds
+    /// out when the sends fail; `None` disables it. Guess: 2 s (a few
+    /// broadcast rounds of the simulator; ping traffic only flows in a
+    /// quiet overlay).
+    ///
+    /// Keep `catch_up_window` longer, so a node cut off this way still
+    /// gets the broadcast it missed from its new neighbour.
+    pub keepalive: Option<Duration>,
 }
 
 impl Default for Config {
@@ -113,8 +139,9 @@ impl From<&HyParViewConfig> for Config {
             shuffle_interval: Duration::from_millis(c.shuffle_interval_ms.max(1)),
             neighbor_timeout: Duration::from_millis(c.neighbor_timeout_ms.max(1)),
             seen_capacity: 4096,
-            catch_up_window: Duration::from_secs(2),
+            catch_up_window: Duration::from_secs(5),
             catch_up_messages: 16,
+            keepalive: Some(Duration::from_secs(2)),
         }
     }
 }
@@ -303,13 +330,12 @@ impl<R: Rng> Protocol for State<R> {
         out: &mut Vec<OutEvent<Message, Timer>>,
     ) {
         let mut scratch = std::mem::take(&mut self.scratch);
-        self.membership.start(&mut scratch);
+        self.membership.tick(now, &mut scratch);
         match event {
             InEvent::Message { from, message } => match message {
-                Message::Membership(m) => {
-                    self.membership.handle_message(now, from, m, &mut scratch)
-                }
+                Message::Membership(m) => self.membership.handle_message(from, m, &mut scratch),
                 Message::Broadcast { id, hops, payload } => {
+                    self.membership.heard_from(from);
                     self.broadcast(now, id, hops, payload, from, out)
                 }
             },

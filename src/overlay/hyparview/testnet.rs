@@ -1,9 +1,13 @@
-//! A tiny deterministic network for protocol tests: zero latency, one FIFO
-//! queue of messages, timers ordered by time, nodes `0..n` with id = index.
-//! A send to a dead node fails at once: the sender gets `PeerDown`.
+//! A tiny deterministic network for protocol tests: nodes `0..n` with id =
+//! index, one queue of events ordered by (time, sequence). Messages take
+//! zero time (FIFO) unless a latency range is set. A send to a dead node
+//! fails at once: the sender gets `PeerDown`.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use crate::overlay::{
     InEvent, MessageClass, MessageId, OutEvent, PeerId, Protocol, ProtocolMessage, Time,
@@ -16,9 +20,13 @@ pub(crate) struct TestNet<P: Protocol> {
     pub nodes: Vec<P>,
     pub alive: Vec<bool>,
     pub now: Time,
-    queue: VecDeque<(PeerId, In<P>)>,
-    timers: BTreeMap<(Time, u64), (PeerId, P::Timer)>,
+    events: BTreeMap<(Time, u64), (PeerId, In<P>)>,
     seq: u64,
+    /// Message latency range in ms (inclusive), drawn per message.
+    latency: Option<(u64, u64)>,
+    /// Latency fixed per node pair instead of drawn per message.
+    pub per_link: bool,
+    rng: ChaCha8Rng,
     /// Per node: delivered ids with their hop count.
     pub delivered: Vec<BTreeMap<MessageId, u32>>,
     pub duplicate_deliveries: u64,
@@ -38,9 +46,11 @@ impl<P: Protocol> TestNet<P> {
             nodes,
             alive: vec![true; n],
             now: Duration::ZERO,
-            queue: VecDeque::new(),
-            timers: BTreeMap::new(),
+            events: BTreeMap::new(),
             seq: 0,
+            latency: None,
+            per_link: false,
+            rng: ChaCha8Rng::seed_from_u64(0),
             delivered: vec![BTreeMap::new(); n],
             duplicate_deliveries: 0,
             sent: BTreeMap::new(),
@@ -49,9 +59,39 @@ impl<P: Protocol> TestNet<P> {
         }
     }
 
+    /// Messages take a uniform random time in `min_ms..=max_ms`.
+    pub fn with_latency(mut self, min_ms: u64, max_ms: u64, seed: u64) -> Self {
+        self.latency = Some((min_ms, max_ms));
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
+        self
+    }
+
     /// Queues an input for `node` (processed by the next run).
     pub fn input(&mut self, node: PeerId, event: In<P>) {
-        self.queue.push_back((node, event));
+        self.push(Duration::ZERO, node, event);
+    }
+
+    /// Per-message jitter by default; with `per_link`, fixed per pair.
+    fn delay(&mut self, a: PeerId, b: PeerId) -> Duration {
+        let Some((lo, hi)) = self.latency else {
+            return Duration::ZERO;
+        };
+        if self.per_link {
+            let (x, y) = (a.min(b), a.max(b));
+            let mut h =
+                x.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ y.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+            h ^= h >> 29;
+            h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            h ^= h >> 32;
+            return Duration::from_millis(lo + h % (hi - lo + 1));
+        }
+        Duration::from_millis(self.rng.gen_range(lo..=hi))
+    }
+
+    fn push(&mut self, after: Duration, node: PeerId, event: In<P>) {
+        self.seq += 1;
+        self.events
+            .insert((self.now + after, self.seq), (node, event));
     }
 
     pub fn kill(&mut self, node: PeerId) {
@@ -63,27 +103,17 @@ impl<P: Protocol> TestNet<P> {
         self.payload_sent = 0;
     }
 
-    /// Runs until the queue is empty and no timer is due before `now + d`.
+    /// Processes every event due up to `now + d`.
     pub fn run_for(&mut self, d: Duration) {
         let end = self.now + d;
-        let mut steps: u64 = 0;
-        loop {
-            while let Some((node, event)) = self.queue.pop_front() {
-                steps += 1;
-                assert!(steps < 50_000_000, "test network does not settle");
-                self.step(node, event);
-            }
-            let Some((&(at, seq), _)) = self.timers.iter().next() else {
-                break;
-            };
+        while let Some(entry) = self.events.first_entry() {
+            let at = entry.key().0;
             if at > end {
                 break;
             }
-            let Some((node, timer)) = self.timers.remove(&(at, seq)) else {
-                break;
-            };
+            let (node, event) = entry.remove();
             self.now = at;
-            self.step(node, InEvent::Timer(timer));
+            self.step(node, event);
         }
         self.now = end;
     }
@@ -102,21 +132,18 @@ impl<P: Protocol> TestNet<P> {
                         self.payload_sent += 1;
                     }
                     if self.alive[to as usize] {
-                        self.queue.push_back((
-                            to,
-                            InEvent::Message {
-                                from: node,
-                                message,
-                            },
-                        ));
+                        let delay = self.delay(node, to);
+                        let message = InEvent::Message {
+                            from: node,
+                            message,
+                        };
+                        self.push(delay, to, message);
                     } else {
-                        self.queue.push_back((node, InEvent::PeerDown(to)));
+                        self.push(Duration::ZERO, node, InEvent::PeerDown(to));
                     }
                 }
                 OutEvent::ScheduleTimer { after, timer } => {
-                    self.seq += 1;
-                    self.timers
-                        .insert((self.now + after, self.seq), (node, timer));
+                    self.push(after, node, InEvent::Timer(timer));
                 }
                 OutEvent::Deliver { id, hops, .. } => {
                     if self.delivered[node as usize].insert(id, hops).is_some() {

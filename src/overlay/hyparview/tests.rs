@@ -33,12 +33,34 @@ fn node(cfg: Config, active: &[PeerId]) -> Node {
 }
 
 const T0: Duration = Duration::ZERO;
+/// NEIGHBOR requests from peers carry their own request id.
+const REQ: u64 = 77;
 const LOW: MembershipMessage = MembershipMessage::Neighbor {
     priority: Priority::Low,
+    request: REQ,
 };
 const HIGH: MembershipMessage = MembershipMessage::Neighbor {
     priority: Priority::High,
+    request: REQ,
 };
+
+fn low(request: u64) -> MembershipMessage {
+    MembershipMessage::Neighbor {
+        priority: Priority::Low,
+        request,
+    }
+}
+
+fn high(request: u64) -> MembershipMessage {
+    MembershipMessage::Neighbor {
+        priority: Priority::High,
+        request,
+    }
+}
+
+fn reply(accepted: bool, request: u64) -> MembershipMessage {
+    MembershipMessage::NeighborReply { accepted, request }
+}
 
 fn recv(n: &mut Node, from: PeerId, m: MembershipMessage) -> Vec<Out> {
     let mut out = Vec::new();
@@ -108,7 +130,11 @@ fn forward_join_with_ttl_zero_adds_the_joiner_to_the_active_view() {
     );
     assert_eq!(
         out,
-        vec![OutEvent::Connect(9), send(9, HIGH), view(&[1, 2, 9]),]
+        vec![
+            OutEvent::Connect(9),
+            send(9, high(UNSOLICITED)),
+            view(&[1, 2, 9]),
+        ]
     );
 }
 
@@ -122,7 +148,11 @@ fn forward_join_is_accepted_when_the_forwarder_is_the_only_neighbour() {
     );
     assert_eq!(
         out,
-        vec![OutEvent::Connect(9), send(9, HIGH), view(&[1, 9]),]
+        vec![
+            OutEvent::Connect(9),
+            send(9, high(UNSOLICITED)),
+            view(&[1, 9]),
+        ]
     );
 }
 
@@ -166,7 +196,7 @@ fn low_priority_neighbor_is_rejected_when_full_and_high_evicts() {
     let out = recv(&mut n, 7, LOW);
     // Refused; the request hints at churn, so the active view is probed
     // (a dead peer shows up as a failed send) and 7 kept as a candidate.
-    let refused = |to| send(to, MembershipMessage::NeighborReply { accepted: false });
+    let refused = |to| send(to, reply(false, REQ));
     assert_eq!(
         out,
         vec![
@@ -189,7 +219,7 @@ fn low_priority_neighbor_is_rejected_when_full_and_high_evicts() {
             send(victim, MembershipMessage::Disconnect),
             OutEvent::Disconnect(victim),
             OutEvent::Connect(8),
-            send(8, MembershipMessage::NeighborReply { accepted: true }),
+            send(8, reply(true, REQ)),
             view(&[kept, 8]),
         ]
     );
@@ -203,7 +233,7 @@ fn a_refusing_node_with_dead_peers_links_to_the_refused_peer() {
     // The probe to 1 failed: 7, known alive, is asked first.
     let mut out = Vec::new();
     n.handle(T0, InEvent::PeerDown(1), &mut out);
-    assert_eq!(out[1], send(7, LOW));
+    assert_eq!(out[1], send(7, low(0)));
 }
 
 #[test]
@@ -214,7 +244,7 @@ fn low_priority_neighbor_is_accepted_when_there_is_room() {
         out,
         vec![
             OutEvent::Connect(7),
-            send(7, MembershipMessage::NeighborReply { accepted: true }),
+            send(7, reply(true, REQ)),
             view(&[1, 2, 7]),
         ]
     );
@@ -237,17 +267,20 @@ fn peer_down_promotes_passive_peers_one_after_another() {
     fill_passive(&mut n, &[5, 6]);
     let mut out = Vec::new();
     n.handle(T0, InEvent::PeerDown(1), &mut out);
-    let first = match &out[1] {
+    let first = match &out[2] {
         OutEvent::Send { to, .. } => *to,
         other => panic!("expected NEIGHBOR, got {other:?}"),
     };
     let second = 11 - first;
     let timeout = Config::default().neighbor_timeout;
+    // The remaining peer is probed (failures come together), then the
+    // first candidate asked.
     assert_eq!(
         out,
         vec![
             OutEvent::Disconnect(1),
-            send(first, LOW),
+            send(2, MembershipMessage::Ping),
+            send(first, low(0)),
             OutEvent::ScheduleTimer {
                 after: timeout,
                 timer: Timer::NeighborTimeout {
@@ -269,7 +302,7 @@ fn peer_down_promotes_passive_peers_one_after_another() {
     assert_eq!(
         out,
         vec![
-            send(second, LOW),
+            send(second, low(1)),
             OutEvent::ScheduleTimer {
                 after: timeout,
                 timer: Timer::NeighborTimeout {
@@ -282,11 +315,9 @@ fn peer_down_promotes_passive_peers_one_after_another() {
     assert_eq!(n.passive_view(), &[second]);
 
     // A stale timer for the answered request does nothing.
-    let out = recv(
-        &mut n,
-        second,
-        MembershipMessage::NeighborReply { accepted: true },
-    );
+    // A stale answer (to another request) is ignored.
+    assert!(recv(&mut n, second, reply(true, 0)).is_empty());
+    let out = recv(&mut n, second, reply(true, 1));
     assert_eq!(out, vec![OutEvent::Connect(second), view(&[2, second])]);
     let mut out = Vec::new();
     n.handle(timeout, InEvent::Timer(timer), &mut out);
@@ -301,15 +332,11 @@ fn rejected_neighbor_request_tries_the_next_candidate() {
     n.handle(T0, InEvent::PeerDown(1), &mut out);
     let first = n.membership().pending_neighbors().next().unwrap_or(0);
     let second = 11 - first;
-    let out = recv(
-        &mut n,
-        first,
-        MembershipMessage::NeighborReply { accepted: false },
-    );
+    let out = recv(&mut n, first, reply(false, 0));
     assert_eq!(
         out,
         vec![
-            send(second, LOW),
+            send(second, low(1)),
             OutEvent::ScheduleTimer {
                 after: Config::default().neighbor_timeout,
                 timer: Timer::NeighborTimeout {
@@ -329,7 +356,7 @@ fn an_empty_active_view_asks_with_high_priority() {
     fill_passive(&mut n, &[5]);
     let mut out = Vec::new();
     n.handle(T0, InEvent::PeerDown(1), &mut out);
-    assert_eq!(out[1], send(5, HIGH));
+    assert_eq!(out[1], send(5, high(0)));
 }
 
 #[test]
@@ -460,7 +487,7 @@ fn broadcast_floods_once_and_suppresses_duplicates() {
                 to: 3,
                 message: msg(4)
             },
-            send(3, MembershipMessage::NeighborReply { accepted: true }),
+            send(3, reply(true, REQ)),
             view(&[1, 2, 3]),
         ]
     );
@@ -507,6 +534,17 @@ fn own_broadcast_is_delivered_with_zero_hops() {
 /// `n` nodes joining one after another through one of the first `contacts`
 /// nodes, then settling for a minute.
 pub(crate) fn joined_net(n: usize, contacts: usize, seed: u64) -> TestNet<Node> {
+    joined_net_with(n, contacts, seed, None)
+}
+
+/// As [`joined_net`], with a per-message latency range in ms (messages of
+/// one link may overtake each other).
+fn joined_net_with(
+    n: usize,
+    contacts: usize,
+    seed: u64,
+    latency: Option<(u64, u64)>,
+) -> TestNet<Node> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let nodes = (0..n as PeerId)
         .map(|i| {
@@ -518,6 +556,9 @@ pub(crate) fn joined_net(n: usize, contacts: usize, seed: u64) -> TestNet<Node> 
         })
         .collect();
     let mut net = TestNet::new(nodes);
+    if let Some((lo, hi)) = latency {
+        net = net.with_latency(lo, hi, seed);
+    }
     for i in 0..n as PeerId {
         let contact = if i == 0 {
             vec![]
@@ -643,4 +684,81 @@ fn flood_after_half_the_nodes_fail_reaches_the_live_ones_and_heals() {
     assert_eq!(net.reached(&id(5)), 100);
     let live: Vec<PeerId> = net.live().collect();
     assert_eq!(components(&live, &active_edges(&net)), 1);
+}
+
+#[test]
+fn keepalive_pings_the_active_view_only_after_total_silence() {
+    let mut n = node(config(5, 30), &[1, 2]);
+    let keepalive = Duration::from_secs(2);
+    let tick = |n: &mut Node, at: Duration| {
+        let mut out = Vec::new();
+        n.handle(at, InEvent::Timer(Timer::Keepalive), &mut out);
+        out
+    };
+    let again = OutEvent::ScheduleTimer {
+        after: keepalive,
+        timer: Timer::Keepalive,
+    };
+    let ping = |to| send(to, MembershipMessage::Ping);
+    // Heard from 1 at 1.5 s: not silent at 2 s.
+    let mut out = Vec::new();
+    let from_1 = InEvent::Message {
+        from: 1,
+        message: MembershipMessage::Ping.into(),
+    };
+    n.handle(Duration::from_millis(1500), from_1, &mut out);
+    assert!(out.is_empty(), "a PING needs no answer: {out:?}");
+    assert_eq!(tick(&mut n, keepalive), vec![again.clone()]);
+    // Nothing from anyone for 2 s: every active peer is pinged, once.
+    let at = Duration::from_millis(3500);
+    assert_eq!(tick(&mut n, at), vec![again.clone(), ping(1), ping(2)]);
+    assert_eq!(tick(&mut n, at + Duration::from_secs(1)), vec![again]);
+}
+
+#[test]
+fn leave_disconnects_every_active_peer_and_goes_quiet() {
+    let mut n = node(config(5, 30), &[1, 2]);
+    let mut out = Vec::new();
+    n.handle(T0, InEvent::Command(Command::Leave), &mut out);
+    assert_eq!(
+        out,
+        vec![
+            send(1, MembershipMessage::Disconnect),
+            OutEvent::Disconnect(1),
+            send(2, MembershipMessage::Disconnect),
+            OutEvent::Disconnect(2),
+            view(&[]),
+        ]
+    );
+    assert!(recv(&mut n, 3, MembershipMessage::Join).is_empty());
+    // The shuffle timer keeps ticking idly, ready for a later join.
+    let mut out = Vec::new();
+    n.handle(T0, InEvent::Timer(Timer::Shuffle), &mut out);
+    assert_eq!(
+        out,
+        vec![OutEvent::ScheduleTimer {
+            after: Config::default().shuffle_interval,
+            timer: Timer::Shuffle
+        }]
+    );
+}
+
+#[test]
+fn reordered_links_leave_no_one_sided_active_link() {
+    let net = joined_net_with(300, 10, 13, Some((10, 50)));
+    assert_symmetric(&net);
+    assert_within_bounds(&net);
+    let live: Vec<PeerId> = net.live().collect();
+    assert_eq!(components(&live, &active_edges(&net)), 1);
+}
+
+#[test]
+fn traffic_from_a_peer_we_do_not_link_to_is_answered_with_disconnect() {
+    let mut n = node(config(5, 30), &[1]);
+    assert_eq!(
+        recv(&mut n, 4, MembershipMessage::Ping),
+        vec![send(4, MembershipMessage::Disconnect)]
+    );
+    assert!(recv(&mut n, 1, MembershipMessage::Ping).is_empty());
+    assert!(n.passive_view().is_empty(), "no state changes");
 }

@@ -22,15 +22,23 @@
 //! Delivered ids and payloads stay in a FIFO cache of `message_cache`
 //! entries to suppress duplicates and serve `GRAFT`s.
 //!
-//! Beyond the paper, for fast recovery after failures: a neighbour that
-//! comes up (passive promotion after a failed send) is sent the payloads
-//! delivered within the last `catch_up_window` straight away, so a
-//! broadcast in flight crosses the repaired link without waiting for an
-//! IHAVE/GRAFT round.
+//! Beyond the paper:
+//! - a neighbour that comes up (passive promotion after a failed send) is
+//!   sent the payloads delivered within the last `catch_up_window` straight
+//!   away, so a broadcast in flight crosses the repaired link without
+//!   waiting for an IHAVE/GRAFT round;
+//! - the wait before the first GRAFT adapts to the announce-to-eager lag
+//!   measured lately (between `ihave_timeout` and 8 times it, see
+//!   `lag.rs`): with a different sender each round, a fixed 80 ms grafts
+//!   many messages whose eager copy was merely on a longer path, and each
+//!   such race costs a duplicate payload.
 //!
 //! Hop counts: a `GOSSIP` or `IHAVE` carries the hops the message has at
 //! the receiver when taken over this link (the sender's hops + 1).
 
+mod lag;
+#[cfg(test)]
+mod scale;
 mod state;
 #[cfg(test)]
 mod tests;

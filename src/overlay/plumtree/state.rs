@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use bytes::Bytes;
 use rand::Rng;
 
+use super::lag::GraftDelay;
 use super::{Announce, Config, Message, Timer};
 use crate::overlay::hyparview::{Event, IdCache, Membership};
 use crate::overlay::{Command, InEvent, MessageId, OutEvent, PeerId, Protocol, Time};
@@ -20,6 +21,9 @@ struct Delivered {
     /// The neighbour it came from (ourselves for our own).
     from: PeerId,
     at: Time,
+    /// When it was first announced, if we grafted for it: the eager copy
+    /// that may still come measures the announce-to-eager lag.
+    announced_at: Option<Time>,
 }
 
 /// An announced message not received yet.
@@ -28,6 +32,10 @@ struct Missing {
     /// Who announced it, in arrival order, with the announced hops.
     announcers: VecDeque<(PeerId, u32)>,
     token: u64,
+    /// First announcement.
+    first_at: Time,
+    /// A GRAFT was sent for it.
+    grafted: bool,
 }
 
 /// Plumtree over HyParView for one node.
@@ -44,6 +52,8 @@ pub struct State<R> {
     /// IHAVEs waiting for the batch timer: (peer, announcement).
     lazy_queue: Vec<(PeerId, Announce)>,
     flush_scheduled: bool,
+    /// The wait before the first GRAFT, learned from recent lags.
+    graft_delay: GraftDelay,
     next_token: u64,
     scratch: Vec<Event>,
 }
@@ -53,6 +63,7 @@ impl<R: Rng> State<R> {
         State {
             membership: Membership::new(me, config.hyparview.clone(), rng),
             cache: IdCache::new(config.message_cache),
+            graft_delay: GraftDelay::new(config.ihave_timeout),
             config,
             eager: Vec::new(),
             lazy: Vec::new(),
@@ -130,7 +141,10 @@ impl<R: Rng> State<R> {
         out: &mut Vec<Out>,
     ) {
         let me = self.membership.me();
-        if self.cache.contains(&id) {
+        if let Some(d) = self.cache.get_mut(&id) {
+            if let Some(t) = d.announced_at.take() {
+                self.graft_delay.observe(now.saturating_sub(t));
+            }
             if from != me {
                 self.make_lazy(from);
                 out.push(OutEvent::Send {
@@ -146,7 +160,14 @@ impl<R: Rng> State<R> {
             hops,
             payload: payload.clone(),
         });
-        self.missing.remove(&id);
+        let mut announced_at = None;
+        if let Some(m) = self.missing.remove(&id) {
+            if m.grafted {
+                announced_at = Some(m.first_at);
+            } else {
+                self.graft_delay.observe(now.saturating_sub(m.first_at));
+            }
+        }
         for &peer in self.eager.iter().filter(|&&p| p != from) {
             out.push(OutEvent::Send {
                 to: peer,
@@ -171,6 +192,7 @@ impl<R: Rng> State<R> {
                 hops,
                 from,
                 at: now,
+                announced_at,
             },
         );
     }
@@ -223,7 +245,13 @@ impl<R: Rng> State<R> {
         self.lazy_queue = queue;
     }
 
-    fn on_ihave(&mut self, from: PeerId, mut announces: Vec<Announce>, out: &mut Vec<Out>) {
+    fn on_ihave(
+        &mut self,
+        now: Time,
+        from: PeerId,
+        mut announces: Vec<Announce>,
+        out: &mut Vec<Out>,
+    ) {
         announces.truncate(self.config.max_ihave_ids);
         for a in announces {
             if self.cache.contains(&a.id) {
@@ -247,10 +275,12 @@ impl<R: Rng> State<R> {
                 Missing {
                     announcers: VecDeque::from([(from, a.hops)]),
                     token,
+                    first_at: now,
+                    grafted: false,
                 },
             );
             out.push(OutEvent::ScheduleTimer {
-                after: self.config.ihave_timeout,
+                after: self.graft_delay.timeout(),
                 timer: Timer::Missing { id: a.id, token },
             });
         }
@@ -301,6 +331,7 @@ impl<R: Rng> State<R> {
         let token = self.token();
         if let Some(m) = self.missing.get_mut(&id) {
             m.token = token;
+            m.grafted = true;
         }
         out.push(OutEvent::ScheduleTimer {
             after: self.config.graft_timeout,
@@ -415,18 +446,25 @@ impl<R: Rng> Protocol for State<R> {
 
     fn handle(&mut self, now: Time, event: InEvent<Message, Timer>, out: &mut Vec<Out>) {
         let mut scratch = std::mem::take(&mut self.scratch);
-        self.membership.start(&mut scratch);
+        self.membership.tick(now, &mut scratch);
+        if let InEvent::Message { from, .. } = &event {
+            self.membership.heard_from(*from);
+        }
         match event {
             InEvent::Message { from, message } => match message {
-                Message::Membership(m) => {
-                    self.membership.handle_message(now, from, m, &mut scratch)
-                }
+                Message::Membership(m) => self.membership.handle_message(from, m, &mut scratch),
                 Message::Gossip { id, hops, payload } => {
                     self.on_gossip(now, from, id, hops, payload, out)
                 }
-                Message::IHave(announces) => self.on_ihave(from, announces, out),
+                Message::IHave(announces) => {
+                    self.membership.check_link(from, &mut scratch);
+                    self.on_ihave(now, from, announces, out)
+                }
                 Message::Graft { id } => self.on_graft(from, id, out),
-                Message::Prune => self.make_lazy(from),
+                Message::Prune => {
+                    self.membership.check_link(from, &mut scratch);
+                    self.make_lazy(from)
+                }
             },
             InEvent::PeerDown(peer) => self.membership.peer_down(peer, &mut scratch),
             InEvent::Timer(Timer::Membership(t)) => self.membership.handle_timer(t, &mut scratch),

@@ -56,6 +56,7 @@ fn node(active: &[PeerId], lazy: &[PeerId]) -> Node {
     for &p in active {
         let m = MembershipMessage::Neighbor {
             priority: Priority::High,
+            request: 77,
         };
         recv(&mut n, p, m.into());
     }
@@ -222,10 +223,13 @@ fn link_loss_removes_the_peer_from_eager_and_lazy_sets() {
         out,
         vec![
             OutEvent::Disconnect(1),
+            send(2, MembershipMessage::Ping.into()),
+            send(3, MembershipMessage::Ping.into()),
             OutEvent::ViewChanged { links: vec![2, 3] }
         ]
     );
     assert_eq!(n.eager_peers(), &[2]);
+    // Probing is rate-limited: no second round of PINGs.
     let out = handle(&mut n, InEvent::PeerDown(3));
     assert_eq!(
         out,
@@ -243,6 +247,7 @@ fn a_new_neighbour_starts_eager_and_gets_recent_payloads() {
     recv(&mut n, 1, gossip(1, 2));
     let m = MembershipMessage::Neighbor {
         priority: Priority::Low,
+        request: 77,
     };
     let out = recv(&mut n, 5, m.into());
     assert_eq!(
@@ -252,7 +257,11 @@ fn a_new_neighbour_starts_eager_and_gets_recent_payloads() {
             send(5, gossip(1, 3)),
             send(
                 5,
-                MembershipMessage::NeighborReply { accepted: true }.into()
+                MembershipMessage::NeighborReply {
+                    accepted: true,
+                    request: 77
+                }
+                .into()
             ),
             OutEvent::ViewChanged { links: vec![1, 5] },
         ]
