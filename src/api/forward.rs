@@ -2,9 +2,10 @@
 //!
 //! The follower re-sends the request (method, path, query, content type,
 //! body) to the leader's API with [`FORWARDED_HEADER`] set, and returns the
-//! leader's answer as is, including the leader's [`SERVED_BY_HEADER`]. A
-//! request that already carries the header is not forwarded again: the
-//! caller answers 503 with the leader hint instead.
+//! leader's answer as is, including the leader's
+//! [`SERVED_BY_HEADER`](super::types::SERVED_BY_HEADER). A request that
+//! already carries the header is not forwarded again: the caller answers
+//! 503 with the leader hint instead.
 
 use std::time::Duration;
 
