@@ -11,6 +11,8 @@
 //! - [`model`] — topologies, overlay configs, log commands and typed
 //!   rejections, the replicated [`model::TopologyState`] and its pure apply.
 //! - [`overlay`] — overlay protocols as sans-IO state machines.
+//! - [`transport`] — the data plane's node-to-node transport: TCP and
+//!   in-memory links, framing, handshake, pings, fault filter.
 //! - [`control`] — openraft types, sled storage, Raft RPC, proposer,
 //!   coordinator, executor interface and driver.
 //! - [`api`] — HTTP admin API: JSON types, routes, forwarding to the leader.
@@ -30,3 +32,4 @@ pub mod model;
 pub mod node;
 pub mod overlay;
 pub mod sim;
+pub mod transport;

@@ -1,0 +1,425 @@
+//! [`Transport`]: the handle the owner holds, the shared state behind it,
+//! and the accept loop.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
+
+use super::backend::{Dialer, Listener};
+use super::codec::DATA_OVERHEAD;
+use super::fault::{FaultFilter, FaultRules};
+use super::handshake::{self, Established};
+use super::peer::{Outgoing, PeerTask};
+use super::stats::{PeerCounters, TransportStats};
+use super::{ConnectError, FrameClass, SendError, TransportConfig, TransportError, TransportEvent};
+use crate::model::NodeId;
+
+/// Handshakes in progress at once; more incoming connections are closed
+/// at once (guess: far above a cluster's simultaneous reconnects).
+const MAX_PENDING_HANDSHAKES: usize = 64;
+/// Incoming links waiting for their peer task (normally 0 or 1).
+const INBOX_LEN: usize = 4;
+
+/// A node's end of the data plane: reliable, ordered frames to other nodes
+/// by node id. Cheap to clone; every clone is the same transport. Dropping
+/// the last clone stops every task (prefer [`Transport::shutdown`], which
+/// waits for them).
+///
+/// Frames to a peer need a link or a standing [`Transport::connect`]:
+/// `connect` then `try_send`/`send` right away is fine, frames wait in the
+/// peer's queue until the link is up. Events arrive on the receiver
+/// returned with the transport; see [`TransportEvent`] for what is never
+/// dropped.
+#[derive(Clone)]
+pub struct Transport {
+    inner: Arc<Inner>,
+    _stop_on_drop: Arc<DropGuard>,
+}
+
+/// State shared by the handle and the tasks.
+pub(crate) struct Inner {
+    pub me: NodeId,
+    pub cluster_id: String,
+    pub config: TransportConfig,
+    pub bound: SocketAddr,
+    pub dialer: Dialer,
+    pub book: RwLock<BTreeMap<NodeId, SocketAddr>>,
+    pub peers: Mutex<BTreeMap<NodeId, PeerEntry>>,
+    pub events: mpsc::Sender<TransportEvent>,
+    pub faults: FaultFilter,
+    pub cancel: CancellationToken,
+    pub tracker: TaskTracker,
+    dropped_events: AtomicU64,
+    next_gen: AtomicU64,
+}
+
+/// The handle's view of one peer; the peer's task owns the rest.
+pub(crate) struct PeerEntry {
+    pub gen: u64,
+    pub queue: mpsc::Sender<Outgoing>,
+    pub inbox: mpsc::Sender<Established>,
+    pub standing: watch::Sender<bool>,
+    pub counters: Arc<PeerCounters>,
+    pub cancel: CancellationToken,
+}
+
+impl Transport {
+    /// Binds a TCP listener on `listen` (port 0 picks a free port; see
+    /// [`Transport::bound_addr`]) and starts accepting peers of
+    /// `cluster_id`. Must be called inside a tokio runtime.
+    pub async fn bind_tcp(
+        listen: SocketAddr,
+        config: TransportConfig,
+        node_id: NodeId,
+        cluster_id: &str,
+    ) -> Result<(Transport, mpsc::Receiver<TransportEvent>), TransportError> {
+        config.validate()?;
+        let bind_err = |source| TransportError::Bind {
+            addr: listen,
+            source,
+        };
+        let listener = TcpListener::bind(listen).await.map_err(bind_err)?;
+        let bound = listener.local_addr().map_err(bind_err)?;
+        Ok(Transport::start(
+            Listener::Tcp(listener),
+            Dialer::Tcp,
+            bound,
+            config,
+            node_id,
+            cluster_id,
+        ))
+    }
+
+    pub(crate) fn start(
+        listener: Listener,
+        dialer: Dialer,
+        bound: SocketAddr,
+        config: TransportConfig,
+        me: NodeId,
+        cluster_id: &str,
+    ) -> (Transport, mpsc::Receiver<TransportEvent>) {
+        let (events, rx) = mpsc::channel(config.event_queue_len());
+        let cancel = CancellationToken::new();
+        let inner = Arc::new(Inner {
+            me,
+            cluster_id: cluster_id.to_string(),
+            faults: FaultFilter::new(config.chaos),
+            config,
+            bound,
+            dialer,
+            book: RwLock::new(BTreeMap::new()),
+            peers: Mutex::new(BTreeMap::new()),
+            events,
+            cancel: cancel.clone(),
+            tracker: TaskTracker::new(),
+            dropped_events: AtomicU64::new(0),
+            next_gen: AtomicU64::new(0),
+        });
+        inner.tracker.spawn(accept_loop(inner.clone(), listener));
+        let t = Transport {
+            inner,
+            _stop_on_drop: Arc::new(cancel.drop_guard()),
+        };
+        (t, rx)
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.inner.me
+    }
+
+    /// The address the listener is bound to (the real port when bound to 0).
+    pub fn bound_addr(&self) -> SocketAddr {
+        self.inner.bound
+    }
+
+    /// Replaces the address book (from the Raft membership's
+    /// `NodeAddr.peer_addr`). Links that are up stay up; the next dial to a
+    /// peer uses its new address.
+    pub fn set_address_book(&self, book: BTreeMap<NodeId, SocketAddr>) {
+        *self.inner.book.write().unwrap_or_else(|p| p.into_inner()) = book;
+    }
+
+    /// Keeps a standing link to `peer`: dials now if there is no link, and
+    /// redials with exponential backoff and jitter whenever it goes down,
+    /// until [`Transport::disconnect`]. Idempotent.
+    pub fn connect(&self, peer: NodeId) -> Result<(), ConnectError> {
+        if peer == self.inner.me {
+            return Err(ConnectError::SelfPeer { peer });
+        }
+        if self.inner.cancel.is_cancelled() {
+            return Err(ConnectError::Closed);
+        }
+        if self.inner.address(peer).is_none() {
+            return Err(ConnectError::UnknownPeer { peer });
+        }
+        let mut peers = self.inner.lock_peers();
+        match peers.get(&peer) {
+            Some(e) => {
+                e.standing.send_replace(true);
+            }
+            None => self.inner.new_peer(&mut peers, peer, true, None),
+        }
+        Ok(())
+    }
+
+    /// Closes the link to `peer` (a `LinkDown` with reason `Disconnected`
+    /// follows if it was up), stops redialing it and discards its queued
+    /// frames (a `SendFailed` says how many). The peer may link again by
+    /// dialing us. Returns whether there was anything to disconnect.
+    pub fn disconnect(&self, peer: NodeId) -> bool {
+        match self.inner.lock_peers().remove(&peer) {
+            Some(e) => {
+                e.cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Peers with a link up now.
+    pub fn links(&self) -> Vec<NodeId> {
+        let peers = self.inner.lock_peers();
+        peers
+            .iter()
+            .filter(|(_, e)| e.counters.link_up.load(Ordering::Relaxed))
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    /// Queues a frame to `peer` without waiting. On a full queue a control
+    /// frame is dropped ([`SendError::QueueFull`]) and a data frame is not
+    /// queued ([`SendError::Backpressure`]).
+    pub fn try_send(
+        &self,
+        peer: NodeId,
+        class: FrameClass,
+        payload: Bytes,
+    ) -> Result<(), SendError> {
+        self.check_size(&payload)?;
+        let (queue, counters) = self.inner.queue_of(peer)?;
+        match queue.try_send(Outgoing { class, payload }) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => match class {
+                FrameClass::Control => {
+                    counters.dropped("queue_full");
+                    Err(SendError::QueueFull { peer })
+                }
+                FrameClass::Data => Err(SendError::Backpressure { peer }),
+            },
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::UnknownPeer { peer }),
+        }
+    }
+
+    /// Queues a data frame to `peer`, waiting for queue space at most
+    /// `send_timeout_ms`. Fails at once if there is no link or standing
+    /// `connect`, or if the peer is disconnected while waiting.
+    pub async fn send(&self, peer: NodeId, payload: Bytes) -> Result<(), SendError> {
+        self.check_size(&payload)?;
+        let (queue, _) = self.inner.queue_of(peer)?;
+        let after = self.inner.config.send_timeout();
+        let frame = Outgoing {
+            class: FrameClass::Data,
+            payload,
+        };
+        tokio::select! {
+            r = tokio::time::timeout(after, queue.send(frame)) => match r {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(SendError::UnknownPeer { peer }),
+                Err(_) => Err(SendError::Timeout { peer, after }),
+            },
+            _ = self.inner.cancel.cancelled() => Err(SendError::Closed),
+        }
+    }
+
+    /// Per-peer figures for `GET /v1/node/stats`.
+    pub fn stats(&self) -> TransportStats {
+        let peers = self.inner.lock_peers();
+        TransportStats {
+            peers: peers
+                .iter()
+                .map(|(p, e)| {
+                    let depth = e.queue.max_capacity() - e.queue.capacity();
+                    (*p, e.counters.snapshot(depth))
+                })
+                .collect(),
+            dropped_events: self.inner.dropped_events.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Installs fault rules (replacing the previous ones). Refused with
+    /// [`TransportError::ChaosDisabled`] unless the config enables chaos.
+    pub fn set_faults(&self, rules: FaultRules) -> Result<(), TransportError> {
+        self.inner.faults.set(rules)
+    }
+
+    /// Removes every fault rule. Refused unless chaos is enabled.
+    pub fn clear_faults(&self) -> Result<(), TransportError> {
+        self.inner.faults.clear()
+    }
+
+    /// Closes every link and listener and waits for every task to end. No
+    /// events follow. Sends fail with `Closed` afterwards.
+    pub async fn shutdown(&self) {
+        self.inner.cancel.cancel();
+        self.inner.tracker.close();
+        self.inner.tracker.wait().await;
+    }
+
+    fn check_size(&self, payload: &Bytes) -> Result<(), SendError> {
+        let max = self.inner.config.max_frame();
+        if payload.len().saturating_add(DATA_OVERHEAD) > max {
+            return Err(SendError::TooLarge {
+                len: payload.len(),
+                max,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Inner {
+    pub fn address(&self, peer: NodeId) -> Option<SocketAddr> {
+        let book = self.book.read().unwrap_or_else(|p| p.into_inner());
+        book.get(&peer).copied()
+    }
+
+    pub fn lock_peers(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, PeerEntry>> {
+        self.peers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn queue_of(
+        &self,
+        peer: NodeId,
+    ) -> Result<(mpsc::Sender<Outgoing>, Arc<PeerCounters>), SendError> {
+        if self.cancel.is_cancelled() {
+            return Err(SendError::Closed);
+        }
+        let peers = self.lock_peers();
+        let e = peers.get(&peer).ok_or(SendError::UnknownPeer { peer })?;
+        Ok((e.queue.clone(), e.counters.clone()))
+    }
+
+    /// Registers `peer` and starts its task, optionally with an incoming
+    /// link to adopt. Called with the peer map locked.
+    pub fn new_peer(
+        self: &Arc<Self>,
+        peers: &mut BTreeMap<NodeId, PeerEntry>,
+        peer: NodeId,
+        standing: bool,
+        first: Option<Established>,
+    ) {
+        let (queue_tx, queue_rx) = mpsc::channel(self.config.queue_len());
+        let (inbox_tx, inbox_rx) = mpsc::channel(INBOX_LEN);
+        let (standing_tx, standing_rx) = watch::channel(standing);
+        let counters = Arc::new(PeerCounters::default());
+        let cancel = self.cancel.child_token();
+        let gen = self.next_gen.fetch_add(1, Ordering::Relaxed);
+        let task = PeerTask::new(
+            self.clone(),
+            peer,
+            gen,
+            counters.clone(),
+            inbox_rx,
+            standing_rx,
+            queue_rx,
+            cancel.clone(),
+        );
+        peers.insert(
+            peer,
+            PeerEntry {
+                gen,
+                queue: queue_tx,
+                inbox: inbox_tx,
+                standing: standing_tx,
+                counters,
+                cancel,
+            },
+        );
+        self.tracker.spawn(task.run(first));
+    }
+
+    /// Hands a handshaken incoming link to its peer's task.
+    fn route_incoming(self: &Arc<Self>, est: Established) {
+        let peer = est.peer;
+        if self.faults.partitioned(peer) {
+            tracing::debug!(
+                peer,
+                "incoming link refused: partitioned by the fault filter"
+            );
+            return;
+        }
+        let mut peers = self.lock_peers();
+        match peers.get(&peer) {
+            Some(e) => {
+                if e.inbox.try_send(est).is_err() {
+                    tracing::warn!(peer, "incoming link dropped: peer task busy");
+                }
+            }
+            None => self.new_peer(&mut peers, peer, false, Some(est)),
+        }
+    }
+
+    /// Sends an event that may be dropped (counted in `dropped_events`)
+    /// when the queue is full. False if it was dropped.
+    pub fn event_lossy(&self, ev: TransportEvent) -> bool {
+        match self.events.try_send(ev) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.dropped_events.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            // The owner dropped its receiver: nobody is listening.
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Sends an event that is never dropped: waits for queue space. False
+    /// when the transport shuts down or the owner is gone.
+    pub async fn event(&self, ev: TransportEvent) -> bool {
+        tokio::select! {
+            r = self.events.send(ev) => r.is_ok(),
+            _ = self.cancel.cancelled() => false,
+        }
+    }
+}
+
+async fn accept_loop(inner: Arc<Inner>, mut listener: Listener) {
+    let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    loop {
+        let stream = tokio::select! {
+            _ = inner.cancel.cancelled() => return,
+            r = listener.accept() => r,
+        };
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                // Out of file descriptors and the like: do not spin.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = pending.clone().try_acquire_owned() else {
+            tracing::warn!("too many pending handshakes: connection closed");
+            continue;
+        };
+        let inner2 = inner.clone();
+        inner.tracker.spawn(async move {
+            let deadline = inner2.config.connect_timeout();
+            match tokio::time::timeout(deadline, handshake::accept(&inner2, stream)).await {
+                Ok(Ok(est)) => inner2.route_incoming(est),
+                Ok(Err(e)) => tracing::info!(reason = %e, "incoming link refused"),
+                Err(_) => tracing::info!("incoming handshake timed out"),
+            }
+            drop(permit);
+        });
+    }
+}

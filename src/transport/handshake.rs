@@ -1,0 +1,207 @@
+//! Opening a link: both sides send `Hello` (cluster id, node id, protocol
+//! version) and check the other's; a mismatch is refused with a `Refuse`
+//! frame and a log line naming both values. The accepting side's peer task
+//! then answers `Ready` (keep) or `Duplicate` (both dialed at once and the
+//! other connection wins); the dialer waits for that answer.
+//!
+//! Peers are identified by their `Hello`, never by source address.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
+
+use super::backend::BoxStream;
+use super::codec::{
+    self, FrameReader, ReadError, WireFrame, HANDSHAKE_MAX_FRAME, PROTOCOL_VERSION,
+};
+use super::handle::Inner;
+use crate::model::NodeId;
+
+/// A link whose `Hello`s were exchanged and checked.
+pub(crate) struct Established {
+    pub peer: NodeId,
+    /// The node that dialed this connection.
+    pub dialer: NodeId,
+    /// Holds bytes read past the handshake.
+    pub reader: FrameReader,
+    pub rd: ReadHalf<BoxStream>,
+    pub wr: WriteHalf<BoxStream>,
+}
+
+/// Why a link could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HandshakeError {
+    #[error("node {0} has no address in the address book")]
+    NoAddress(NodeId),
+    #[error("partitioned by the fault filter")]
+    Partitioned,
+    #[error("connect failed: {0}")]
+    Connect(std::io::Error),
+    #[error("{0}")]
+    Read(#[from] ReadError),
+    #[error("write failed: {0}")]
+    Write(std::io::Error),
+    #[error("connection closed during the handshake")]
+    Closed,
+    #[error("we refused: {0}")]
+    Mismatch(String),
+    #[error("peer refused: {0}")]
+    Refused(String),
+    #[error("unexpected {0} during the handshake")]
+    Unexpected(&'static str),
+    #[error("the simultaneous link dialed by the other node won")]
+    Duplicate,
+    #[error("handshake timed out")]
+    Timeout,
+}
+
+/// Dials `peer` and completes the handshake, within `connect_timeout_ms`.
+pub(crate) async fn dial(inner: Arc<Inner>, peer: NodeId) -> Result<Established, HandshakeError> {
+    let addr = inner.address(peer).ok_or(HandshakeError::NoAddress(peer))?;
+    if inner.faults.partitioned(peer) {
+        return Err(HandshakeError::Partitioned);
+    }
+    let attempt = async {
+        let stream = inner
+            .dialer
+            .connect(addr)
+            .await
+            .map_err(HandshakeError::Connect)?;
+        let mut est = hello(&inner, stream, Some(peer)).await?;
+        match est.reader.read(&mut est.rd).await? {
+            Some((WireFrame::Ready, _)) => Ok(est),
+            Some((WireFrame::Duplicate, _)) => Err(HandshakeError::Duplicate),
+            Some((WireFrame::Refuse { reason }, _)) => Err(HandshakeError::Refused(reason)),
+            Some((f, _)) => Err(HandshakeError::Unexpected(name(&f))),
+            None => Err(HandshakeError::Closed),
+        }
+    };
+    tokio::time::timeout(inner.config.connect_timeout(), attempt)
+        .await
+        .map_err(|_| HandshakeError::Timeout)?
+}
+
+/// The accepting side's half: exchange and check `Hello`s. The caller
+/// (under its own deadline) hands the result to the peer task, which
+/// answers `Ready` or `Duplicate` with [`answer`].
+pub(crate) async fn accept(
+    inner: &Inner,
+    stream: BoxStream,
+) -> Result<Established, HandshakeError> {
+    hello(inner, stream, None).await
+}
+
+/// Writes the accepting side's answer on a handshaken link.
+pub(crate) async fn answer(
+    inner: &Inner,
+    est: &mut Established,
+    frame: WireFrame,
+) -> Result<(), HandshakeError> {
+    let write = async {
+        write_frame(&mut est.wr, &frame).await?;
+        est.wr.flush().await.map_err(HandshakeError::Write)
+    };
+    tokio::time::timeout(inner.config.connect_timeout(), write)
+        .await
+        .map_err(|_| HandshakeError::Timeout)?
+}
+
+async fn hello(
+    inner: &Inner,
+    stream: BoxStream,
+    expect: Option<NodeId>,
+) -> Result<Established, HandshakeError> {
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let ours = WireFrame::Hello {
+        cluster_id: inner.cluster_id.clone(),
+        node_id: inner.me,
+        protocol_version: PROTOCOL_VERSION,
+    };
+    write_frame(&mut wr, &ours).await?;
+    wr.flush().await.map_err(HandshakeError::Write)?;
+    let mut reader = FrameReader::new(HANDSHAKE_MAX_FRAME);
+    let theirs = match reader.read(&mut rd).await? {
+        Some((f, _)) => f,
+        None => return Err(HandshakeError::Closed),
+    };
+    let (cluster_id, node_id, version) = match theirs {
+        WireFrame::Hello {
+            cluster_id,
+            node_id,
+            protocol_version,
+        } => (cluster_id, node_id, protocol_version),
+        WireFrame::Refuse { reason } => return Err(HandshakeError::Refused(reason)),
+        other => return Err(HandshakeError::Unexpected(name(&other))),
+    };
+    if let Some(reason) = mismatch(inner, &cluster_id, node_id, version, expect) {
+        tracing::warn!(peer = node_id, %reason, "link refused");
+        write_frame(
+            &mut wr,
+            &WireFrame::Refuse {
+                reason: reason.clone(),
+            },
+        )
+        .await?;
+        wr.flush().await.map_err(HandshakeError::Write)?;
+        return Err(HandshakeError::Mismatch(reason));
+    }
+    reader.set_max(inner.config.max_frame());
+    Ok(Established {
+        peer: node_id,
+        dialer: if expect.is_some() { inner.me } else { node_id },
+        reader,
+        rd,
+        wr,
+    })
+}
+
+/// Why a `Hello` is refused, naming both values; `None` if it is fine.
+fn mismatch(
+    inner: &Inner,
+    cluster_id: &str,
+    node_id: NodeId,
+    version: u32,
+    expect: Option<NodeId>,
+) -> Option<String> {
+    if version != PROTOCOL_VERSION {
+        return Some(format!(
+            "protocol version mismatch: ours {PROTOCOL_VERSION}, theirs {version} (node {node_id})"
+        ));
+    }
+    if cluster_id != inner.cluster_id {
+        return Some(format!(
+            "cluster id mismatch: ours {:?}, theirs {cluster_id:?} (node {node_id})",
+            inner.cluster_id
+        ));
+    }
+    if node_id == inner.me {
+        return Some(format!("peer claims our own node id {node_id}"));
+    }
+    match expect {
+        Some(e) if e != node_id => Some(format!(
+            "dialed node {e} but node {node_id} answered (stale address book?)"
+        )),
+        _ => None,
+    }
+}
+
+async fn write_frame(
+    wr: &mut WriteHalf<BoxStream>,
+    frame: &WireFrame,
+) -> Result<(), HandshakeError> {
+    let bytes = codec::encode(frame, HANDSHAKE_MAX_FRAME)
+        .map_err(|e| HandshakeError::Mismatch(e.to_string()))?;
+    wr.write_all(&bytes).await.map_err(HandshakeError::Write)
+}
+
+pub(crate) fn name(f: &WireFrame) -> &'static str {
+    match f {
+        WireFrame::Hello { .. } => "Hello",
+        WireFrame::Refuse { .. } => "Refuse",
+        WireFrame::Ready => "Ready",
+        WireFrame::Duplicate => "Duplicate",
+        WireFrame::Ping { .. } => "Ping",
+        WireFrame::Pong { .. } => "Pong",
+        WireFrame::Data { .. } => "Data",
+    }
+}

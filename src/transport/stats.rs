@@ -1,0 +1,153 @@
+//! Per-peer counters and RTT windows (for `GET /v1/node/stats`) and the
+//! process-wide metrics (no per-peer labels).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::model::NodeId;
+
+/// RTT samples kept per peer for the percentiles.
+pub const RTT_WINDOW: usize = 128;
+
+/// One peer's figures at the time of `Transport::stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerStats {
+    /// A link to the peer is up now.
+    pub link_up: bool,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub frames_in: u64,
+    pub frames_out: u64,
+    /// Frames to or from this peer dropped (full queues, fault filter).
+    pub dropped: u64,
+    /// Frames waiting in the send queue.
+    pub queue_depth: usize,
+    /// Links to this peer that went down.
+    pub disconnects: u64,
+    pub last_rtt: Option<Duration>,
+    /// Median of the last [`RTT_WINDOW`] samples.
+    pub rtt_p50: Option<Duration>,
+    /// 99th percentile of the last [`RTT_WINDOW`] samples.
+    pub rtt_p99: Option<Duration>,
+}
+
+/// The transport's figures: one entry per peer with a link or a standing
+/// `connect`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransportStats {
+    pub peers: BTreeMap<NodeId, PeerStats>,
+    /// Events (control frames, RTT samples, send failures) dropped because
+    /// the owner's event queue was full.
+    pub dropped_events: u64,
+}
+
+/// Live counters of one peer, shared by its tasks.
+#[derive(Debug, Default)]
+pub(crate) struct PeerCounters {
+    pub link_up: AtomicBool,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub frames_in: AtomicU64,
+    pub frames_out: AtomicU64,
+    pub dropped: AtomicU64,
+    pub disconnects: AtomicU64,
+    rtt: Mutex<VecDeque<Duration>>,
+}
+
+impl PeerCounters {
+    pub fn received(&self, bytes: usize) {
+        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("topod_transport_bytes_total", "direction" => "in")
+            .increment(bytes as u64);
+        metrics::counter!("topod_transport_frames_total", "direction" => "in").increment(1);
+    }
+
+    pub fn sent(&self, bytes: usize) {
+        self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.frames_out.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("topod_transport_bytes_total", "direction" => "out")
+            .increment(bytes as u64);
+        metrics::counter!("topod_transport_frames_total", "direction" => "out").increment(1);
+    }
+
+    pub fn dropped(&self, reason: &'static str) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        dropped(reason);
+    }
+
+    pub fn rtt(&self, rtt: Duration) {
+        let mut w = self.rtt.lock().unwrap_or_else(|p| p.into_inner());
+        if w.len() == RTT_WINDOW {
+            w.pop_front();
+        }
+        w.push_back(rtt);
+        metrics::histogram!("topod_transport_rtt_seconds").record(rtt.as_secs_f64());
+    }
+
+    pub fn link(&self, up: bool) {
+        self.link_up.store(up, Ordering::Relaxed);
+        if up {
+            metrics::gauge!("topod_transport_links").increment(1.0);
+        } else {
+            self.disconnects.fetch_add(1, Ordering::Relaxed);
+            metrics::gauge!("topod_transport_links").decrement(1.0);
+            metrics::counter!("topod_transport_disconnects_total").increment(1);
+        }
+    }
+
+    pub fn snapshot(&self, queue_depth: usize) -> PeerStats {
+        let w = self.rtt.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sorted: Vec<Duration> = w.iter().copied().collect();
+        sorted.sort();
+        PeerStats {
+            link_up: self.link_up.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            frames_in: self.frames_in.load(Ordering::Relaxed),
+            frames_out: self.frames_out.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            queue_depth,
+            disconnects: self.disconnects.load(Ordering::Relaxed),
+            last_rtt: w.back().copied(),
+            rtt_p50: percentile(&sorted, 50),
+            rtt_p99: percentile(&sorted, 99),
+        }
+    }
+}
+
+/// Counts a dropped frame in the metrics.
+fn dropped(reason: &'static str) {
+    metrics::counter!("topod_transport_dropped_frames_total", "reason" => reason).increment(1);
+}
+
+/// Nearest-rank percentile of sorted samples.
+fn percentile(sorted: &[Duration], p: usize) -> Option<Duration> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank_over_a_bounded_window() {
+        let c = PeerCounters::default();
+        for ms in 1..=200u64 {
+            c.rtt(Duration::from_millis(ms));
+        }
+        let s = c.snapshot(3);
+        // Only the last 128 samples (73..=200 ms) are kept.
+        assert_eq!(s.last_rtt, Some(Duration::from_millis(200)));
+        assert_eq!(s.rtt_p50, Some(Duration::from_millis(136)));
+        assert_eq!(s.rtt_p99, Some(Duration::from_millis(199)));
+        assert_eq!(s.queue_depth, 3);
+        assert_eq!(PeerCounters::default().snapshot(0).rtt_p50, None);
+    }
+}
