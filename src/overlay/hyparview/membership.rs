@@ -16,7 +16,9 @@ use super::Config;
 use crate::overlay::{MessageClass, PeerId, Time};
 
 /// Priority of a NEIGHBOR request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Priority {
     /// The requester has an empty active view (or is the end of a
     /// FORWARD_JOIN walk): always accepted, evicting a peer if needed.

@@ -92,7 +92,9 @@ impl From<&PlumtreeConfig> for Config {
 }
 
 /// One announced message in an IHAVE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Announce {
     pub id: MessageId,
     /// Hops the message would have at the receiver over this link.
