@@ -209,16 +209,24 @@ impl Actor {
         for (id, topology, alone) in ids {
             let contacts = match topology {
                 Topology::FullMesh => added.clone(),
-                Topology::HyParView | Topology::PubSub if alone => self
-                    .members
-                    .iter()
-                    .copied()
-                    .filter(|p| *p != self.me)
-                    .collect(),
+                Topology::HyParView | Topology::PubSub if alone => self.contacts(topology),
                 _ => continue,
             };
             self.drive(id, InEvent::Command(Command::Join(contacts)))
                 .await;
+        }
+    }
+
+    /// The contacts an overlay joins through. Full mesh and client-server
+    /// take the whole membership. HyParView (and Plumtree over it) joins
+    /// through one contact, the same for every node (the lowest live
+    /// member id): concurrent joins through random contacts can leave two
+    /// components that a small active view never merges.
+    fn contacts(&self, topology: Topology) -> Vec<NodeId> {
+        let live = self.live();
+        match topology {
+            Topology::HyParView | Topology::PubSub => live.first().copied().into_iter().collect(),
+            Topology::FullMesh | Topology::ClientServer => live.into_iter().collect(),
         }
     }
 
@@ -255,7 +263,7 @@ impl Actor {
                     }
                 }
                 OutEvent::Disconnect(p) => {
-                    if let Some(p) = self.links.release(p, LinkUser::Overlay(id)) {
+                    for p in self.links.release(p, LinkUser::Overlay(id)) {
                         self.transport.disconnect(p);
                     }
                 }
@@ -286,7 +294,7 @@ impl Actor {
         for p in ch.connect {
             if let Err(e) = self.transport.connect(p) {
                 tracing::debug!(peer = p, error = %e, "connect refused");
-                self.links.release(p, LinkUser::Direct);
+                self.links.forget(p);
                 ok = false;
             }
         }
@@ -412,17 +420,13 @@ impl Actor {
     /// Starts overlay `inst` and joins it through the live members.
     pub async fn start_instance(&mut self, inst: Instance, as_current: bool) {
         let id = inst.id;
+        let inst_topology = inst.topology;
         if as_current {
             self.current = Some(inst);
         } else {
             self.other = Some(inst);
         }
-        let contacts: Vec<NodeId> = self
-            .members
-            .iter()
-            .copied()
-            .filter(|p| *p != self.me)
-            .collect();
+        let contacts = self.contacts(inst_topology);
         self.drive(id, InEvent::Command(Command::Join(contacts)))
             .await;
         // Frames that arrived before this node ran the instance.

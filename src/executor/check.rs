@@ -36,6 +36,8 @@ pub struct Probing {
 pub struct Check {
     pub kind: CheckKind,
     pub instance: u64,
+    /// The live members when the check started (this node excluded).
+    expected: BTreeSet<NodeId>,
     form_started: Instant,
     form_deadline: Instant,
     probing: Option<Probing>,
@@ -46,6 +48,7 @@ impl Check {
     pub fn new(
         kind: CheckKind,
         instance: u64,
+        expected: BTreeSet<NodeId>,
         form_timeout: Duration,
         reply: oneshot::Sender<Result<(), ExecError>>,
     ) -> Self {
@@ -53,6 +56,7 @@ impl Check {
         Check {
             kind,
             instance,
+            expected,
             form_started: now,
             form_deadline: now + form_timeout,
             probing: None,
@@ -88,7 +92,19 @@ impl Actor {
         };
         let now = Instant::now();
         let id = check.instance;
-        let live = self.live();
+        // Members lost during the check are not waited for, unless this
+        // node lost most of them: then it is the one cut off, and a node
+        // alone must not call its overlay healthy.
+        let now_live = self.live();
+        let live: BTreeSet<NodeId> = check.expected.intersection(&now_live).copied().collect();
+        if live.len() * 2 < check.expected.len() {
+            let lost: Vec<NodeId> = check.expected.difference(&live).copied().collect();
+            let n = check.expected.len();
+            return self.fail(
+                check,
+                format!("lost contact with {lost:?} of the {n} other members during the check"),
+            );
+        }
         let up = self.up.clone();
         let Some(inst) = self.instance_mut(id) else {
             return check.finish(Err(format!("overlay instance {id} was torn down")));

@@ -54,6 +54,7 @@ impl Actor {
                 self.check = Some(Check::new(
                     CheckKind::Verify,
                     cur,
+                    self.live(),
                     self.cfg.form_timeout(),
                     reply,
                 ));
@@ -161,6 +162,7 @@ impl Actor {
         self.check = Some(Check::new(
             CheckKind::Prepare,
             id,
+            self.live(),
             self.cfg.form_timeout(),
             reply,
         ));

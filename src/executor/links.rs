@@ -1,8 +1,11 @@
 //! [`Links`]: who uses the transport link to each peer. Links are shared
 //! per peer by the current overlay, the shadow (or draining) overlay and
 //! direct on-demand links; the transport connects a peer at its first user
-//! and disconnects it only when no user remains. Direct links live in a
-//! bounded LRU cache.
+//! and disconnects it only when no user remains. A link whose last
+//! overlay user leaves is kept as an idle direct link (the other side, or
+//! the next overlay, often still uses it: closing it would tell the peer's
+//! overlays the link failed); direct links live in a bounded LRU cache,
+//! and only eviction from it disconnects.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -55,27 +58,44 @@ impl Links {
         }
         set.insert(user);
         if user == LinkUser::Direct {
-            self.direct.retain(|p| *p != peer);
-            self.direct.push_back(peer);
-            while self.direct.len() > self.direct_cap {
-                let evicted = self.direct.pop_front().expect("non-empty");
-                ch.disconnect.extend(self.remove(evicted, LinkUser::Direct));
-            }
+            ch.disconnect = self.touch_direct(peer);
         }
         ch
     }
 
-    /// Removes `user` of `peer`'s link; returns the peer if nobody uses it
-    /// any more.
-    pub fn release(&mut self, peer: NodeId, user: LinkUser) -> Option<NodeId> {
-        if user == LinkUser::Direct {
-            self.direct.retain(|p| *p != peer);
+    /// Makes `peer` the most recent direct link; returns the peers evicted
+    /// from the cache that nobody else uses.
+    fn touch_direct(&mut self, peer: NodeId) -> Vec<NodeId> {
+        self.direct.retain(|p| *p != peer);
+        self.direct.push_back(peer);
+        let mut gone = Vec::new();
+        while self.direct.len() > self.direct_cap {
+            let evicted = self.direct.pop_front().expect("non-empty");
+            if let Some(set) = self.users.get_mut(&evicted) {
+                set.remove(&LinkUser::Direct);
+                if set.is_empty() {
+                    self.users.remove(&evicted);
+                    gone.push(evicted);
+                }
+            }
         }
+        gone
+    }
+
+    /// Drops a direct link that could not be opened (no address).
+    pub fn forget(&mut self, peer: NodeId) {
+        self.direct.retain(|p| *p != peer);
+        self.users.remove(&peer);
+    }
+
+    /// Removes `user` of `peer`'s link; returns the peers to disconnect
+    /// (evicted from the idle cache).
+    pub fn release(&mut self, peer: NodeId, user: LinkUser) -> Vec<NodeId> {
         self.remove(peer, user)
     }
 
-    /// Removes every link of overlay `instance`; returns the peers nobody
-    /// uses any more.
+    /// Removes every link of overlay `instance`; returns the peers to
+    /// disconnect.
     pub fn release_overlay(&mut self, instance: u64) -> Vec<NodeId> {
         let peers: Vec<NodeId> = self
             .users
@@ -85,17 +105,20 @@ impl Links {
             .collect();
         peers
             .into_iter()
-            .filter_map(|p| self.remove(p, LinkUser::Overlay(instance)))
+            .flat_map(|p| self.remove(p, LinkUser::Overlay(instance)))
             .collect()
     }
 
-    fn remove(&mut self, peer: NodeId, user: LinkUser) -> Option<NodeId> {
-        let set = self.users.get_mut(&peer)?;
+    fn remove(&mut self, peer: NodeId, user: LinkUser) -> Vec<NodeId> {
+        let Some(set) = self.users.get_mut(&peer) else {
+            return Vec::new();
+        };
         if !set.remove(&user) || !set.is_empty() {
-            return None;
+            return Vec::new();
         }
-        self.users.remove(&peer);
-        Some(peer)
+        // The last user left: keep the link as an idle direct one.
+        set.insert(LinkUser::Direct);
+        self.touch_direct(peer)
     }
 }
 
@@ -108,8 +131,13 @@ mod tests {
         let mut l = Links::new(4);
         assert_eq!(l.acquire(2, LinkUser::Overlay(0)).connect, vec![2]);
         assert!(l.acquire(2, LinkUser::Overlay(7)).connect.is_empty());
-        assert_eq!(l.release(2, LinkUser::Overlay(0)), None);
-        assert_eq!(l.release_overlay(7), vec![2]);
+        assert!(l.release(2, LinkUser::Overlay(0)).is_empty());
+        assert!(l.release_overlay(7).is_empty(), "kept as an idle link");
+        assert!(l.used(2));
+        // Idle links are evicted (and disconnected) beyond the cache size.
+        for p in 10..14 {
+            l.acquire(p, LinkUser::Direct);
+        }
         assert!(!l.used(2));
     }
 
