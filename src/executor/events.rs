@@ -243,6 +243,7 @@ impl Actor {
             TransportEvent::LinkUp { peer } => {
                 self.up.insert(peer);
                 self.unreachable.remove(&peer);
+                self.rejoin(peer).await;
                 self.mark_dirty();
             }
             TransportEvent::LinkDown { peer, reason } => {
@@ -266,6 +267,29 @@ impl Actor {
                 metrics::histogram!("topod_executor_overlay_rtt_seconds").record(rtt.as_secs_f64());
                 self.rtt.insert(peer, rtt);
             }
+        }
+    }
+
+    /// A full mesh that dropped `peer` after a failure takes it back when a
+    /// link to it comes up again (the overlay itself only re-learns it at
+    /// its next anti-entropy round).
+    async fn rejoin(&mut self, peer: NodeId) {
+        if !self.members.contains(&peer) {
+            return;
+        }
+        let ids: Vec<u64> = self
+            .current
+            .iter()
+            .chain(self.other.iter())
+            .filter(|i| i.topology == Topology::FullMesh && !i.overlay.links().contains(&peer))
+            .map(|i| i.id)
+            .collect();
+        for id in ids {
+            self.drive(
+                id,
+                InEvent::Command(crate::overlay::Command::Join(vec![peer])),
+            )
+            .await;
         }
     }
 

@@ -306,6 +306,12 @@ impl Cluster {
             .expect("clean shutdown");
     }
 
+    /// Starts a stopped node again with its addresses and data dir.
+    pub async fn restart(&mut self, id: NodeId) {
+        let cfg = self.configs[(id - 1) as usize].clone();
+        self.launch(cfg).await;
+    }
+
     pub async fn shutdown(mut self) {
         for id in self.running() {
             self.stop(id).await;
