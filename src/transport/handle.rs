@@ -205,7 +205,11 @@ impl Transport {
     ) -> Result<(), SendError> {
         self.check_size(&payload)?;
         let (queue, counters) = self.inner.queue_of(peer)?;
-        match queue.try_send(Outgoing { class, payload }) {
+        match queue.try_send(Outgoing {
+            class,
+            payload,
+            created: tokio::time::Instant::now(),
+        }) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => match class {
                 FrameClass::Control => {
@@ -228,6 +232,7 @@ impl Transport {
         let frame = Outgoing {
             class: FrameClass::Data,
             payload,
+            created: tokio::time::Instant::now(),
         };
         tokio::select! {
             r = tokio::time::timeout(after, queue.send(frame)) => match r {
@@ -414,10 +419,15 @@ async fn accept_loop(inner: Arc<Inner>, mut listener: Listener) {
         let inner2 = inner.clone();
         inner.tracker.spawn(async move {
             let deadline = inner2.config.connect_timeout();
-            match tokio::time::timeout(deadline, handshake::accept(&inner2, stream)).await {
-                Ok(Ok(est)) => inner2.route_incoming(est),
-                Ok(Err(e)) => tracing::info!(reason = %e, "incoming link refused"),
-                Err(_) => tracing::info!("incoming handshake timed out"),
+            let handshake = tokio::time::timeout(deadline, handshake::accept(&inner2, stream));
+            tokio::select! {
+                r = handshake => match r {
+                    Ok(Ok(est)) => inner2.route_incoming(est),
+                    Ok(Err(e)) => tracing::info!(reason = %e, "incoming link refused"),
+                    Err(_) => tracing::info!("incoming handshake timed out"),
+                },
+                // Shutdown does not wait for a handshake.
+                _ = inner2.cancel.cancelled() => {}
             }
             drop(permit);
         });

@@ -135,14 +135,16 @@ async fn hello(
     };
     if let Some(reason) = mismatch(inner, &cluster_id, node_id, version, expect) {
         tracing::warn!(peer = node_id, %reason, "link refused");
-        write_frame(
-            &mut wr,
-            &WireFrame::Refuse {
-                reason: reason.clone(),
-            },
-        )
-        .await?;
-        wr.flush().await.map_err(HandshakeError::Write)?;
+        // The peer may have refused and closed first (both sides check):
+        // our reason is the one to report either way.
+        let refuse = WireFrame::Refuse {
+            reason: reason.clone(),
+        };
+        if let Err(e) = write_frame(&mut wr, &refuse).await {
+            tracing::debug!(peer = node_id, error = %e, "could not send Refuse");
+        } else if let Err(e) = wr.flush().await {
+            tracing::debug!(peer = node_id, error = %e, "could not send Refuse");
+        }
         return Err(HandshakeError::Mismatch(reason));
     }
     reader.set_max(inner.config.max_frame());

@@ -55,6 +55,16 @@
 //! `topod_transport_dropped_frames_total{reason}`, `topod_transport_links`,
 //! `topod_transport_disconnects_total`, `topod_transport_rtt_seconds`.
 //! Per-peer detail is in [`Transport::stats`], never in labels.
+//! [`describe_metrics`] registers their help texts.
+//!
+//! # Guarantees and limits
+//!
+//! Frames are reliable and ordered *per link*: what the peer's owner sees
+//! is a prefix of what was sent on that link, in order. Frames queued for a
+//! `connect`ed peer survive a reconnect; frames already taken by the writer
+//! or in the socket when a link breaks may be lost (the overlay's message
+//! ids and retransmits cover that). Data frames are never dropped by a full
+//! queue; control frames are, and counted.
 
 mod backend;
 pub mod codec;
@@ -76,7 +86,7 @@ pub use config::TransportConfig;
 pub use fault::{Direction, FaultRule, FaultRules};
 pub use handle::Transport;
 pub use memory::MemoryNetwork;
-pub use stats::{PeerStats, TransportStats, RTT_WINDOW};
+pub use stats::{describe_metrics, PeerStats, TransportStats, RTT_WINDOW};
 pub use types::{
     ConnectError, FrameClass, LinkDownReason, SendError, TransportError, TransportEvent,
 };

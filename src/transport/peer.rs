@@ -34,6 +34,8 @@ use crate::model::NodeId;
 pub(crate) struct Outgoing {
     pub class: FrameClass,
     pub payload: Bytes,
+    /// When it was queued: a fault-filter delay counts from here.
+    pub created: Instant,
 }
 
 type Queue = Arc<AsyncMutex<mpsc::Receiver<Outgoing>>>;

@@ -20,7 +20,8 @@ pub struct PeerStats {
     pub bytes_out: u64,
     pub frames_in: u64,
     pub frames_out: u64,
-    /// Frames to or from this peer dropped (full queues, fault filter).
+    /// Data and control frames to or from this peer dropped (full queues,
+    /// fault filter, discarded queue); unanswered pings are not counted.
     pub dropped: u64,
     /// Frames waiting in the send queue.
     pub queue_depth: usize,
@@ -118,8 +119,39 @@ impl PeerCounters {
     }
 }
 
-/// Counts a dropped frame in the metrics.
-fn dropped(reason: &'static str) {
+/// Registers the transport metrics' descriptions and units with the
+/// installed recorder (call once after installing it).
+pub fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        "topod_transport_bytes_total",
+        Unit::Bytes,
+        "Bytes on peer links, length prefixes included, by direction (in, out)"
+    );
+    describe_counter!(
+        "topod_transport_frames_total",
+        "Frames on peer links (data, control, pings), by direction (in, out)"
+    );
+    describe_counter!(
+        "topod_transport_dropped_frames_total",
+        "Frames dropped, by reason (queue_full, event_queue_full, fault, link_gone, \
+         pong_queue_full, encode)"
+    );
+    describe_gauge!("topod_transport_links", "Peer links up now");
+    describe_counter!(
+        "topod_transport_disconnects_total",
+        "Peer links that went down"
+    );
+    describe_histogram!(
+        "topod_transport_rtt_seconds",
+        Unit::Seconds,
+        "Ping round-trip time on peer links"
+    );
+}
+
+/// Counts a dropped frame in the metrics only (internal frames such as
+/// pongs, which the per-peer figures leave out).
+pub(crate) fn dropped(reason: &'static str) {
     metrics::counter!("topod_transport_dropped_frames_total", "reason" => reason).increment(1);
 }
 

@@ -235,16 +235,20 @@ async fn full_queue_drops_control_and_backpressures_data<N: Net>(net: N) {
         v[..4].copy_from_slice(&i.to_be_bytes());
         Bytes::from(v)
     };
+    // Fill until the queue stays full: 20 refusals in a row, 5 ms apart,
+    // mean the writer is stuck on the full pipe, not merely busy.
     let deadline = Instant::now() + WAIT;
-    let mut queued = 0u32;
-    loop {
+    let (mut queued, mut refusals) = (0u32, 0);
+    while refusals < 20 {
         match a.try_send(2, FrameClass::Data, big(queued)) {
-            Ok(()) => queued += 1,
-            Err(SendError::Backpressure { peer: 2 }) => break,
+            Ok(()) => (queued, refusals) = (queued + 1, 0),
+            Err(SendError::Backpressure { peer: 2 }) => {
+                refusals += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             Err(e) => panic!("unexpected {e}"),
         }
         assert!(Instant::now() < deadline, "queue never filled");
-        tokio::task::yield_now().await;
     }
     // Still full: a control frame is dropped and counted.
     let dropped = a.try_send(2, FrameClass::Control, Bytes::from_static(b"ctl"));
@@ -424,6 +428,41 @@ async fn disconnect_closes_the_link_and_forgets_the_peer<N: Net>(net: N) {
     assert_eq!(a.send(2, Bytes::new()).await, Err(SendError::Closed));
 }
 
+async fn silent_link_is_closed_after_the_ping_timeout<N: Net>(net: N) {
+    let c = TransportConfig {
+        ping_timeout_ms: 300,
+        ..config()
+    };
+    let ((a, mut ea), (_b, _eb)) = pair(&net, c.clone(), c).await;
+    // Node 1 stops hearing node 2 (every inbound frame dropped).
+    let deaf = FaultRule {
+        peer: 2,
+        direction: Direction::Inbound,
+        drop_probability: 1.0,
+        delay: Duration::ZERO,
+    };
+    a.set_faults(FaultRules {
+        rules: vec![deaf],
+        seed: 1,
+    })
+    .unwrap();
+    let start = Instant::now();
+    expect(&mut ea, "LinkDown(PingTimeout)", |e| {
+        matches!(
+            e,
+            TransportEvent::LinkDown {
+                peer: 2,
+                reason: LinkDownReason::PingTimeout
+            }
+        )
+    })
+    .await;
+    assert!(start.elapsed() >= Duration::from_millis(300));
+    // Healed: the standing link comes back.
+    a.clear_faults().unwrap();
+    link_up(&mut ea, 2).await;
+}
+
 macro_rules! suite {
     ($($test:ident),* $(,)?) => {
         mod tcp {
@@ -457,4 +496,5 @@ suite!(
     fault_filter_drops_and_delays_for_the_chosen_peer,
     rtt_events_appear,
     disconnect_closes_the_link_and_forgets_the_peer,
+    silent_link_is_closed_after_the_ping_timeout,
 );
