@@ -16,6 +16,8 @@
 //!   (`topoctl simulate`).
 //! - [`transport`] — the data plane's node-to-node transport: TCP and
 //!   in-memory links, framing, handshake, pings, fault filter.
+//! - [`executor`] — the data plane's executor: runs the overlays on the
+//!   transport, phased switches, channels (`broadcast`, `send`, `subscribe`).
 //! - [`control`] — openraft types, sled storage, Raft RPC, proposer,
 //!   coordinator, executor interface and driver.
 //! - [`api`] — HTTP admin API: JSON types, routes, forwarding to the leader.
@@ -31,6 +33,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod dev;
+pub mod executor;
 pub mod model;
 pub mod node;
 pub mod overlay;

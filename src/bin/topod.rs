@@ -2,11 +2,9 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use topod::config::NodeConfig;
-use topod::control::executor::NoOverlay;
 
 #[derive(Parser)]
 #[command(
@@ -69,7 +67,7 @@ fn init_tracing() {
 }
 
 async fn serve(config: NodeConfig) -> anyhow::Result<()> {
-    let node = topod::node::start_node(config, Arc::new(NoOverlay)).await?;
+    let node = topod::node::start_node_with_overlays(config).await?;
     // One machine-readable line with the bound addresses (the config may
     // say port 0), for scripts and tests that start the binary.
     println!(

@@ -73,6 +73,8 @@ impl NodeConfig {
             api: ApiConfig::default(),
             storage: StorageConfig::default(),
             overlay: OverlayDefaults::default(),
+            transport: Default::default(),
+            executor: Default::default(),
         };
         config.with_cluster_size(DEV_VOTERS.max(node_id))
     }

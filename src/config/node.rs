@@ -1,5 +1,7 @@
 //! [`NodeConfig`]: everything one `topod` node is started with.
 
+use crate::executor::ExecutorConfig;
+use crate::transport::TransportConfig;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -71,6 +73,13 @@ pub struct NodeConfig {
     /// `[overlay]`: default parameters per topology.
     #[serde(default)]
     pub overlay: OverlayDefaults,
+    /// `[transport]`: the peer transport's limits and timings (and chaos
+    /// mode, which enables the fault filter).
+    #[serde(default)]
+    pub transport: TransportConfig,
+    /// `[executor]`: the overlay executor's timings and limits.
+    #[serde(default)]
+    pub executor: ExecutorConfig,
 }
 
 /// An initial voter: `{ id, api_addr, raft_addr, peer_addr }`.
@@ -106,6 +115,8 @@ struct Defaults {
     api: ApiConfig,
     storage: StorageConfig,
     overlay: OverlayDefaults,
+    transport: TransportConfig,
+    executor: ExecutorConfig,
 }
 
 impl NodeConfig {
@@ -155,6 +166,8 @@ impl NodeConfig {
             api: ApiConfig::default(),
             storage: StorageConfig::default(),
             overlay: OverlayDefaults::default(),
+            transport: TransportConfig::default(),
+            executor: ExecutorConfig::default(),
         }))
     }
 
@@ -183,6 +196,8 @@ impl NodeConfig {
         self.api.validate()?;
         self.storage.validate()?;
         self.overlay.validate()?;
+        self.transport.validate()?;
+        self.executor.validate()?;
         Ok(())
     }
 

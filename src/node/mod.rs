@@ -29,7 +29,10 @@ use crate::control::network::{Network, NetworkSettings};
 use crate::control::proposer::Proposer;
 use crate::control::store::{Store, StoreError};
 use crate::control::types::{NodeAddr, Raft};
+use crate::executor::{ChannelError, ExecutorHandle, Subscription};
 use crate::model::NodeId;
+use crate::transport::Transport;
+use bytes::Bytes;
 
 /// Why a node could not start or stopped. Nothing stored was changed by a
 /// refusal to start.
@@ -58,6 +61,10 @@ pub enum NodeError {
         data_dir: PathBuf,
         peer: NodeId,
     },
+    #[error("peer transport: {0}")]
+    Transport(#[from] crate::transport::TransportError),
+    #[error("data dir: {0}")]
+    Incarnation(#[from] crate::executor::incarnation::IncarnationError),
     #[error("could not join the cluster through {targets:?}")]
     JoinFailed { targets: Vec<String> },
 }
@@ -73,9 +80,46 @@ pub struct Node {
     cancel: CancellationToken,
     tracker: TaskTracker,
     fatal: Arc<AtomicBool>,
+    dataplane: Option<ExecutorHandle>,
+}
+
+/// Which executor a node runs.
+enum ExecutorChoice {
+    /// The caller's (control-plane tests: `NoOverlay`, `ScriptedExecutor`).
+    Given(Arc<dyn Executor>),
+    /// The real data plane: a TCP transport on `peer_addr` and the overlay
+    /// executor.
+    Overlays,
 }
 
 impl Node {
+    /// The data plane's executor handle (`None` for a node started with a
+    /// given executor).
+    pub fn executor(&self) -> Option<&ExecutorHandle> {
+        self.dataplane.as_ref()
+    }
+
+    fn channels(&self) -> Result<&ExecutorHandle, ChannelError> {
+        self.dataplane.as_ref().ok_or(ChannelError::NoOverlay)
+    }
+
+    /// Broadcasts `data` on `channel` to every member over the current
+    /// overlay; waits for queue space.
+    pub async fn broadcast(&self, channel: &str, data: Bytes) -> Result<(), ChannelError> {
+        self.channels()?.broadcast(channel, data).await
+    }
+
+    /// Sends `data` on `channel` to `peer` (direct link; through a server
+    /// between two client_server clients); waits for queue space.
+    pub async fn send(&self, peer: NodeId, channel: &str, data: Bytes) -> Result<(), ChannelError> {
+        self.channels()?.send(peer, channel, data).await
+    }
+
+    /// The messages of `channel`, each at most once, or `Lagged(n)`.
+    pub async fn subscribe(&self, channel: &str) -> Result<Subscription, ChannelError> {
+        self.channels()?.subscribe(channel).await
+    }
+
     pub fn id(&self) -> NodeId {
         self.id
     }
@@ -133,11 +177,23 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, NodeE
         .map_err(|source| NodeError::Bind { what, addr, source })
 }
 
-/// Starts a node from `config`, with `executor` carrying out switches.
+/// Starts a node from `config`, with `executor` carrying out switches
+/// (control-plane tests; no overlay is built).
 pub async fn start_node(
     config: NodeConfig,
     executor: Arc<dyn Executor>,
 ) -> Result<Node, NodeError> {
+    start(config, ExecutorChoice::Given(executor)).await
+}
+
+/// Starts a node from `config` with the real data plane: a TCP transport
+/// bound on `peer_addr` (the bound address goes into the membership) and
+/// the overlay executor carrying out switches. What `topod` runs.
+pub async fn start_node_with_overlays(config: NodeConfig) -> Result<Node, NodeError> {
+    start(config, ExecutorChoice::Overlays).await
+}
+
+async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeError> {
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| StoreError::Open {
         path: config.data_dir.clone(),
@@ -166,10 +222,27 @@ pub async fn start_node(
             addr: config.raft_addr,
             source,
         })?;
+    let transport = match choice {
+        ExecutorChoice::Overlays => {
+            let incarnation = crate::executor::incarnation::bump(&config.data_dir)?;
+            let (t, events) = Transport::bind_tcp(
+                config.peer_addr,
+                config.transport.clone(),
+                config.node_id,
+                &config.cluster_id,
+            )
+            .await?;
+            Some((t, events, incarnation))
+        }
+        ExecutorChoice::Given(_) => None,
+    };
+    let peer_addr = transport
+        .as_ref()
+        .map_or(config.peer_addr, |(t, _, _)| t.bound_addr());
     let addr = NodeAddr {
         api_addr: api_addr.to_string(),
         raft_addr: raft_addr.to_string(),
-        peer_addr: config.peer_addr.to_string(),
+        peer_addr: peer_addr.to_string(),
         node_uuid: store.identity().node_uuid().to_string(),
     };
     let applied = store.subscribe();
@@ -192,6 +265,22 @@ pub async fn start_node(
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     let fatal = Arc::new(AtomicBool::new(false));
+    let (executor, dataplane): (Arc<dyn Executor>, _) = match (choice, transport) {
+        (ExecutorChoice::Given(e), _) => (e, None),
+        (ExecutorChoice::Overlays, Some((t, events, incarnation))) => {
+            let h = crate::executor::start(
+                config.node_id,
+                incarnation,
+                config.executor.clone(),
+                (t, events),
+                applied.clone(),
+                cancel.clone(),
+                &tracker,
+            );
+            (Arc::new(h.clone()), Some(h))
+        }
+        (ExecutorChoice::Overlays, None) => unreachable!("the transport is bound above"),
+    };
     let proposer = Arc::new(Proposer::new(
         raft.clone(),
         applied.clone(),
@@ -328,6 +417,7 @@ pub async fn start_node(
         cancel,
         tracker,
         fatal,
+        dataplane,
     })
 }
 

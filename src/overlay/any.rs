@@ -49,7 +49,7 @@ pub enum AnyOverlay {
 }
 
 /// A message of any overlay.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum AnyMessage {
     FullMesh(full_mesh::Message),
     HyParView(hyparview::Message),

@@ -65,7 +65,7 @@ impl Config {
 }
 
 /// Client-server protocol messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Message {
     /// A client asks a server for a link; between servers, "I am up".
     Attach,

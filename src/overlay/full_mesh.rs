@@ -65,7 +65,7 @@ impl From<&FullMeshConfig> for Config {
 }
 
 /// Full-mesh protocol messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Message {
     /// A joiner asks a member for the membership.
     Join,

@@ -348,6 +348,8 @@ pub fn node_config(
         },
         storage: StorageConfig::default(),
         overlay: OverlayDefaults::default(),
+        transport: Default::default(),
+        executor: Default::default(),
     };
     if bootstrap {
         set_own_voter_entry(&mut config);

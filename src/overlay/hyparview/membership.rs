@@ -19,7 +19,9 @@ use crate::overlay::{MessageClass, PeerId, Time};
 pub const UNSOLICITED: u64 = u64::MAX;
 
 /// Priority of a NEIGHBOR request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Priority {
     /// The requester has an empty active view (or is the end of a
     /// FORWARD_JOIN walk): always accepted, evicting a peer if needed.
@@ -29,7 +31,7 @@ pub enum Priority {
 }
 
 /// HyParView membership messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MembershipMessage {
     /// A new node asks its contact to take it in.
     Join,

@@ -147,7 +147,7 @@ impl From<&HyParViewConfig> for Config {
 }
 
 /// Messages of the standalone `hyparview` topology.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Message {
     Membership(MembershipMessage),
     /// A flooded broadcast; `hops` is the receiver's distance from the

@@ -100,7 +100,9 @@ impl From<&PlumtreeConfig> for Config {
 }
 
 /// One announced message in an IHAVE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Announce {
     pub id: MessageId,
     /// Hops the message would have at the receiver over this link.
@@ -108,7 +110,7 @@ pub struct Announce {
 }
 
 /// Plumtree messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Message {
     /// HyParView membership traffic.
     Membership(MembershipMessage),

@@ -1,0 +1,193 @@
+//! [`Check`]: a prepare or verify in progress — wait until the overlay has
+//! formed, check round trips over its links, then broadcast probes over it
+//! until every expected live member has acked one or time runs out. The
+//! actor advances it on every tick; the outcome answers the control plane.
+
+use std::collections::BTreeSet;
+
+use tokio::sync::oneshot;
+use tokio::time::{Duration, Instant};
+
+use super::actor::Actor;
+use super::wire::Body;
+use crate::control::executor::ExecError;
+use crate::model::NodeId;
+use crate::overlay::{MessageId, Protocol};
+
+/// Why the check runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckKind {
+    Prepare,
+    Verify,
+}
+
+/// The probing stage.
+#[derive(Debug)]
+pub struct Probing {
+    started: Instant,
+    deadline: Instant,
+    next: Instant,
+    ids: BTreeSet<MessageId>,
+    acks: BTreeSet<NodeId>,
+}
+
+/// A prepare or verify in progress.
+#[derive(Debug)]
+pub struct Check {
+    pub kind: CheckKind,
+    pub instance: u64,
+    /// The live members when the check started (this node excluded).
+    expected: BTreeSet<NodeId>,
+    form_started: Instant,
+    form_deadline: Instant,
+    probing: Option<Probing>,
+    reply: oneshot::Sender<Result<(), ExecError>>,
+}
+
+impl Check {
+    pub fn new(
+        kind: CheckKind,
+        instance: u64,
+        expected: BTreeSet<NodeId>,
+        form_timeout: Duration,
+        reply: oneshot::Sender<Result<(), ExecError>>,
+    ) -> Self {
+        let now = Instant::now();
+        Check {
+            kind,
+            instance,
+            expected,
+            form_started: now,
+            form_deadline: now + form_timeout,
+            probing: None,
+            reply,
+        }
+    }
+
+    /// Answers the caller.
+    pub fn finish(self, result: Result<(), String>) {
+        if self.reply.send(result.map_err(ExecError)).is_err() {
+            tracing::debug!(
+                instance = self.instance,
+                "nobody waits for the check any more"
+            );
+        }
+    }
+
+    /// Records a probe ack from `from`.
+    pub fn ack(&mut self, instance: u64, probe: MessageId, from: NodeId) {
+        if let Some(p) = &mut self.probing {
+            if instance == self.instance && p.ids.contains(&probe) {
+                p.acks.insert(from);
+            }
+        }
+    }
+}
+
+impl Actor {
+    /// Advances the check in progress, if any.
+    pub async fn advance_check(&mut self) {
+        let Some(mut check) = self.check.take() else {
+            return;
+        };
+        let now = Instant::now();
+        let id = check.instance;
+        // Members lost during the check are not waited for, unless this
+        // node lost most of them: then it is the one cut off, and a node
+        // alone must not call its overlay healthy.
+        let now_live = self.live();
+        let live: BTreeSet<NodeId> = check.expected.intersection(&now_live).copied().collect();
+        if live.len() * 2 < check.expected.len() {
+            let lost: Vec<NodeId> = check.expected.difference(&live).copied().collect();
+            let n = check.expected.len();
+            return self.fail(
+                check,
+                format!("lost contact with {lost:?} of the {n} other members during the check"),
+            );
+        }
+        let up = self.up.clone();
+        let Some(inst) = self.instance_mut(id) else {
+            return check.finish(Err(format!("overlay instance {id} was torn down")));
+        };
+        let topology = inst.topology;
+        let formed = inst.formed(&live, &up);
+        let links = inst.overlay.links();
+        if check.probing.is_none() {
+            match formed {
+                Ok(()) => {
+                    if let Some(bad) = self.slow_link(&links) {
+                        return self.fail(check, bad);
+                    }
+                    let pid = self.broadcast_on(id, &Body::Probe { instance: id }).await;
+                    check.probing = Some(Probing {
+                        started: now,
+                        deadline: now + self.cfg.verify_timeout(),
+                        next: now + self.cfg.probe_interval(),
+                        ids: [pid].into(),
+                        acks: BTreeSet::new(),
+                    });
+                }
+                Err(why) if now >= check.form_deadline => {
+                    let t = now - check.form_started;
+                    return self.fail(
+                        check,
+                        format!(
+                            "{topology} overlay (instance {id}) did not form within {t:.1?}: {why}"
+                        ),
+                    );
+                }
+                Err(_) => {}
+            }
+            self.check = Some(check);
+            return;
+        }
+        let p = check.probing.as_mut().expect("probing");
+        let missing: Vec<NodeId> = live.difference(&p.acks).copied().collect();
+        if missing.is_empty() {
+            self.counters.probes_ok += 1;
+            self.verified = Some(id);
+            self.last_failure = None;
+            self.mark_dirty();
+            metrics::counter!("topod_executor_probes_total", "result" => "ok").increment(1);
+            return check.finish(Ok(()));
+        }
+        if now >= p.deadline {
+            let total = live.len() + 1;
+            let reached = total - missing.len();
+            let t = now - p.started;
+            return self.fail(
+                check,
+                format!(
+                    "probe over {topology} (instance {id}) reached {reached}/{total} members within {t:.1?}: missing {missing:?}"
+                ),
+            );
+        }
+        if now >= p.next {
+            p.next = now + self.cfg.probe_interval();
+            let pid = self.broadcast_on(id, &Body::Probe { instance: id }).await;
+            if let Some(p) = check.probing.as_mut() {
+                p.ids.insert(pid);
+            }
+        }
+        self.check = Some(check);
+    }
+
+    fn slow_link(&self, links: &[NodeId]) -> Option<String> {
+        let limit = self.cfg.rtt_threshold();
+        links.iter().find_map(|p| {
+            let rtt = *self.rtt.get(p)?;
+            (rtt > limit).then(|| {
+                format!("round trip to node {p} is {rtt:.1?}, above the {limit:?} threshold")
+            })
+        })
+    }
+
+    fn fail(&mut self, check: Check, why: String) {
+        tracing::warn!(instance = check.instance, kind = ?check.kind, reason = %why, "overlay check failed");
+        self.counters.probes_failed += 1;
+        self.last_failure = Some(why.clone());
+        self.mark_dirty();
+        metrics::counter!("topod_executor_probes_total", "result" => "failed").increment(1);
+        check.finish(Err(why));
+    }
+}

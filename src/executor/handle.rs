@@ -1,0 +1,292 @@
+//! [`ExecutorHandle`]: the cloneable handle to a node's executor task. It
+//! implements the control plane's [`Executor`] and the channels API
+//! (`broadcast`, `send`, `subscribe`); every call is a command on the
+//! task's bounded queue.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use super::status::ExecStatus;
+use crate::control::applied::AppliedRx;
+use crate::control::executor::{ExecError, Executor};
+use crate::model::{NodeId, OverlayConfig, Topology, TransitionId};
+use crate::overlay::MessageId;
+use crate::transport::{FaultRules, Transport, TransportError, TransportStats};
+
+/// A message as a subscriber sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: MessageId,
+    /// The node that sent it.
+    pub origin: NodeId,
+    pub channel: String,
+    pub payload: Bytes,
+    /// Whether it was a broadcast (else point-to-point).
+    pub broadcast: bool,
+}
+
+/// What a subscription yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Message(Delivery),
+    /// The subscriber fell behind and missed this many messages.
+    Lagged(u64),
+}
+
+/// Why a channel call failed. In every case nothing was sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelError {
+    /// The executor's queue is full (non-blocking calls only).
+    #[error("executor queue is full (backpressure): message not queued")]
+    Backpressure,
+    /// No overlay is built yet on this node.
+    #[error("no overlay is running yet on this node")]
+    NoOverlay,
+    /// `peer` is not a member of the cluster.
+    #[error("node {peer} is not a member of the cluster")]
+    UnknownPeer { peer: NodeId },
+    /// The executor has stopped (node shutting down).
+    #[error("the executor has stopped")]
+    Stopped,
+}
+
+/// Commands to the executor task.
+pub(crate) enum Cmd {
+    Build {
+        instance: TransitionId,
+        topology: Topology,
+        config: OverlayConfig,
+        reply: oneshot::Sender<Result<(), ExecError>>,
+    },
+    Prepare {
+        id: TransitionId,
+        topology: Topology,
+        config: OverlayConfig,
+        reply: oneshot::Sender<Result<(), ExecError>>,
+    },
+    CutOver {
+        id: TransitionId,
+        reply: oneshot::Sender<Result<(), ExecError>>,
+    },
+    Abort {
+        id: TransitionId,
+        reply: oneshot::Sender<Result<(), ExecError>>,
+    },
+    Verify {
+        reply: oneshot::Sender<Result<(), ExecError>>,
+    },
+    Broadcast {
+        channel: String,
+        data: Bytes,
+    },
+    Send {
+        peer: NodeId,
+        channel: String,
+        data: Bytes,
+    },
+    Subscribe {
+        channel: String,
+        reply: oneshot::Sender<broadcast::Receiver<Delivery>>,
+    },
+}
+
+/// The handle to a node's executor. Cheap to clone.
+#[derive(Clone)]
+pub struct ExecutorHandle {
+    pub(crate) me: NodeId,
+    pub(crate) cmds: mpsc::Sender<Cmd>,
+    pub(crate) status: watch::Receiver<Arc<ExecStatus>>,
+    pub(crate) applied: AppliedRx,
+    pub(crate) transport: Transport,
+}
+
+/// A stream of one channel's messages.
+pub struct Subscription {
+    rx: broadcast::Receiver<Delivery>,
+}
+
+impl Subscription {
+    /// The next message, or how many were missed. `None` once the node
+    /// stops.
+    pub async fn recv(&mut self) -> Option<Event> {
+        match self.rx.recv().await {
+            Ok(d) => Some(Event::Message(d)),
+            Err(broadcast::error::RecvError::Lagged(n)) => Some(Event::Lagged(n)),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+
+    /// The subscription as a `Stream`.
+    pub fn into_stream(self) -> impl futures::Stream<Item = Event> {
+        futures::stream::unfold(self, |mut s| async move { s.recv().await.map(|e| (e, s)) })
+    }
+}
+
+impl ExecutorHandle {
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.me
+    }
+
+    /// The executor's state, links and figures, as last published.
+    pub fn status(&self) -> Arc<ExecStatus> {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver of every status change.
+    pub fn watch_status(&self) -> watch::Receiver<Arc<ExecStatus>> {
+        self.status.clone()
+    }
+
+    /// Per-peer transport figures.
+    pub fn transport_stats(&self) -> TransportStats {
+        self.transport.stats()
+    }
+
+    /// Installs fault rules in the transport (chaos mode only).
+    pub fn set_faults(&self, rules: FaultRules) -> Result<(), TransportError> {
+        self.transport.set_faults(rules)
+    }
+
+    /// Removes every fault rule (chaos mode only).
+    pub fn clear_faults(&self) -> Result<(), TransportError> {
+        self.transport.clear_faults()
+    }
+
+    fn ready(&self) -> Result<(), ChannelError> {
+        if self.status.borrow().current.is_none() {
+            return Err(ChannelError::NoOverlay);
+        }
+        Ok(())
+    }
+
+    /// Broadcasts `data` on `channel` to every member over the current
+    /// overlay; waits for queue space.
+    pub async fn broadcast(&self, channel: &str, data: Bytes) -> Result<(), ChannelError> {
+        self.ready()?;
+        let cmd = Cmd::Broadcast {
+            channel: channel.to_string(),
+            data,
+        };
+        self.cmds.send(cmd).await.map_err(|_| ChannelError::Stopped)
+    }
+
+    /// Like [`ExecutorHandle::broadcast`], but fails with `Backpressure`
+    /// instead of waiting.
+    pub fn try_broadcast(&self, channel: &str, data: Bytes) -> Result<(), ChannelError> {
+        self.ready()?;
+        let cmd = Cmd::Broadcast {
+            channel: channel.to_string(),
+            data,
+        };
+        self.cmds.try_send(cmd).map_err(queue_err)
+    }
+
+    fn check_peer(&self, peer: NodeId) -> Result<(), ChannelError> {
+        if !self.applied.borrow().members().contains(&peer) {
+            return Err(ChannelError::UnknownPeer { peer });
+        }
+        Ok(())
+    }
+
+    /// Sends `data` on `channel` to `peer`; waits for queue space.
+    pub async fn send(&self, peer: NodeId, channel: &str, data: Bytes) -> Result<(), ChannelError> {
+        self.check_peer(peer)?;
+        let cmd = Cmd::Send {
+            peer,
+            channel: channel.to_string(),
+            data,
+        };
+        self.cmds.send(cmd).await.map_err(|_| ChannelError::Stopped)
+    }
+
+    /// Like [`ExecutorHandle::send`], but fails with `Backpressure`
+    /// instead of waiting.
+    pub fn try_send(&self, peer: NodeId, channel: &str, data: Bytes) -> Result<(), ChannelError> {
+        self.check_peer(peer)?;
+        let cmd = Cmd::Send {
+            peer,
+            channel: channel.to_string(),
+            data,
+        };
+        self.cmds.try_send(cmd).map_err(queue_err)
+    }
+
+    /// Subscribes to `channel`: broadcasts and point-to-point messages on
+    /// it, each at most once.
+    pub async fn subscribe(&self, channel: &str) -> Result<Subscription, ChannelError> {
+        let (reply, rx) = oneshot::channel();
+        let cmd = Cmd::Subscribe {
+            channel: channel.to_string(),
+            reply,
+        };
+        self.cmds
+            .send(cmd)
+            .await
+            .map_err(|_| ChannelError::Stopped)?;
+        let rx = rx.await.map_err(|_| ChannelError::Stopped)?;
+        Ok(Subscription { rx })
+    }
+
+    fn call(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<(), ExecError>>) -> Cmd,
+    ) -> BoxFuture<'static, Result<(), ExecError>> {
+        let cmds = self.cmds.clone();
+        let (reply, rx) = oneshot::channel();
+        let cmd = make(reply);
+        Box::pin(async move {
+            let stopped = || ExecError("the executor has stopped".to_string());
+            cmds.send(cmd).await.map_err(|_| stopped())?;
+            rx.await.map_err(|_| stopped())?
+        })
+    }
+}
+
+fn queue_err(e: mpsc::error::TrySendError<Cmd>) -> ChannelError {
+    match e {
+        mpsc::error::TrySendError::Full(_) => ChannelError::Backpressure,
+        mpsc::error::TrySendError::Closed(_) => ChannelError::Stopped,
+    }
+}
+
+impl Executor for ExecutorHandle {
+    fn build_current(
+        &self,
+        instance: TransitionId,
+        topology: Topology,
+        config: OverlayConfig,
+    ) -> BoxFuture<'static, Result<(), ExecError>> {
+        self.call(|reply| Cmd::Build {
+            instance,
+            topology,
+            config,
+            reply,
+        })
+    }
+    fn prepare(
+        &self,
+        id: TransitionId,
+        topology: Topology,
+        config: OverlayConfig,
+    ) -> BoxFuture<'static, Result<(), ExecError>> {
+        self.call(|reply| Cmd::Prepare {
+            id,
+            topology,
+            config,
+            reply,
+        })
+    }
+    fn cut_over(&self, id: TransitionId) -> BoxFuture<'static, Result<(), ExecError>> {
+        self.call(|reply| Cmd::CutOver { id, reply })
+    }
+    fn abort(&self, id: TransitionId) -> BoxFuture<'static, Result<(), ExecError>> {
+        self.call(|reply| Cmd::Abort { id, reply })
+    }
+    fn verify(&self) -> BoxFuture<'static, Result<(), ExecError>> {
+        self.call(|reply| Cmd::Verify { reply })
+    }
+}

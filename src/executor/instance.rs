@@ -1,0 +1,111 @@
+//! [`Instance`]: one running overlay (the current one, or the shadow /
+//! draining one beside it) and the topology-specific test of whether it
+//! has formed.
+
+use std::collections::BTreeSet;
+
+use crate::model::{NodeId, OverlayConfig, Topology};
+use crate::overlay::any::{AnyOverlay, BuildError};
+use crate::overlay::Protocol;
+
+/// One overlay instance on this node.
+#[derive(Debug)]
+pub struct Instance {
+    /// The transition that created it (0: bootstrap).
+    pub id: u64,
+    pub topology: Topology,
+    pub config: OverlayConfig,
+    /// Client-server's servers (the config's, or the voters).
+    pub servers: Vec<NodeId>,
+    pub overlay: AnyOverlay,
+}
+
+/// The RNG seed of an overlay: distinct per node and instance, the same
+/// on a rebuild.
+pub fn seed(me: NodeId, instance: u64) -> u64 {
+    me.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ instance.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+}
+
+impl Instance {
+    pub fn new(
+        me: NodeId,
+        id: u64,
+        topology: Topology,
+        config: OverlayConfig,
+        voters: &[NodeId],
+    ) -> Result<Self, BuildError> {
+        let servers = match &config {
+            OverlayConfig::ClientServer(c) if !c.servers.is_empty() => c.servers.clone(),
+            _ => voters.to_vec(),
+        };
+        let overlay = AnyOverlay::new(&config, me, seed(me, id), &servers)?;
+        Ok(Instance {
+            id,
+            topology,
+            config,
+            servers,
+            overlay,
+        })
+    }
+
+    /// Ok when the overlay has formed among the `live` members (this node
+    /// excluded) with transport links `up`; else what is missing.
+    pub fn formed(&self, live: &BTreeSet<NodeId>, up: &BTreeSet<NodeId>) -> Result<(), String> {
+        let me = self.overlay.me();
+        let links: BTreeSet<NodeId> = self
+            .overlay
+            .links()
+            .into_iter()
+            .filter(|p| up.contains(p))
+            .collect();
+        match &self.config {
+            OverlayConfig::FullMesh(_) => need_all(live, &links, "live members"),
+            OverlayConfig::HyParView(c) => active_view(c.active_view, live, &links),
+            OverlayConfig::PubSub(c) => active_view(c.hyparview.active_view, live, &links),
+            OverlayConfig::ClientServer(c) => {
+                let servers: BTreeSet<NodeId> = self
+                    .servers
+                    .iter()
+                    .copied()
+                    .filter(|s| *s != me && live.contains(s))
+                    .collect();
+                if self.servers.contains(&me) {
+                    need_all(&servers, &links, "live servers")
+                } else {
+                    let want = (c.links_per_client.max(1) as usize).min(servers.len());
+                    let have = links.intersection(&servers).count();
+                    if have >= want {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "client linked to {have}/{want} servers (live servers {servers:?}, links {links:?})"
+                        ))
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn need_all(want: &BTreeSet<NodeId>, links: &BTreeSet<NodeId>, what: &str) -> Result<(), String> {
+    let missing: Vec<NodeId> = want.difference(links).copied().collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "linked to {}/{} {what}: missing {missing:?}",
+        want.len() - missing.len(),
+        want.len()
+    ))
+}
+
+fn active_view(size: u32, live: &BTreeSet<NodeId>, links: &BTreeSet<NodeId>) -> Result<(), String> {
+    // A full active view is not needed to carry broadcasts (the probe
+    // checks reachability); at least half of it, and one link, is.
+    let want = (size as usize).div_ceil(2).clamp(1, live.len().max(1));
+    let have = links.intersection(live).count();
+    if have >= want || live.is_empty() {
+        return Ok(());
+    }
+    Err(format!("active view holds {have} live peers, needs {want}"))
+}

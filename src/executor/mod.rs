@@ -1,0 +1,88 @@
+//! The data plane's executor: one task per node ([`actor`]) owns every
+//! overlay this node runs — the current one and, during a switch, the
+//! shadow (preparing) or old (draining) one beside it — on top of the
+//! [`crate::transport`]. [`ExecutorHandle`] is its cloneable handle: it
+//! implements the control plane's [`crate::control::executor::Executor`]
+//! and the channels API (`broadcast`, `send`, `subscribe`).
+//!
+//! States, as the contract names them: `Steady{current}` →
+//! `Preparing{current, shadow}` → `Draining{current: new, old}` →
+//! `Steady{new}`; an abort returns to `Steady{current}`. A prepare that
+//! arrives while draining ends the drain first (not before `drain_min`).
+//!
+//! # Layout
+//!
+//! - `actor` — [`actor::Actor`]: the task's state and its select loop,
+//!   driving overlays and carrying out their outputs.
+//! - `events` — its reactions to commands, transport events, timers, ticks.
+//! - `check` — prepare/verify in progress: formation, RTT, probes.
+//! - `instance` — one running overlay and its formation test.
+//! - `links` — reference-counted link users per peer; direct-link LRU.
+//! - `dedup` — duplicate suppression by message id, bounded.
+//! - `wire` — frames on the wire (postcard) and broadcast bodies.
+//! - `handle` — [`ExecutorHandle`], [`Subscription`], [`ChannelError`].
+//! - `status` — [`ExecStatus`], what the task publishes.
+//! - `config` — [`ExecutorConfig`] (`[executor]`).
+//! - `incarnation` — the per-start incarnation kept in the data dir.
+
+mod actor;
+mod check;
+pub mod config;
+pub mod dedup;
+mod events;
+pub mod handle;
+pub mod incarnation;
+mod instance;
+pub mod links;
+pub mod status;
+pub mod wire;
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::ExecutorConfig;
+pub use handle::{ChannelError, Delivery, Event, ExecutorHandle, Subscription};
+pub use status::{ExecState, ExecStatus, OverlayStatus};
+
+use crate::control::applied::AppliedRx;
+use crate::model::NodeId;
+use crate::transport::{Transport, TransportEvent};
+
+/// Starts node `me`'s executor task on a transport and its event
+/// receiver, following `applied` for membership and addresses. The task
+/// stops, and shuts the transport down, when `cancel` fires.
+pub fn start(
+    me: NodeId,
+    incarnation: u32,
+    config: ExecutorConfig,
+    (transport, events): (Transport, mpsc::Receiver<TransportEvent>),
+    applied: AppliedRx,
+    cancel: CancellationToken,
+    tracker: &TaskTracker,
+) -> ExecutorHandle {
+    let (cmd_tx, cmd_rx) = mpsc::channel(config.command_queue_len as usize);
+    let initial = ExecStatus {
+        node: me,
+        incarnation,
+        state: ExecState::Starting,
+        current: None,
+        other: None,
+        verified: None,
+        last_failure: None,
+        rtt_us: Default::default(),
+        counters: Default::default(),
+    };
+    let (status_tx, status_rx) = watch::channel(Arc::new(initial));
+    let actor = actor::Actor::new(me, incarnation, config, transport.clone(), status_tx);
+    tracker.spawn(actor.run(cmd_rx, events, applied.clone(), cancel));
+    ExecutorHandle {
+        me,
+        cmds: cmd_tx,
+        status: status_rx,
+        applied,
+        transport,
+    }
+}
