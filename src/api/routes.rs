@@ -29,6 +29,7 @@ use super::context::ApiContext;
 use super::forward::Forwarder;
 use super::types::*;
 use crate::control::proposer::WriteError;
+use crate::control::types::NodeAddr;
 use crate::model::{
     Command, CommandResponse, NodeId, OverlayConfig, Phase, Rejection, TransitionId,
 };
@@ -542,7 +543,7 @@ async fn membership_result(
     ctx: &ApiContext,
     result: Result<
         openraft::raft::ClientWriteResponse<crate::control::types::TypeConfig>,
-        RaftError<NodeId, ClientWriteError<NodeId, crate::control::types::NodeAddr>>,
+        RaftError<NodeId, ClientWriteError<NodeId, NodeAddr>>,
     >,
 ) -> Written {
     match result {
@@ -606,12 +607,17 @@ async fn promote(State(ctx): Ctx, Path(id): Path<String>, req: Request) -> Respo
     };
     write(ctx, req, false, move |ctx, _| async move {
         let _guard = ctx.membership_lock.lock().await;
-        membership_settled(&ctx).await;
-        let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
-        let result = ctx.raft.change_membership(change, false).await;
-        membership_result(&ctx, result).await
+        change_members(&ctx, ChangeMembers::AddVoterIds(BTreeSet::from([id]))).await
     })
     .await
+}
+
+/// One membership change, once the previous one has settled. The caller
+/// holds `membership_lock`.
+async fn change_members(ctx: &ApiContext, change: ChangeMembers<NodeId, NodeAddr>) -> Written {
+    membership_settled(ctx).await;
+    let result = ctx.raft.change_membership(change, false).await;
+    membership_result(ctx, result).await
 }
 
 async fn remove(State(ctx): Ctx, Path(id): Path<String>, req: Request) -> Response<Body> {
@@ -629,17 +635,12 @@ async fn remove(State(ctx): Ctx, Path(id): Path<String>, req: Request) -> Respon
             .voter_ids()
             .any(|v| v == id);
         if is_voter {
-            let change = ChangeMembers::RemoveVoters(BTreeSet::from([id]));
-            let result = ctx.raft.change_membership(change, false).await;
-            let w = membership_result(&ctx, result).await;
+            let w = change_members(&ctx, ChangeMembers::RemoveVoters(BTreeSet::from([id]))).await;
             if !matches!(&w, Written::Done(r) if r.status() == StatusCode::OK) {
                 return w;
             }
-            membership_settled(&ctx).await;
         }
-        let change = ChangeMembers::RemoveNodes(BTreeSet::from([id]));
-        let result = ctx.raft.change_membership(change, false).await;
-        membership_result(&ctx, result).await
+        change_members(&ctx, ChangeMembers::RemoveNodes(BTreeSet::from([id]))).await
     })
     .await
 }
