@@ -1,4 +1,4 @@
-//! The data plane's executor: one task per node ([`actor`]) owns every
+//! The data plane's executor: one task per node (`actor`) owns every
 //! overlay this node runs — the current one and, during a switch, the
 //! shadow (preparing) or old (draining) one beside it — on top of the
 //! [`crate::transport`]. [`ExecutorHandle`] is its cloneable handle: it
@@ -12,7 +12,7 @@
 //!
 //! # Layout
 //!
-//! - `actor` — [`actor::Actor`]: the task's state and its select loop,
+//! - `actor` — `actor::Actor`: the task's state and its select loop,
 //!   driving overlays and carrying out their outputs.
 //! - `events` — its reactions to commands, transport events, timers, ticks.
 //! - `check` — prepare/verify in progress: formation, RTT, probes.

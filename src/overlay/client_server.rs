@@ -24,7 +24,7 @@ use bytes::Bytes;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
-use super::seen::SeenCache;
+use super::id_cache::IdCache;
 use super::{
     Command, InEvent, MessageClass, MessageId, OutEvent, PeerId, Protocol, ProtocolMessage, Time,
 };
@@ -128,7 +128,7 @@ pub struct State<R> {
     failed: BTreeSet<PeerId>,
     /// Server: attached clients.
     clients: BTreeSet<PeerId>,
-    seen: SeenCache,
+    seen: IdCache<()>,
     joined: bool,
     retry_token: u64,
 }
@@ -138,7 +138,7 @@ impl<R: Rng> State<R> {
     /// `config.servers`.
     pub fn new(me: PeerId, config: Config, rng: R) -> Self {
         let is_server = config.servers.binary_search(&me).is_ok();
-        let seen = SeenCache::new(config.seen_capacity);
+        let seen = IdCache::new(config.seen_capacity);
         State {
             me,
             config,
@@ -299,7 +299,7 @@ impl<R: Rng> State<R> {
         if !self.is_server && from != self.me && !self.is_server_id(from) {
             return; // Clients take nothing from clients.
         }
-        if !self.seen.insert(id) {
+        if !self.seen.insert(id, ()) {
             return;
         }
         out.push(OutEvent::Deliver {

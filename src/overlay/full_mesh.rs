@@ -15,7 +15,7 @@
 //! a healed partition find each other again.
 //!
 //! Broadcast: the origin sends the payload directly to every member (hops
-//! 1); receivers deliver once (bounded [`SeenCache`]) and never forward.
+//! 1); receivers deliver once (a bounded id cache) and never forward.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -23,7 +23,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rand::Rng;
 
-use super::seen::SeenCache;
+use super::id_cache::IdCache;
 use super::{
     Command, InEvent, MessageClass, MessageId, OutEvent, PeerId, Protocol, ProtocolMessage, Time,
 };
@@ -137,7 +137,7 @@ pub struct State<R> {
     /// Tombstones in time order; entries whose time no longer matches the
     /// map are stale and skipped.
     tombstone_order: VecDeque<(PeerId, Time)>,
-    seen: SeenCache,
+    seen: IdCache<()>,
     joined: bool,
     sync_token: u64,
 }
@@ -154,7 +154,7 @@ fn mix(id: PeerId) -> u64 {
 impl<R: Rng> State<R> {
     /// A node that has not joined yet.
     pub fn new(me: PeerId, config: Config, rng: R) -> Self {
-        let seen = SeenCache::new(config.seen_capacity);
+        let seen = IdCache::new(config.seen_capacity);
         State {
             me,
             config,
@@ -287,7 +287,7 @@ impl<R: Rng> State<R> {
                 self.view_changed(out);
             }
             Command::Broadcast { id, payload } => {
-                if !self.seen.insert(id) {
+                if !self.seen.insert(id, ()) {
                     return;
                 }
                 out.push(OutEvent::Deliver {
@@ -405,7 +405,7 @@ impl<R: Rng> State<R> {
                 }
             }
             Message::Gossip { id, hops, payload } => {
-                if self.seen.insert(id) {
+                if self.seen.insert(id, ()) {
                     out.push(OutEvent::Deliver {
                         id,
                         from,

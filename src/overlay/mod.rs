@@ -8,6 +8,7 @@
 //! same code runs in the simulator (`src/sim/`) and, later, on real sockets.
 
 pub mod hyparview;
+pub(crate) mod id_cache;
 pub mod plumtree;
 
 use std::time::Duration;
@@ -18,7 +19,6 @@ use serde::{Deserialize, Serialize};
 pub mod any;
 pub mod client_server;
 pub mod full_mesh;
-pub mod seen;
 
 pub use crate::model::NodeId as PeerId;
 

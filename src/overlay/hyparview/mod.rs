@@ -52,7 +52,6 @@
 //! (`super::plumtree`) embeds the same core and wraps
 //! [`MembershipMessage`] in its own message type through `From`.
 
-mod cache;
 mod membership;
 #[cfg(test)]
 pub(crate) mod testnet;
@@ -65,7 +64,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rand::Rng;
 
-pub(crate) use cache::IdCache;
+pub(crate) use crate::overlay::id_cache::IdCache;
 pub use membership::{Event, Membership, MembershipMessage, Priority, Timer, UNSOLICITED};
 
 use super::{

@@ -1,5 +1,6 @@
-//! A bounded FIFO cache keyed by [`MessageId`], shared by the HyParView
-//! flood (seen ids) and Plumtree (delivered ids and payloads).
+//! A bounded FIFO cache keyed by [`MessageId`], shared by every overlay:
+//! seen ids (full mesh, client-server, the HyParView flood; `IdCache<()>`)
+//! and Plumtree's delivered ids and payloads.
 //!
 //! Lookups go through a `HashMap`, which is never iterated; the insertion
 //! order lives in a `VecDeque`, so every walk over the cache is
