@@ -19,6 +19,7 @@ use super::dedup::Dedup;
 use super::handle::{Cmd, Delivery};
 use super::instance::Instance;
 use super::links::{LinkChanges, LinkUser, Links};
+use super::repair::RepairState;
 use super::status::{ExecCounters, ExecState, ExecStatus, OverlayStatus};
 use super::wire::{decode, encode, Body, Frame};
 use crate::control::applied::AppliedRx;
@@ -37,9 +38,11 @@ const TICK: Duration = Duration::from_millis(10);
 pub(crate) enum Second {
     None,
     Shadow,
-    /// Draining since the cut-over at this instant.
+    /// Draining since the cut-over at `since`; the old overlay last
+    /// carried an application payload at `last_payload`.
     Old {
         since: Instant,
+        last_payload: Instant,
     },
 }
 
@@ -72,6 +75,10 @@ pub(crate) struct Actor {
     pub verified: Option<u64>,
     pub last_failure: Option<String>,
     pub counters: ExecCounters,
+    /// The counters as last published (they are republished on the tick
+    /// when they changed).
+    published: ExecCounters,
+    pub repair: RepairState,
     status: watch::Sender<Arc<ExecStatus>>,
     dirty: bool,
     out: Vec<OutEvent<AnyMessage, AnyTimer>>,
@@ -86,6 +93,7 @@ impl Actor {
         status: watch::Sender<Arc<ExecStatus>>,
     ) -> Self {
         let direct = cfg.direct_links as usize;
+        let repair = RepairState::new(&cfg);
         Actor {
             me,
             incarnation,
@@ -112,6 +120,8 @@ impl Actor {
             verified: None,
             last_failure: None,
             counters: ExecCounters::default(),
+            published: ExecCounters::default(),
+            repair,
             status,
             dirty: true,
             out: Vec::new(),
@@ -188,6 +198,7 @@ impl Actor {
             .copied()
             .filter(|p| *p != self.me)
             .collect();
+        self.repair.inbox.retain(&members);
         self.members = members;
         self.voters = m.voter_ids().collect();
         self.transport.set_address_book(book);
@@ -361,7 +372,12 @@ impl Actor {
             }
         };
         match body {
-            Body::App { channel, data } => {
+            Body::App {
+                channel,
+                data,
+                bseq,
+            } => {
+                self.broadcast_seen(id, bseq);
                 self.deliver_msg(Delivery {
                     id,
                     origin: id.origin,
@@ -408,13 +424,18 @@ impl Actor {
     /// Broadcasts `body` over overlay `instance`.
     pub async fn broadcast_on(&mut self, instance: u64, body: &Body) -> MessageId {
         let id = self.next_id();
+        self.broadcast_with(instance, id, body).await;
+        id
+    }
+
+    /// Broadcasts `body` with id `id` over overlay `instance`.
+    pub async fn broadcast_with(&mut self, instance: u64, id: MessageId, body: &Body) {
         let payload = encode(body);
         self.drive(
             instance,
             InEvent::Command(Command::Broadcast { id, payload }),
         )
         .await;
-        id
     }
 
     /// Starts overlay `inst` and joins it through the live members.
@@ -462,11 +483,19 @@ impl Actor {
         self.dirty = true;
     }
 
+    /// Marks the status for publishing if the counters moved.
+    pub fn counters_moved(&mut self) {
+        if self.counters != self.published {
+            self.dirty = true;
+        }
+    }
+
     pub fn publish(&mut self) {
         if !self.dirty {
             return;
         }
         self.dirty = false;
+        self.published = self.counters.clone();
         let view = |i: &Instance| OverlayStatus {
             instance: i.id,
             topology: i.topology,

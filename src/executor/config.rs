@@ -44,6 +44,26 @@ pub struct ExecutorConfig {
     /// applied the switch yet) kept until it starts, frames. 0..=1_000_000.
     /// Default 4096 (guess).
     pub early_frames: u64,
+    /// After a cut-over the new overlay is watched this long: probe rounds
+    /// go on, and one that does not reach every live member within
+    /// `verify_timeout_ms` fails the verification (the leader then rolls
+    /// the switch back), ms. 0..=600_000. Default 250 (guess: about the
+    /// drain; longer catches more, but delays `Verified`).
+    pub watch_ms: u64,
+    /// While this node broadcasts, it tells every live member its latest
+    /// broadcast number this often, ms (gap repair). 10..=60_000. Default
+    /// 200 (guess: a lost tail is noticed within a few hundred ms).
+    pub summary_interval_ms: u64,
+    /// A gap in an origin's broadcasts open this long is asked for again,
+    /// ms; the overlay's own repair gets its chance first. 10..=60_000.
+    /// Default 300 (guess: above Plumtree's graft timeout on a LAN).
+    pub repair_delay_ms: u64,
+    /// Own broadcasts kept for resending, messages. 1..=10_000_000.
+    /// Default 16384.
+    pub repair_buffer_messages: u64,
+    /// Own broadcasts kept for resending, bytes. 1024..=17_179_869_184.
+    /// Default 67108864 (64 MiB).
+    pub repair_buffer_bytes: u64,
 }
 
 impl Default for ExecutorConfig {
@@ -59,6 +79,11 @@ impl Default for ExecutorConfig {
             command_queue_len: 4096,
             subscriber_queue_len: 4096,
             early_frames: 4096,
+            watch_ms: 250,
+            summary_interval_ms: 200,
+            repair_delay_ms: 300,
+            repair_buffer_messages: 16_384,
+            repair_buffer_bytes: 64 << 20,
         }
     }
 }
@@ -115,6 +140,26 @@ impl ExecutorConfig {
             1_000_000,
         )?;
         check_range("executor.early_frames", self.early_frames, 0, 1_000_000)?;
+        check_range("executor.watch_ms", self.watch_ms, 0, 600_000)?;
+        check_range(
+            "executor.summary_interval_ms",
+            self.summary_interval_ms,
+            10,
+            60_000,
+        )?;
+        check_range("executor.repair_delay_ms", self.repair_delay_ms, 10, 60_000)?;
+        check_range(
+            "executor.repair_buffer_messages",
+            self.repair_buffer_messages,
+            1,
+            10_000_000,
+        )?;
+        check_range(
+            "executor.repair_buffer_bytes",
+            self.repair_buffer_bytes,
+            1024,
+            16 << 30,
+        )?;
         Ok(())
     }
     pub fn form_timeout(&self) -> Duration {
@@ -134,6 +179,15 @@ impl ExecutorConfig {
     }
     pub fn probe_interval(&self) -> Duration {
         ms(self.probe_interval_ms)
+    }
+    pub fn watch(&self) -> Duration {
+        ms(self.watch_ms)
+    }
+    pub fn summary_interval(&self) -> Duration {
+        ms(self.summary_interval_ms)
+    }
+    pub fn repair_delay(&self) -> Duration {
+        ms(self.repair_delay_ms)
     }
 }
 

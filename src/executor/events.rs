@@ -8,7 +8,7 @@ use super::actor::{Actor, Second};
 use super::check::{Check, CheckKind};
 use super::handle::{Cmd, Delivery};
 use super::instance::Instance;
-use super::wire::{decode, encode, Body, Direct, Frame};
+use super::wire::{decode, encode, Direct, Frame};
 use crate::control::executor::ExecError;
 use crate::model::{NodeId, Topology};
 use crate::overlay::any::AnyMessage;
@@ -56,6 +56,7 @@ impl Actor {
                     cur,
                     self.live(),
                     self.cfg.form_timeout(),
+                    self.cfg.watch(),
                     reply,
                 ));
             }
@@ -66,7 +67,7 @@ impl Actor {
                     return;
                 };
                 self.counters.broadcasts_sent += 1;
-                self.broadcast_on(cur, &Body::App { channel, data }).await;
+                self.broadcast_app(cur, channel, data).await;
             }
             Cmd::Send {
                 peer,
@@ -128,7 +129,7 @@ impl Actor {
         else {
             return;
         };
-        if let Second::Old { since } = self.second {
+        if let Second::Old { since, .. } = self.second {
             if Instant::now() < since + self.cfg.drain_min() {
                 self.queued = Some(Cmd::Prepare {
                     id,
@@ -164,6 +165,7 @@ impl Actor {
             id,
             self.live(),
             self.cfg.form_timeout(),
+            self.cfg.watch(),
             reply,
         ));
     }
@@ -176,8 +178,10 @@ impl Actor {
             return Err(format!("no prepared overlay for transition {id}"));
         }
         std::mem::swap(&mut self.current, &mut self.other);
+        let now = Instant::now();
         self.second = Second::Old {
-            since: Instant::now(),
+            since: now,
+            last_payload: now,
         };
         self.mark_dirty();
         Ok(())
@@ -208,7 +212,7 @@ impl Actor {
 
     /// The next hop to `peer`: itself, except client to client in
     /// client_server, which goes through one of this client's servers.
-    fn route(&self, peer: NodeId) -> NodeId {
+    pub(crate) fn route(&self, peer: NodeId) -> NodeId {
         let Some(cur) = &self.current else {
             return peer;
         };
@@ -244,6 +248,9 @@ impl Actor {
                 self.up.insert(peer);
                 self.unreachable.remove(&peer);
                 self.rejoin(peer).await;
+                if self.members.contains(&peer) {
+                    self.send_summary(peer).await;
+                }
                 self.mark_dirty();
             }
             TransportEvent::LinkDown { peer, reason } => {
@@ -335,6 +342,7 @@ impl Actor {
                     c.ack(instance, probe, from);
                 }
             }
+            Frame::Repair(msg) => self.on_repair(msg, payload).await,
         }
     }
 
@@ -351,6 +359,15 @@ impl Actor {
             .chain(self.other.iter())
             .map(|i| i.id)
             .max();
+        if let Second::Old { last_payload, .. } = &mut self.second {
+            let old = self.other.as_ref().is_some_and(|o| o.id == instance);
+            if old
+                && crate::overlay::ProtocolMessage::class(&message)
+                    == crate::overlay::MessageClass::Payload
+            {
+                *last_payload = Instant::now();
+            }
+        }
         match self.instance_mut(instance) {
             Some(i) if i.topology == topology && i.overlay.accepts(&message) => {
                 self.drive(instance, InEvent::Message { from, message })
@@ -378,10 +395,21 @@ impl Actor {
     }
 
     pub async fn on_tick(&mut self) {
-        if let Second::Old { since } = self.second {
+        if let Second::Old {
+            since,
+            last_payload,
+        } = self.second
+        {
+            // The drain ends at the grace period, or early — not before
+            // `drain_min` — when a prepare waits or the old overlay has
+            // gone quiet (every node sends on the new one). A broadcast a
+            // slow node still sends on the old overlay after that is
+            // dropped here as stale and recovered by gap repair.
             let now = Instant::now();
-            let queued = self.queued.is_some() && now >= since + self.cfg.drain_min();
-            if queued || now >= since + self.cfg.drain_grace() {
+            let min = since + self.cfg.drain_min();
+            let quiet = last_payload + self.cfg.drain_min();
+            let early = now >= min && (self.queued.is_some() || now >= quiet);
+            if early || now >= since + self.cfg.drain_grace() {
                 if let Some(o) = self.other.as_ref().map(|o| o.id) {
                     self.teardown(o).await;
                 }
@@ -391,6 +419,8 @@ impl Actor {
             }
         }
         self.advance_check().await;
+        self.repair_round().await;
+        self.counters_moved();
     }
 }
 

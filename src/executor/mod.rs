@@ -19,6 +19,9 @@
 //! - `instance` — one running overlay and its formation test.
 //! - `links` — reference-counted link users per peer; direct-link LRU.
 //! - `dedup` — duplicate suppression by message id, bounded.
+//! - `repair` — gap repair of broadcasts: the outbox kept for resending
+//!   and what was seen of each origin; `recovery` — the actor's side
+//!   (summaries, nacks, resends).
 //! - `wire` — frames on the wire (postcard) and broadcast bodies.
 //! - `handle` — [`ExecutorHandle`], [`Subscription`], [`ChannelError`].
 //! - `status` — [`ExecStatus`], what the task publishes.
@@ -34,6 +37,8 @@ pub mod handle;
 pub mod incarnation;
 mod instance;
 pub mod links;
+mod recovery;
+pub mod repair;
 pub mod status;
 pub mod wire;
 

@@ -53,6 +53,14 @@ pub struct ExecCounters {
     pub send_failures: u64,
     pub probes_ok: u64,
     pub probes_failed: u64,
+    /// Broadcasts asked for again after a gap (gap repair).
+    pub repairs_requested: u64,
+    /// Own broadcasts resent on request.
+    pub repairs_sent: u64,
+    /// Broadcasts delivered through a repair (the overlay lost them).
+    pub repaired: u64,
+    /// Broadcasts given up: their origin no longer kept them.
+    pub unrecoverable: u64,
 }
 
 /// Everything the executor publishes.

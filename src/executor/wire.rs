@@ -23,6 +23,35 @@ pub enum Frame {
     Direct(Direct),
     /// "Your probe `probe` over overlay `instance` reached me."
     ProbeAck { instance: u64, probe: MessageId },
+    /// Gap repair of application broadcasts (see `super::repair`).
+    Repair(RepairMsg),
+}
+
+/// A gap-repair message from `from` to `to`; a client_server server relays
+/// it when `to` is not itself, like [`Direct`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairMsg {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub kind: RepairKind,
+}
+
+/// What a gap-repair message says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RepairKind {
+    /// "My latest broadcast (of this incarnation) is `last`."
+    Summary { incarnation: u32, last: u64 },
+    /// "Please resend these broadcasts of your incarnation."
+    Nack { incarnation: u32, missing: Vec<u64> },
+    /// A broadcast resent on request.
+    Resend {
+        bseq: u64,
+        id: MessageId,
+        channel: String,
+        data: Bytes,
+    },
+    /// "I no longer keep my broadcasts of `incarnation` below `below`."
+    Gone { incarnation: u32, below: u64 },
 }
 
 /// A point-to-point application message.
@@ -37,8 +66,13 @@ pub struct Direct {
 /// What an overlay broadcast carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Body {
-    /// An application broadcast on `channel`.
-    App { channel: String, data: Bytes },
+    /// An application broadcast on `channel`; `bseq` numbers the origin's
+    /// broadcasts contiguously (gap repair).
+    App {
+        channel: String,
+        data: Bytes,
+        bseq: u64,
+    },
     /// A verification probe of overlay `instance`: every receiver acks it
     /// to the origin with [`Frame::ProbeAck`].
     Probe { instance: u64 },
@@ -86,6 +120,7 @@ mod tests {
                     payload: encode(&Body::App {
                         channel: "c".into(),
                         data: Bytes::from_static(b"x"),
+                        bseq: 1,
                     }),
                 }),
             },
@@ -99,6 +134,24 @@ mod tests {
                 instance: 7,
                 probe: id,
             },
+            Frame::Repair(RepairMsg {
+                from: 1,
+                to: 2,
+                kind: RepairKind::Nack {
+                    incarnation: 3,
+                    missing: vec![4, 5],
+                },
+            }),
+            Frame::Repair(RepairMsg {
+                from: 1,
+                to: 2,
+                kind: RepairKind::Resend {
+                    bseq: 4,
+                    id,
+                    channel: "c".into(),
+                    data: Bytes::from_static(b"z"),
+                },
+            }),
         ];
         for f in frames {
             let back: Frame = decode("frame", &encode(&f)).expect("decodes");

@@ -274,8 +274,24 @@ impl Cluster {
         .await;
     }
 
+    /// Every running node is Steady on the committed topology, with no
+    /// transition (or rollback) in flight.
+    pub async fn wait_settled(&self) {
+        wait_until("every node steady, nothing in flight", DEADLINE, || {
+            let t = self
+                .node(self.running()[0])
+                .applied()
+                .borrow()
+                .state
+                .topology;
+            self.all_steady_on(t)
+        })
+        .await;
+    }
+
     /// Switches through the API and waits for the outcome; returns the
-    /// transition view.
+    /// transition view. Retried while no leader answers, or while another
+    /// transition (an automatic rollback) is in flight.
     pub async fn switch(&self, topology: &str) -> Value {
         let body = json!({"topology": topology, "wait": true});
         let deadline = Instant::now() + DEADLINE;
@@ -290,8 +306,9 @@ impl Cluster {
             if st == 200 {
                 return v;
             }
+            let busy = st == 409 && v["error"]["code"] == "transition_in_progress";
             assert!(
-                st >= 500 && Instant::now() < deadline,
+                (st >= 500 || busy) && Instant::now() < deadline,
                 "switch to {topology}: {st} {v}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
