@@ -1,6 +1,7 @@
 //! Switches that go wrong: one that cannot form is aborted and the old
-//! overlay keeps carrying traffic; a node down during a switch catches up
-//! on restart and ends on the committed topology.
+//! overlay keeps carrying traffic; one that turns unhealthy after the
+//! cut-over is rolled back automatically; a node down during a switch
+//! catches up on restart and ends on the committed topology.
 
 mod dataplane_common;
 
@@ -29,6 +30,100 @@ async fn one_broadcast_reaches_all(c: &Cluster, from: NodeId, tag: &str) {
             matches!(ev, Ok(Some(Event::Message(ref d))) if d.origin == from),
             "node {id} did not get the broadcast on {tag}: {ev:?}"
         );
+    }
+}
+
+/// Rules cutting this node off from every peer in `peers`.
+fn cut_off(peers: impl IntoIterator<Item = NodeId>) -> FaultRules {
+    FaultRules {
+        rules: peers
+            .into_iter()
+            .map(|peer| FaultRule {
+                peer,
+                direction: Direction::Both,
+                drop_probability: 1.0,
+                delay: Duration::ZERO,
+            })
+            .collect(),
+        seed: 1,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_over_that_turns_unhealthy_is_rolled_back() {
+    // The new overlay is watched for 5 s after the cut-over.
+    let c = Cluster::start_with(5, |cfg| cfg.executor.watch_ms = 5_000).await;
+    c.wait_steady_on(Topology::FullMesh).await;
+    let v = c.switch("client_server").await;
+    assert_eq!(v["status"], "committed", "{v}");
+    let of = v["id"].as_u64().expect("transition id");
+    // Right after the cut-over, client 5 is cut off from every node: its
+    // watch fails, it reports the new overlay unhealthy.
+    for id in c.running() {
+        let rules = if id == 5 {
+            cut_off([1, 2, 3, 4])
+        } else {
+            cut_off([5])
+        };
+        c.exec(id).set_faults(rules).expect("chaos mode is on");
+    }
+    // The leader proposes the rollback; then the network heals so that it
+    // can prepare everywhere.
+    let rollback = wait_for_rollback(&c, of).await;
+    for id in c.running() {
+        c.exec(id).clear_faults().expect("chaos mode is on");
+    }
+    let path = format!("/v1/transitions/{rollback}");
+    wait_until_http(&c, &path, |t| t["status"] == "committed").await;
+    c.wait_steady_on(Topology::FullMesh).await;
+    let (_, h) =
+        dataplane_common::http(c.api(), hyper::Method::GET, "/v1/topology/history", None).await;
+    let text = h.to_string();
+    assert!(
+        text.contains("\"kind\":\"rollback\"") && text.contains("unhealthy"),
+        "history records the rollback and why: {h}"
+    );
+    one_broadcast_reaches_all(&c, 5, "after-rollback").await;
+    c.shutdown().await;
+}
+
+/// Waits until the history holds a rollback of transition `of`; its id.
+async fn wait_for_rollback(c: &Cluster, of: u64) -> u64 {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let (_, h) =
+            dataplane_common::http(c.api(), hyper::Method::GET, "/v1/topology/history", None).await;
+        let found = h["transitions"].as_array().and_then(|rs| {
+            rs.iter().find_map(|r| {
+                let rb = &r["reason"];
+                let hit = rb["kind"] == "rollback" && rb["of"].as_u64() == Some(of);
+                hit.then(|| r["id"].as_u64()).flatten()
+            })
+        });
+        if let Some(id) = found {
+            return id;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no rollback of {of} in the history: {h}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls GET `path` until `ok` holds for its body.
+async fn wait_until_http(c: &Cluster, path: &str, ok: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let (_, v) = dataplane_common::http(c.api(), hyper::Method::GET, path, None).await;
+        if ok(&v) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} never satisfied: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

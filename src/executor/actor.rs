@@ -79,6 +79,8 @@ pub(crate) struct Actor {
     /// when they changed).
     published: ExecCounters,
     pub repair: RepairState,
+    /// When full-mesh overlays are next checked for members they lack.
+    pub next_mesh_check: Instant,
     status: watch::Sender<Arc<ExecStatus>>,
     dirty: bool,
     out: Vec<OutEvent<AnyMessage, AnyTimer>>,
@@ -122,6 +124,7 @@ impl Actor {
             counters: ExecCounters::default(),
             published: ExecCounters::default(),
             repair,
+            next_mesh_check: Instant::now(),
             status,
             dirty: true,
             out: Vec::new(),
@@ -229,15 +232,23 @@ impl Actor {
     }
 
     /// The contacts an overlay joins through. Full mesh and client-server
-    /// take the whole membership. HyParView (and Plumtree over it) joins
+    /// take every member (one found unreachable earlier may be back: the
+    /// transport keeps dialing it). HyParView (and Plumtree over it) joins
     /// through one contact, the same for every node (the lowest live
-    /// member id): concurrent joins through random contacts can leave two
-    /// components that a small active view never merges.
+    /// member id, else the lowest member): concurrent joins through random
+    /// contacts can leave two components that a small active view never
+    /// merges.
     fn contacts(&self, topology: Topology) -> Vec<NodeId> {
-        let live = self.live();
+        let others = self.members.iter().copied().filter(|p| *p != self.me);
         match topology {
-            Topology::HyParView | Topology::PubSub => live.first().copied().into_iter().collect(),
-            Topology::FullMesh | Topology::ClientServer => live.into_iter().collect(),
+            Topology::HyParView | Topology::PubSub => self
+                .live()
+                .first()
+                .copied()
+                .or_else(|| others.clone().next())
+                .into_iter()
+                .collect(),
+            Topology::FullMesh | Topology::ClientServer => others.collect(),
         }
     }
 

@@ -2,7 +2,7 @@
 //! timers and the periodic tick (checks in progress, end of a drain).
 
 use tokio::sync::broadcast;
-use tokio::time::Instant;
+use tokio::time::{Duration, Instant};
 
 use super::actor::{Actor, Second};
 use super::check::{Check, CheckKind};
@@ -14,6 +14,9 @@ use crate::model::{NodeId, Topology};
 use crate::overlay::any::AnyMessage;
 use crate::overlay::{InEvent, Protocol};
 use crate::transport::{FrameClass, LinkDownReason, TransportEvent};
+
+/// Period of the check of full meshes for members they lack.
+const MESH_CHECK: Duration = Duration::from_millis(500);
 
 impl Actor {
     pub async fn on_cmd(&mut self, cmd: Cmd) {
@@ -277,6 +280,43 @@ impl Actor {
         }
     }
 
+    /// Every half second: a full mesh that lacks a member whose link is up
+    /// joins it again (its join may have been lost while the link was
+    /// failing; the overlay itself re-probes only after `probe_after`).
+    async fn complete_meshes(&mut self) {
+        let now = Instant::now();
+        if now < self.next_mesh_check {
+            return;
+        }
+        self.next_mesh_check = now + MESH_CHECK;
+        let wanted: Vec<(u64, Vec<NodeId>)> = self
+            .current
+            .iter()
+            .chain(self.other.iter())
+            .filter(|i| i.topology == Topology::FullMesh)
+            .map(|i| {
+                let links = i.overlay.links();
+                let lacking = self
+                    .up
+                    .iter()
+                    .copied()
+                    .filter(|p| self.members.contains(p) && !links.contains(p))
+                    .collect();
+                (i.id, lacking)
+            })
+            .filter(|(_, l): &(u64, Vec<NodeId>)| !l.is_empty())
+            .collect();
+        for (id, lacking) in wanted {
+            tracing::debug!(
+                instance = id,
+                ?lacking,
+                "full mesh lacks linked members: joining them"
+            );
+            self.drive(id, InEvent::Command(crate::overlay::Command::Join(lacking)))
+                .await;
+        }
+    }
+
     /// A full mesh that dropped `peer` after a failure takes it back when a
     /// link to it comes up again (the overlay itself only re-learns it at
     /// its next anti-entropy round).
@@ -420,6 +460,7 @@ impl Actor {
         }
         self.advance_check().await;
         self.repair_round().await;
+        self.complete_meshes().await;
         self.counters_moved();
     }
 }

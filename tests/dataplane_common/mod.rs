@@ -160,6 +160,11 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start(n: usize) -> Cluster {
+        Self::start_with(n, |_| {}).await
+    }
+
+    /// Like [`Cluster::start`], with `tweak` applied to every node's config.
+    pub async fn start_with(n: usize, tweak: impl Fn(&mut NodeConfig)) -> Cluster {
         init_tracing();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut c = Cluster {
@@ -167,7 +172,8 @@ impl Cluster {
             configs: Vec::new(),
             nodes: Vec::new(),
         };
-        let cfg = node_config(1, c.dir.path().join("node1"), Vec::new());
+        let mut cfg = node_config(1, c.dir.path().join("node1"), Vec::new());
+        tweak(&mut cfg);
         c.launch(cfg).await;
         wait_until("node 1 leads", DEADLINE, || {
             c.node(1).raft().metrics().borrow().current_leader == Some(1)
@@ -175,11 +181,12 @@ impl Cluster {
         })
         .await;
         for id in 2..=n as NodeId {
-            let cfg = node_config(
+            let mut cfg = node_config(
                 id,
                 c.dir.path().join(format!("node{id}")),
                 vec![c.node(1).api_addr()],
             );
+            tweak(&mut cfg);
             c.launch(cfg).await;
             wait_until(&format!("node {id} joined"), DEADLINE, || {
                 c.node(1).applied().borrow().members().contains(&id)
