@@ -476,6 +476,7 @@ fn history_and_info_rows() {
             &[(1, PhaseView::Prepared)],
         )),
         current_instance: 7,
+        links: vec![2, 3],
     };
     let rows = info_rows(&info);
     assert_eq!(rows[0], vec!["topology", "pub_sub"]);
