@@ -267,6 +267,9 @@ impl Actor {
                 metrics::histogram!("topod_executor_overlay_rtt_seconds", "peer" => peer.to_string())
                     .record(rtt.as_secs_f64());
                 self.rtt.insert(peer, rtt);
+                // Republish, so the status's RTTs and counters (read by
+                // /v1/node/stats) are at most one ping interval old.
+                self.mark_dirty();
             }
         }
     }

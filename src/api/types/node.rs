@@ -2,6 +2,12 @@
 //! `topoctl node stats`. Built from [`ExecStatus`] (the executor's state,
 //! overlays, RTTs and counters) and [`TransportStats`] (per-peer link
 //! figures). Fields are only ever added, never renamed.
+//!
+//! Transport figures are read live. The executor's part (state, links,
+//! RTTs, counters) is its last published status: republished at every
+//! change of state or links and at every RTT sample, so its counters are
+//! at most about one ping interval (`transport.ping_interval_ms`) old on a
+//! node with peers.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
