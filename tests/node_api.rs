@@ -175,6 +175,15 @@ async fn stats_and_topology_links_match_the_executor() {
     ] {
         assert!(text.contains(series), "no {series} in\n{text}");
     }
+    // Rendered at scrape time, never also by the recorder: each family is
+    // declared once.
+    for name in topod::api::exposition::NAMES {
+        let declared = text
+            .lines()
+            .filter(|l| l.starts_with(&format!("# TYPE {name} ")))
+            .count();
+        assert_eq!(declared, 1, "{name} declared {declared} times");
+    }
     let links = format!(
         "topod_overlay_links{{role=\"current\",instance=\"{}\",topology=\"full_mesh\"}} 2",
         s1.current.as_ref().unwrap().instance

@@ -71,8 +71,9 @@ pub(super) async fn set_faults(State(ctx): Ctx, req: Request) -> Response<Body> 
         Ok(r) => r,
         Err(r) => return r,
     };
-    // Chaos mode is checked before the rules, so that a node refusing
-    // every rule says so whatever the body.
+    // Chaos mode is checked once the body parses and before the rules are
+    // validated: a node that refuses every rule says so, rather than
+    // pointing at a value it would refuse anyway.
     if !h.chaos_enabled() {
         return refused(&ctx, TransportError::ChaosDisabled);
     }
