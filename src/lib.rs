@@ -20,7 +20,8 @@
 //!   transport, phased switches, channels (`broadcast`, `send`, `subscribe`).
 //! - [`control`] — openraft types, sled storage, Raft RPC, proposer,
 //!   coordinator, executor interface and driver.
-//! - [`api`] — HTTP admin API: JSON types, routes, forwarding to the leader.
+//! - [`api`] — HTTP admin API: JSON types, routes, forwarding to the leader;
+//!   this node's data-plane stats, fault rules and per-peer metrics.
 //! - [`config`] — node configuration (TOML + environment) and validation.
 //! - [`node`] — [`node::start_node`]: wires a node together.
 //! - [`cli`] — `topoctl`'s client and commands.

@@ -393,3 +393,36 @@ async fn health_endpoints_and_metrics() {
     );
     assert!(sample("topod_commit_seconds_count") >= 1.0);
 }
+
+/// A node started with a control-plane-only executor has no data plane:
+/// its `/v1/node/...` routes say so with 409 `no_data_plane` (never a panic
+/// or a 500), nothing is written, and `/v1/topology` lists no links.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_plane_routes_without_a_data_plane_are_a_conflict() {
+    let c = single().await;
+    let before = settled(&c).await;
+    let body = json!({"rules": [{"peer": 2, "drop_probability": 1.0}]});
+    let answers = [
+        get(c.api(1), "/v1/node/stats").await,
+        get(c.api(1), "/v1/node/faults").await,
+        send_json(c.api(1), Method::PUT, "/v1/node/faults", &body).await,
+        request(
+            c.api(1),
+            Method::DELETE,
+            "/v1/node/faults",
+            None,
+            Bytes::new(),
+        )
+        .await
+        .expect("answer"),
+    ];
+    for r in answers {
+        let m = r.expect_error(StatusCode::CONFLICT, "no_data_plane");
+        assert!(m.contains("node 1"), "{m}");
+        assert_eq!(r.served_by(), Some(1));
+    }
+    let r = get(c.api(1), "/v1/topology").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.value()["links"], json!([]));
+    assert_nothing_written(&c, &before);
+}

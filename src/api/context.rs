@@ -1,5 +1,6 @@
 //! What the API handlers share: the node's Raft handle, applied state,
-//! proposer, forwarder and limits, plus the JSON error responses.
+//! proposer, forwarder, limits and data-plane handle, plus the JSON error
+//! responses.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use super::types::{codes, ErrorBody, LeaderHint, SERVED_BY_HEADER};
 use crate::control::applied::AppliedRx;
 use crate::control::proposer::Proposer;
 use crate::control::types::{NodeAddr, Raft};
+use crate::executor::ExecutorHandle;
 use crate::model::{NodeId, OverlayConfig, Topology};
 
 /// The configured overlay defaults of each topology.
@@ -43,6 +45,10 @@ pub struct ApiContext {
     pub fatal: Arc<AtomicBool>,
     /// Serialises membership changes (openraft refuses concurrent ones).
     pub membership_lock: tokio::sync::Mutex<()>,
+    /// The data plane's executor (`None` on a node started with a
+    /// control-plane-only executor: the `/v1/node/stats` and
+    /// `/v1/node/faults` routes then answer 409 `no_data_plane`).
+    pub dataplane: Option<ExecutorHandle>,
 }
 
 impl ApiContext {
@@ -62,6 +68,24 @@ impl ApiContext {
             .get_node(&id)
             .map(|n| n.api_addr.clone());
         Some((id, addr))
+    }
+
+    /// The data plane, or the 409 `no_data_plane` answer (a handler's early
+    /// return, built once per request, so its size does not matter).
+    #[allow(clippy::result_large_err)]
+    pub fn dataplane(&self) -> Result<&ExecutorHandle, Response<Body>> {
+        self.dataplane.as_ref().ok_or_else(|| {
+            self.error(
+                StatusCode::CONFLICT,
+                ErrorBody::new(
+                    codes::NO_DATA_PLANE,
+                    format!(
+                        "node {} runs no data plane (started without the overlay executor)",
+                        self.node_id
+                    ),
+                ),
+            )
+        })
     }
 
     /// Whether storage failed.

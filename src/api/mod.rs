@@ -5,9 +5,13 @@
 //! cannot carry tagged enums or `serde_json::Value`), and are converted from
 //! the model with `From` impls and constructors. [`routes`] serves them,
 //! [`context`] is what the handlers share, [`forward`] relays writes from a
-//! follower to the leader.
+//! follower to the leader. [`dataplane`] serves this node's data-plane
+//! stats and fault filter, and [`exposition`] renders the per-peer
+//! data-plane metrics when `/metrics` is scraped.
 
 pub mod context;
+pub mod dataplane;
+pub mod exposition;
 pub mod forward;
 pub mod routes;
 pub mod types;

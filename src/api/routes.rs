@@ -2,7 +2,8 @@
 //!
 //! Reads are served from this node's applied state. Writes go through the
 //! Raft log on the leader: a follower forwards them (one hop, see
-//! [`super::forward`]). Every write body is JSON (`Content-Type:
+//! [`super::forward`]). The `/v1/node/...` data-plane routes
+//! ([`super::dataplane`]) are answered by the node asked, never forwarded. Every write body is JSON (`Content-Type:
 //! application/json`), size-limited, with unknown fields refused; nothing is
 //! proposed for a refused request.
 
@@ -26,6 +27,7 @@ use openraft::ChangeMembers;
 use serde::{Deserialize, Serialize};
 
 use super::context::ApiContext;
+use super::dataplane;
 use super::forward::Forwarder;
 use super::types::*;
 use crate::control::proposer::WriteError;
@@ -34,7 +36,7 @@ use crate::model::{
     Command, CommandResponse, NodeId, OverlayConfig, Phase, Rejection, TransitionId,
 };
 
-type Ctx = State<Arc<ApiContext>>;
+pub(super) type Ctx = State<Arc<ApiContext>>;
 
 /// The admin API router.
 pub fn router(ctx: Arc<ApiContext>) -> Router {
@@ -50,6 +52,13 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/v1/cluster/members/{id}", axum::routing::delete(remove))
         .route("/v1/cluster/members/{id}/promote", post(promote))
         .route("/v1/policy", get(policy).put(set_policy))
+        .route("/v1/node/stats", get(dataplane::stats))
+        .route(
+            "/v1/node/faults",
+            get(dataplane::faults)
+                .put(dataplane::set_faults)
+                .delete(dataplane::clear_faults),
+        )
         .route("/metrics", get(metrics))
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
@@ -83,7 +92,12 @@ async fn method_not_allowed(State(ctx): Ctx, req: Request) -> Response<Body> {
 async fn topology(State(ctx): Ctx) -> Response<Body> {
     let applied = ctx.applied.borrow().clone();
     let leader = ctx.leader().map(|(id, _)| id);
-    let info = TopologyInfo::new(&applied.state, applied.members().len(), leader);
+    let links = ctx
+        .dataplane
+        .as_ref()
+        .and_then(|h| h.status().current.as_ref().map(|c| c.links.clone()))
+        .unwrap_or_default();
+    let info = TopologyInfo::new(&applied.state, applied.members().len(), leader).with_links(links);
     ctx.json(StatusCode::OK, &info)
 }
 
@@ -167,7 +181,13 @@ async fn policy(State(ctx): Ctx) -> Response<Body> {
 }
 
 async fn metrics(State(ctx): Ctx) -> Response<Body> {
-    let text = ctx.prometheus.render();
+    let mut text = ctx.prometheus.render();
+    if let Some(h) = &ctx.dataplane {
+        text.push_str(&super::exposition::render(
+            &h.status(),
+            &h.transport_stats(),
+        ));
+    }
     let mut resp = Response::new(Body::from(text));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -224,7 +244,7 @@ enum Written {
     NotLeader,
 }
 
-fn bad(ctx: &ApiContext, e: BadRequest) -> Response<Body> {
+pub(super) fn bad(ctx: &ApiContext, e: BadRequest) -> Response<Body> {
     ctx.error(StatusCode::BAD_REQUEST, e.into())
 }
 
@@ -240,7 +260,7 @@ fn parse_id(ctx: &ApiContext, raw: &str, what: &str) -> Result<u64, Response<Bod
 /// Decodes a request body, which must be a JSON object: serde's derived
 /// structs would also take a JSON array, filling fields by position, which
 /// no client means and which bypasses the unknown-field check.
-fn parse_json<T: serde::de::DeserializeOwned>(
+pub(super) fn parse_json<T: serde::de::DeserializeOwned>(
     ctx: &ApiContext,
     body: &Bytes,
 ) -> Result<T, Response<Body>> {
@@ -256,7 +276,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(
 }
 
 /// Reads the body: JSON content type and size limit checked.
-async fn read_body(
+pub(super) async fn read_body(
     ctx: &ApiContext,
     req: Request,
     needs_body: bool,

@@ -65,6 +65,69 @@ pub enum Command {
     /// Run the overlay simulator (no cluster needed): one topology, or
     /// `--topology all` side by side.
     Simulate(crate::sim::SimulateArgs),
+    /// One node's data plane. Asks only the first of `--endpoints` (no
+    /// failover: the answer is about that node).
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// One node's transport fault filter (chaos mode only). Talks only to
+    /// the first of `--endpoints`: rules are local to that node.
+    #[command(subcommand)]
+    Faults(FaultsCommand),
+}
+
+/// `node ...`.
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// State, overlays, links and per-peer figures (RTT, bytes, messages,
+    /// queue depth, disconnects, drops) of the node.
+    Stats,
+}
+
+/// `faults show|set|clear`.
+#[derive(Debug, Subcommand)]
+pub enum FaultsCommand {
+    /// The installed rules and whether chaos mode is on.
+    Show,
+    /// Replace the rules: e.g. `--drop-to 2,3 --drop-from 4 --delay-to
+    /// 5:100ms`, or `--file rules.json` (the `PUT /v1/node/faults` body).
+    Set(FaultsSetArgs),
+    /// Remove every rule.
+    Clear,
+}
+
+/// `faults set`. Flags naming the same peer and direction merge into one
+/// rule (e.g. `--drop-to 2 --drop-probability 0.5 --delay-to 2:20ms`).
+#[derive(Debug, Default, Args)]
+pub struct FaultsSetArgs {
+    /// Drop frames this node sends to these peers (comma-separated ids).
+    #[arg(long, value_delimiter = ',', value_name = "PEERS")]
+    pub drop_to: Vec<NodeId>,
+    /// Drop frames this node receives from these peers.
+    #[arg(long, value_delimiter = ',', value_name = "PEERS")]
+    pub drop_from: Vec<NodeId>,
+    /// Drop frames both ways (at probability 1: a partition from this
+    /// node's side; new links with them are refused).
+    #[arg(long, value_delimiter = ',', value_name = "PEERS")]
+    pub drop: Vec<NodeId>,
+    /// Probability of each drop, 0..=1.
+    #[arg(long, default_value_t = 1.0, value_name = "P")]
+    pub drop_probability: f64,
+    /// Delay frames sent to a peer: `PEER:DELAY`, delay as `100ms`, `2s`
+    /// or plain milliseconds; comma-separated or repeated.
+    #[arg(long, value_delimiter = ',', value_name = "PEER:DELAY")]
+    pub delay_to: Vec<String>,
+    /// Delay frames received from a peer: `PEER:DELAY`.
+    #[arg(long, value_delimiter = ',', value_name = "PEER:DELAY")]
+    pub delay_from: Vec<String>,
+    /// Seed of the drop decisions (a run replays from it).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The whole rule set as a JSON file (the `PUT /v1/node/faults` body);
+    /// excludes the other flags.
+    #[arg(long, value_name = "PATH", conflicts_with_all = [
+        "drop_to", "drop_from", "drop", "delay_to", "delay_from", "seed", "drop_probability"
+    ])]
+    pub file: Option<std::path::PathBuf>,
 }
 
 /// `switch TOPOLOGY [--config JSON] [--wait] [--request-id ID]`.

@@ -148,7 +148,20 @@ impl ApiClient {
         endpoint: &Endpoint,
         path: &str,
     ) -> Result<Answer<T>, CliError> {
-        match self.attempt(endpoint, &Method::GET, path, None).await {
+        self.request_to(endpoint, Method::GET, path, None).await
+    }
+
+    /// `method path` to `endpoint` only (no failover): for requests about
+    /// one node, such as `/v1/node/faults`, which another node must not
+    /// answer in its place.
+    pub async fn request_to<T: DeserializeOwned>(
+        &self,
+        endpoint: &Endpoint,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<Answer<T>, CliError> {
+        match self.attempt(endpoint, &method, path, body).await {
             Ok(answer) => decode(endpoint, answer),
             Err(AttemptError::Unreachable(msg)) => Err(CliError::Unreachable {
                 attempts: vec![(endpoint.to_string(), msg)],

@@ -8,14 +8,15 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::args::{
-    Cli, Command, HistoryArgs, JoinArgs, PolicyArgs, SwitchArgs, Toggle, TransitionArgs,
+    Cli, Command, FaultsCommand, HistoryArgs, JoinArgs, NodeCommand, PolicyArgs, SwitchArgs,
+    Toggle, TransitionArgs,
 };
 use super::render::{self, EndpointStatus};
 use super::watch::{self, Lines, ProgressSink, Silent, Spinner};
 use super::{ApiClient, CliError, MAX_ENDPOINTS};
 use crate::api::types::{
-    ClusterStatus, HistoryPage, JoinRequest, MembersView, PolicyRequest, PolicyView,
-    SwitchAccepted, SwitchRequest, TopologyInfo, TransitionStatus, TransitionView,
+    ClusterStatus, FaultsView, HistoryPage, JoinRequest, MembersView, NodeStats, PolicyRequest,
+    PolicyView, SwitchAccepted, SwitchRequest, TopologyInfo, TransitionStatus, TransitionView,
 };
 use crate::model::TransitionId;
 
@@ -61,7 +62,72 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             crate::sim::run_simulate(&args, out)?;
             Ok(())
         }
+        Command::Node(NodeCommand::Stats) => node_stats(&client, json, out).await,
+        Command::Faults(cmd) => faults(&client, &cmd, json, out).await,
     }
+}
+
+/// `node stats`: asks the first endpoint only (the answer is about it).
+async fn node_stats(client: &ApiClient, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
+    let endpoint = &client.endpoints()[0];
+    let answer = client
+        .get_from::<serde_json::Value>(endpoint, "/v1/node/stats")
+        .await?;
+    if json {
+        return print_json(out, &answer.value);
+    }
+    let stats: NodeStats = decode_value(&answer.endpoint, answer.value)?;
+    writeln!(
+        out,
+        "{}",
+        render::table(&["KEY", "VALUE"], render::node_stats_rows(&stats))
+    )?;
+    writeln!(
+        out,
+        "{}",
+        render::table(&render::PEERS_HEADER, render::peer_rows(&stats))
+    )?;
+    Ok(())
+}
+
+/// `faults show|set|clear`, to the first endpoint only: rules are local
+/// to a node, and failing over would install them on another one.
+async fn faults(
+    client: &ApiClient,
+    cmd: &FaultsCommand,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let endpoint = &client.endpoints()[0];
+    let path = "/v1/node/faults";
+    let answer = match cmd {
+        FaultsCommand::Show => client.get_from::<serde_json::Value>(endpoint, path).await?,
+        FaultsCommand::Set(args) => {
+            let req = super::faults::faults_request(args)?;
+            let body = serde_json::to_vec(&req).expect("fault rules serialise");
+            client
+                .request_to(endpoint, Method::PUT, path, Some(body.into()))
+                .await?
+        }
+        FaultsCommand::Clear => {
+            client
+                .request_to(endpoint, Method::DELETE, path, None)
+                .await?
+        }
+    };
+    if json {
+        return print_json(out, &answer.value);
+    }
+    let view: FaultsView = decode_value(&answer.endpoint, answer.value)?;
+    writeln!(out, "{}", render::faults_summary(&view))?;
+    if !view.rules.is_empty() {
+        writeln!(
+            out,
+            "{}",
+            render::table(&render::FAULTS_HEADER, render::fault_rows(&view))
+        )?;
+    }
+    Ok(())
 }
 
 fn print_json(out: &mut dyn Write, v: &impl Serialize) -> Result<(), CliError> {

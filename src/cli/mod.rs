@@ -6,6 +6,7 @@
 //! - [`commands`]: one function per command, printing tables or raw JSON.
 //! - [`render`]: pure functions from API views to table rows.
 //! - [`watch`]: `switch --wait`, polling a transition and showing phases.
+//! - [`faults`]: `faults set` flags to the `PUT /v1/node/faults` body.
 //! - [`endpoint`], [`error`]: `--endpoints` parsing and [`CliError`].
 //!
 //! Exit codes: 0 success; 1 any error (printed `error: <code>: <message>`
@@ -17,9 +18,12 @@ pub mod client;
 pub mod commands;
 pub mod endpoint;
 pub mod error;
+pub mod faults;
 pub mod render;
 pub mod watch;
 
+#[cfg(test)]
+mod node_tests;
 #[cfg(test)]
 mod tests;
 

@@ -6,8 +6,8 @@
 use comfy_table::{presets, Table};
 
 use crate::api::types::{
-    ClusterStatus, HistoryPage, MembersView, PhaseView, PolicyView, ReasonView, TopologyInfo,
-    TransitionView,
+    ClusterStatus, ExecStateView, FaultsView, HistoryPage, MembersView, NodeStats, OverlayView,
+    PhaseView, PolicyView, ReasonView, TopologyInfo, TransitionView,
 };
 
 /// The result of asking one endpoint for its status.
@@ -152,6 +152,7 @@ pub fn info_rows(info: &TopologyInfo) -> Vec<Vec<String>> {
         kv("nodes", info.node_count),
         kv("leader", opt(info.leader)),
         kv("in flight", in_flight),
+        kv("links (this node)", ids(&info.links)),
     ];
     let mut config = Vec::new();
     flatten("", &info.overlay_config, &mut config);
@@ -270,4 +271,159 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)
+}
+
+/// `steady (instance 4)`, `preparing (current 4, shadow 9)`, ...
+pub fn state_text(s: &ExecStateView) -> String {
+    match s {
+        ExecStateView::Starting => "starting".to_string(),
+        ExecStateView::Steady { current } => format!("steady (instance {current})"),
+        ExecStateView::Preparing { current, shadow } => {
+            format!("preparing (current {current}, shadow {shadow})")
+        }
+        ExecStateView::Draining { current, old } => {
+            format!("draining (current {current}, old {old})")
+        }
+    }
+}
+
+/// `4 full_mesh, links 2,3` (and `, eager 2` for pub_sub).
+fn overlay_text(o: Option<&OverlayView>) -> String {
+    let Some(o) = o else {
+        return "-".to_string();
+    };
+    let mut text = format!("{} {}, links {}", o.instance, o.topology, ids(&o.links));
+    if let Some(eager) = &o.eager {
+        text.push_str(&format!(", eager {}", ids(eager)));
+    }
+    text
+}
+
+/// Key-value rows of a node's data plane: state, overlays, totals and the
+/// executor's counters.
+pub fn node_stats_rows(s: &NodeStats) -> Vec<Vec<String>> {
+    let t = &s.totals;
+    let c = &s.counters;
+    vec![
+        kv("node", s.node_id),
+        kv("incarnation", s.incarnation),
+        kv("state", state_text(&s.state)),
+        kv("verified", opt(s.verified)),
+        kv("last failure", s.last_failure.as_deref().unwrap_or("-")),
+        kv("current overlay", overlay_text(s.current.as_ref())),
+        kv("other overlay", overlay_text(s.other.as_ref())),
+        kv("links up", format!("{} of {} peers", t.links_up, t.peers)),
+        kv(
+            "bytes in / out",
+            format!("{} / {}", t.bytes_in, t.bytes_out),
+        ),
+        kv(
+            "messages in / out",
+            format!("{} / {}", t.messages_in, t.messages_out),
+        ),
+        kv("send queue", t.send_queue_depth),
+        kv("disconnects", t.disconnects),
+        kv("frames dropped", t.frames_dropped),
+        kv("events dropped", s.dropped_events),
+        kv(
+            "broadcasts / direct sent",
+            format!("{} / {}", c.broadcasts_sent, c.direct_sent),
+        ),
+        kv("delivered", c.delivered),
+        kv("duplicates dropped", c.duplicates_dropped),
+        kv("stale frames dropped", c.stale_frames_dropped),
+        kv("undecodable frames", c.undecodable_frames),
+        kv("send failures", c.send_failures),
+        kv(
+            "probes ok / failed",
+            format!("{} / {}", c.probes_ok, c.probes_failed),
+        ),
+    ]
+}
+
+/// Header of [`peer_rows`].
+pub const PEERS_HEADER: [&str; 13] = [
+    "PEER",
+    "LINK",
+    "OVERLAY",
+    "RTT",
+    "P50",
+    "P99",
+    "BYTES IN",
+    "BYTES OUT",
+    "MSGS IN",
+    "MSGS OUT",
+    "QUEUE",
+    "DISCONNECTS",
+    "DROPPED",
+];
+
+/// A duration in µs as `850µs`, `12.3ms` or `1.20s`.
+pub fn micros_text(us: Option<u64>) -> String {
+    match us {
+        None => "-".to_string(),
+        Some(us) if us < 1_000 => format!("{us}µs"),
+        Some(us) if us < 1_000_000 => format!("{:.1}ms", us as f64 / 1e3),
+        Some(us) => format!("{:.2}s", us as f64 / 1e6),
+    }
+}
+
+/// One row per peer, by id.
+pub fn peer_rows(s: &NodeStats) -> Vec<Vec<String>> {
+    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+    s.peers
+        .iter()
+        .map(|p| {
+            vec![
+                p.peer.to_string(),
+                if p.link_up { "up" } else { "down" }.to_string(),
+                yes_no(p.overlay_link),
+                micros_text(p.rtt_us),
+                micros_text(p.rtt_p50_us),
+                micros_text(p.rtt_p99_us),
+                p.bytes_in.to_string(),
+                p.bytes_out.to_string(),
+                p.messages_in.to_string(),
+                p.messages_out.to_string(),
+                p.send_queue_depth.to_string(),
+                p.disconnects.to_string(),
+                p.frames_dropped.to_string(),
+            ]
+        })
+        .collect()
+}
+
+/// One line above the rules: chaos mode and how many rules.
+pub fn faults_summary(v: &FaultsView) -> String {
+    if !v.chaos_enabled {
+        return format!(
+            "node {}: chaos mode is off (transport.chaos = false); no fault rules",
+            v.node_id
+        );
+    }
+    match v.rules.len() {
+        0 => format!("node {}: chaos mode on; no fault rules", v.node_id),
+        n => format!(
+            "node {}: chaos mode on; {n} fault rule(s), seed {}",
+            v.node_id, v.seed
+        ),
+    }
+}
+
+/// Header of [`fault_rows`].
+pub const FAULTS_HEADER: [&str; 4] = ["PEER", "DIRECTION", "DROP", "DELAY"];
+
+/// One row per rule, in the installed order.
+pub fn fault_rows(v: &FaultsView) -> Vec<Vec<String>> {
+    v.rules
+        .iter()
+        .map(|r| {
+            vec![
+                r.peer.to_string(),
+                r.direction.as_str().to_string(),
+                format!("{}", r.drop_probability),
+                format!("{}ms", r.delay_ms),
+            ]
+        })
+        .collect()
 }

@@ -21,7 +21,7 @@ use crate::api::types::*;
 use crate::model::Topology;
 
 /// Serves `router` on 127.0.0.1:0 and returns its endpoint.
-async fn serve(router: Router) -> Endpoint {
+pub(super) async fn serve(router: Router) -> Endpoint {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -29,7 +29,7 @@ async fn serve(router: Router) -> Endpoint {
 }
 
 /// An endpoint where nothing listens (bound, then closed).
-async fn dead_endpoint() -> Endpoint {
+pub(super) async fn dead_endpoint() -> Endpoint {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     drop(listener);
@@ -476,6 +476,7 @@ fn history_and_info_rows() {
             &[(1, PhaseView::Prepared)],
         )),
         current_instance: 7,
+        links: vec![2, 3],
     };
     let rows = info_rows(&info);
     assert_eq!(rows[0], vec!["topology", "pub_sub"]);

@@ -274,8 +274,12 @@ impl Actor {
                 self.peer_down(peer).await;
             }
             TransportEvent::Rtt { peer, rtt } => {
-                metrics::histogram!("topod_executor_overlay_rtt_seconds").record(rtt.as_secs_f64());
+                metrics::histogram!("topod_executor_overlay_rtt_seconds", "peer" => peer.to_string())
+                    .record(rtt.as_secs_f64());
                 self.rtt.insert(peer, rtt);
+                // Republish, so the status's RTTs and counters (read by
+                // /v1/node/stats) are at most one ping interval old.
+                self.mark_dirty();
             }
         }
     }

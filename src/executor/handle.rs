@@ -156,6 +156,16 @@ impl ExecutorHandle {
         self.transport.clear_faults()
     }
 
+    /// The installed fault rules (`None` when none are installed).
+    pub fn faults(&self) -> Option<FaultRules> {
+        self.transport.faults()
+    }
+
+    /// Whether chaos mode is on, so that fault rules are accepted.
+    pub fn chaos_enabled(&self) -> bool {
+        self.transport.chaos_enabled()
+    }
+
     fn ready(&self) -> Result<(), ChannelError> {
         if self.status.borrow().current.is_none() {
             return Err(ChannelError::NoOverlay);

@@ -50,7 +50,7 @@ use tokio_util::task::TaskTracker;
 
 pub use config::ExecutorConfig;
 pub use handle::{ChannelError, Delivery, Event, ExecutorHandle, Subscription};
-pub use status::{ExecState, ExecStatus, OverlayStatus};
+pub use status::{ExecCounters, ExecState, ExecStatus, OverlayStatus};
 
 use crate::control::applied::AppliedRx;
 use crate::model::NodeId;

@@ -321,6 +321,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
             + Duration::from_millis(crate::api::types::MAX_WAIT_TIMEOUT_MS),
         fatal: fatal.clone(),
         membership_lock: tokio::sync::Mutex::new(()),
+        dataplane: dataplane.clone(),
     });
     let api = crate::api::routes::router(ctx);
     let c = cancel.clone();

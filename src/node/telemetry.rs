@@ -2,7 +2,9 @@
 //! applied-state changes into `topod_*` metrics.
 //!
 //! Names follow Prometheus conventions: `topod_` prefix, base units,
-//! counters ending in `_total`. No label grows with the cluster size.
+//! counters ending in `_total`. No label recorded here grows with the
+//! cluster size; the data plane's per-peer series (`peer` label) are
+//! rendered by `crate::api::exposition` when `/metrics` is scraped.
 
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -98,6 +98,16 @@ impl FaultFilter {
         Ok(())
     }
 
+    /// Whether chaos mode is on (rules may be installed).
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The installed rules (`None`: none installed, or cleared).
+    pub fn rules(&self) -> Option<FaultRules> {
+        self.lock().as_ref().map(|(rules, _)| rules.clone())
+    }
+
     /// The verdict for one frame to (`outbound`) or from `peer`.
     pub fn judge(&self, peer: NodeId, outbound: bool) -> Verdict {
         if !self.enabled {
@@ -189,7 +199,9 @@ mod tests {
         assert_eq!(f.judge(3, true), Verdict::default());
         assert_eq!(f.judge(4, true), Verdict::default());
         assert!(!f.partitioned(2));
+        assert_eq!(f.rules().map(|r| r.rules.len()), Some(2));
         f.clear().unwrap();
+        assert_eq!(f.rules(), None);
         assert!(!f.judge(2, true).drop);
     }
 

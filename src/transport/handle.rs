@@ -270,6 +270,17 @@ impl Transport {
         self.inner.faults.clear()
     }
 
+    /// The installed fault rules (`None` when none are installed).
+    pub fn faults(&self) -> Option<FaultRules> {
+        self.inner.faults.rules()
+    }
+
+    /// Whether chaos mode is on (`transport.chaos`): only then are fault
+    /// rules accepted.
+    pub fn chaos_enabled(&self) -> bool {
+        self.inner.faults.enabled()
+    }
+
     /// Closes every link and listener and waits for every task to end. No
     /// events follow. Sends fail with `Closed` afterwards.
     pub async fn shutdown(&self) {

@@ -54,7 +54,9 @@
 //! `topod_transport_frames_total{direction}`,
 //! `topod_transport_dropped_frames_total{reason}`, `topod_transport_links`,
 //! `topod_transport_disconnects_total`, `topod_transport_rtt_seconds`.
-//! Per-peer detail is in [`Transport::stats`], never in labels.
+//! Per-peer detail is in [`Transport::stats`], never in these labels; the
+//! admin API renders it as `topod_peer_*{peer}` series at scrape time
+//! (`crate::api::exposition`).
 //! [`describe_metrics`] registers their help texts.
 //!
 //! # Guarantees and limits

@@ -33,6 +33,12 @@ pub mod codes {
     pub const MEMBERSHIP_IN_PROGRESS: &str = "membership_in_progress";
     /// 500: storage or another internal failure; the node stops serving.
     pub const INTERNAL: &str = "internal";
+    /// 409: the node runs no data plane (started with a control-plane-only
+    /// executor), so it has no stats or fault filter.
+    pub const NO_DATA_PLANE: &str = "no_data_plane";
+    /// 409: fault rules are refused because `transport.chaos` is off;
+    /// nothing changed.
+    pub const CHAOS_DISABLED: &str = "chaos_disabled";
     /// 502: forwarding to the leader failed.
     pub const FORWARD_FAILED: &str = "forward_failed";
 }

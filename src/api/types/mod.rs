@@ -17,6 +17,12 @@
 //! | `POST /v1/cluster/members/{id}/promote` | | [`MembersView`] |
 //! | `DELETE /v1/cluster/members/{id}` | | [`MembersView`] |
 //! | `GET /v1/policy`, `PUT /v1/policy` | [`PolicyRequest`] | [`PolicyView`] |
+//! | `GET /v1/node/stats` (this node, never forwarded) | | [`NodeStats`] |
+//! | `GET`, `PUT`, `DELETE /v1/node/faults` (this node, never forwarded) | `PUT`: [`FaultsRequest`] | [`FaultsView`] |
+//!
+//! The `/v1/node/...` data-plane routes answer 409 `no_data_plane` on a
+//! node started without the overlay executor (control-plane tests); the
+//! fault writes answer 409 `chaos_disabled` unless `transport.chaos` is on.
 //!
 //! Every error is an [`ErrorBody`] with a snake_case code from [`codes`].
 //! Every response carries [`SERVED_BY_HEADER`]; a write forwarded by a
@@ -24,6 +30,8 @@
 
 mod cluster;
 mod error;
+mod faults;
+mod node;
 mod policy;
 mod switch;
 mod topology;
@@ -31,6 +39,10 @@ mod transition;
 
 pub use cluster::{ClusterStatus, JoinRequest, MemberView, MembersView, Role};
 pub use error::{codes, BadRequest, ErrorBody, ErrorDetail, LeaderHint};
+pub use faults::{
+    DirectionView, FaultRuleView, FaultsRequest, FaultsView, MAX_FAULT_DELAY_MS, MAX_FAULT_RULES,
+};
+pub use node::{CountersView, ExecStateView, NodeStats, OverlayView, PeerView, TotalsView};
 pub use policy::{PolicyRequest, PolicyView};
 pub use switch::{SwitchAccepted, SwitchRequest, DEFAULT_WAIT_TIMEOUT_MS, MAX_WAIT_TIMEOUT_MS};
 pub use topology::TopologyInfo;

@@ -22,9 +22,20 @@ pub struct TopologyInfo {
     pub in_flight: Option<TransitionView>,
     /// The transition that created the current overlay (0: bootstrap).
     pub current_instance: TransitionId,
+    /// The answering node's links in its current overlay, ascending (empty
+    /// without a data plane or before the first overlay is built).
+    #[serde(default)]
+    pub links: Vec<NodeId>,
 }
 
 impl TopologyInfo {
+    /// With this node's current overlay links (sorted here).
+    pub fn with_links(mut self, mut links: Vec<NodeId>) -> Self {
+        links.sort_unstable();
+        self.links = links;
+        self
+    }
+
     /// The info of `state`, with facts from Raft (`node_count`, `leader`).
     pub fn new(state: &TopologyState, node_count: usize, leader: Option<NodeId>) -> Self {
         TopologyInfo {
@@ -35,6 +46,7 @@ impl TopologyInfo {
             leader,
             in_flight: TransitionView::in_flight(state),
             current_instance: state.current_instance,
+            links: Vec::new(),
         }
     }
 }

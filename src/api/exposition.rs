@@ -1,0 +1,346 @@
+//! The data plane's per-peer and per-overlay metrics, rendered in the
+//! Prometheus text format when `/metrics` is scraped and appended to the
+//! recorder's output.
+//!
+//! They are read from [`ExecutorHandle::status`] and
+//! [`ExecutorHandle::transport_stats`] at scrape time instead of being
+//! recorded on every frame: the transport already keeps these counters per
+//! peer, so the hot path pays nothing more, and a peer that is gone simply
+//! stops being exported. Rendering here (rather than setting recorder
+//! gauges) also keeps each node's figures apart when several nodes share
+//! one process, as the tests do.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `topod_peer_rtt_seconds` | gauge: latest ping round trip | `peer` |
+//! | `topod_peer_link_up` | gauge: 1 while a transport link is up | `peer` |
+//! | `topod_peer_bytes_total` | counter | `peer`, `direction` (in, out) |
+//! | `topod_peer_messages_total` | counter: frames | `peer`, `direction` |
+//! | `topod_peer_send_queue_depth` | gauge: frames queued | `peer` |
+//! | `topod_peer_disconnects_total` | counter | `peer` |
+//! | `topod_peer_dropped_frames_total` | counter | `peer` |
+//! | `topod_overlay_links` | gauge | `role` (current, other), `instance`, `topology` |
+//! | `topod_overlay_eager_peers` | gauge (pub_sub) | `role`, `instance`, `topology` |
+//! | `topod_executor_state` | gauge: 1 for the state the executor is in | `state` |
+//! | `topod_executor_messages_total` | counter | `kind` (broadcast_sent, direct_sent, delivered, duplicate_dropped, send_failed, undecodable) |
+//!
+//! Recorded on the hot path by the executor instead (not repeated here):
+//! `topod_executor_overlay_rtt_seconds{peer}` (histogram of every ping),
+//! `topod_executor_probes_total{result}`, `topod_executor_disconnects_total`,
+//! `topod_executor_stale_frames_total`; and the transport's process-wide
+//! `topod_transport_*` series.
+//!
+//! The `peer` label has one value per cluster member this node talks to,
+//! so it grows with the cluster; that is what the monitor asks for, and a
+//! cluster of hundreds stays far below a scrape's limits.
+//!
+//! [`ExecutorHandle::status`]: crate::executor::ExecutorHandle::status
+//! [`ExecutorHandle::transport_stats`]: crate::executor::ExecutorHandle::transport_stats
+
+use std::fmt::Write;
+
+use crate::executor::{ExecState, ExecStatus, OverlayStatus};
+use crate::transport::{PeerStats, TransportStats};
+
+/// Every series name [`render`] can produce (for tests and for checking
+/// that the recorder does not export the same name).
+pub const NAMES: [&str; 11] = [
+    "topod_peer_rtt_seconds",
+    "topod_peer_link_up",
+    "topod_peer_bytes_total",
+    "topod_peer_messages_total",
+    "topod_peer_send_queue_depth",
+    "topod_peer_disconnects_total",
+    "topod_peer_dropped_frames_total",
+    "topod_overlay_links",
+    "topod_overlay_eager_peers",
+    "topod_executor_state",
+    "topod_executor_messages_total",
+];
+
+/// One metric family: `# HELP`, `# TYPE`, then its samples.
+struct Family<'a> {
+    out: &'a mut String,
+}
+
+impl<'a> Family<'a> {
+    fn new(out: &'a mut String, name: &str, kind: &str, help: &str) -> Self {
+        // Writing to a String cannot fail.
+        let _infallible = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        Family { out }
+    }
+
+    /// One sample. Label values here are node ids, instance ids and fixed
+    /// snake_case words, so they need no escaping.
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) -> &mut Self {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _infallible = write!(self.out, "{k}=\"{v}\"");
+            }
+            self.out.push('}');
+        }
+        let _infallible = writeln!(self.out, " {value}");
+        self
+    }
+}
+
+/// The data-plane metrics of one node, in the Prometheus text format.
+pub fn render(status: &ExecStatus, transport: &TransportStats) -> String {
+    let mut out = String::new();
+    peers(&mut out, status, transport);
+    overlays(&mut out, status);
+    executor(&mut out, status);
+    out
+}
+
+fn peers(out: &mut String, status: &ExecStatus, t: &TransportStats) {
+    let name = "topod_peer_rtt_seconds";
+    let mut fam = Family::new(out, name, "gauge", "Latest ping round trip to the peer");
+    for (peer, us) in &status.rtt_us {
+        fam.sample(name, &[("peer", &peer.to_string())], *us as f64 / 1e6);
+    }
+    type Get = fn(&PeerStats) -> u64;
+    let per_peer = |out: &mut String, name: &str, kind: &str, help: &str, get: Get| {
+        let mut fam = Family::new(out, name, kind, help);
+        for (peer, s) in &t.peers {
+            fam.sample(name, &[("peer", &peer.to_string())], get(s) as f64);
+        }
+    };
+    let both_ways = |out: &mut String, name: &str, help: &str, get_in: Get, get_out: Get| {
+        let mut fam = Family::new(out, name, "counter", help);
+        for (peer, s) in &t.peers {
+            let peer = peer.to_string();
+            fam.sample(
+                name,
+                &[("peer", &peer), ("direction", "in")],
+                get_in(s) as f64,
+            );
+            fam.sample(
+                name,
+                &[("peer", &peer), ("direction", "out")],
+                get_out(s) as f64,
+            );
+        }
+    };
+    per_peer(
+        out,
+        "topod_peer_link_up",
+        "gauge",
+        "1 while a transport link to the peer is up",
+        |s| u64::from(s.link_up),
+    );
+    both_ways(
+        out,
+        "topod_peer_bytes_total",
+        "Bytes exchanged with the peer, framing included",
+        |s| s.bytes_in,
+        |s| s.bytes_out,
+    );
+    both_ways(
+        out,
+        "topod_peer_messages_total",
+        "Frames exchanged with the peer (data, control, pings)",
+        |s| s.frames_in,
+        |s| s.frames_out,
+    );
+    per_peer(
+        out,
+        "topod_peer_send_queue_depth",
+        "gauge",
+        "Frames waiting in the send queue to the peer",
+        |s| s.queue_depth as u64,
+    );
+    per_peer(
+        out,
+        "topod_peer_disconnects_total",
+        "counter",
+        "Links to the peer that went down",
+        |s| s.disconnects,
+    );
+    per_peer(
+        out,
+        "topod_peer_dropped_frames_total",
+        "counter",
+        "Frames to or from the peer dropped (full queue, fault filter, link gone)",
+        |s| s.dropped,
+    );
+}
+
+fn overlays(out: &mut String, status: &ExecStatus) {
+    let running: Vec<(&str, &OverlayStatus)> = [
+        ("current", status.current.as_ref()),
+        ("other", status.other.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(role, o)| o.map(|o| (role, o)))
+    .collect();
+    for (name, help, count) in [
+        (
+            "topod_overlay_links",
+            "This node's links in each running overlay (current, and the shadow or old one)",
+            (|o: &OverlayStatus| Some(o.links.len())) as fn(&OverlayStatus) -> Option<usize>,
+        ),
+        (
+            "topod_overlay_eager_peers",
+            "Plumtree eager peers in each running pub_sub overlay",
+            |o| o.eager.as_ref().map(Vec::len),
+        ),
+    ] {
+        let mut fam = Family::new(out, name, "gauge", help);
+        for (role, o) in &running {
+            if let Some(n) = count(o) {
+                let instance = o.instance.to_string();
+                let labels = [
+                    ("role", *role),
+                    ("instance", instance.as_str()),
+                    ("topology", o.topology.as_str()),
+                ];
+                fam.sample(name, &labels, n as f64);
+            }
+        }
+    }
+}
+
+fn executor(out: &mut String, status: &ExecStatus) {
+    let now = match status.state {
+        ExecState::Starting => "starting",
+        ExecState::Steady { .. } => "steady",
+        ExecState::Preparing { .. } => "preparing",
+        ExecState::Draining { .. } => "draining",
+    };
+    let name = "topod_executor_state";
+    let mut fam = Family::new(out, name, "gauge", "1 for the executor's current state");
+    for s in ["starting", "steady", "preparing", "draining"] {
+        fam.sample(name, &[("state", s)], f64::from(u8::from(s == now)));
+    }
+    let c = &status.counters;
+    let name = "topod_executor_messages_total";
+    let mut fam = Family::new(
+        out,
+        name,
+        "counter",
+        "Channel messages by what happened to them",
+    );
+    for (kind, v) in [
+        ("broadcast_sent", c.broadcasts_sent),
+        ("direct_sent", c.direct_sent),
+        ("delivered", c.delivered),
+        ("duplicate_dropped", c.duplicates_dropped),
+        ("send_failed", c.send_failures),
+        ("undecodable", c.undecodable_frames),
+    ] {
+        fam.sample(name, &[("kind", kind)], v as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::executor::ExecCounters;
+    use crate::model::Topology;
+
+    fn status() -> ExecStatus {
+        ExecStatus {
+            node: 1,
+            incarnation: 3,
+            state: ExecState::Preparing {
+                current: 4,
+                shadow: 9,
+            },
+            current: Some(OverlayStatus {
+                instance: 4,
+                topology: Topology::FullMesh,
+                links: vec![2, 3],
+                eager: None,
+            }),
+            other: Some(OverlayStatus {
+                instance: 9,
+                topology: Topology::PubSub,
+                links: vec![3],
+                eager: Some(vec![3]),
+            }),
+            verified: Some(4),
+            last_failure: None,
+            rtt_us: BTreeMap::from([(2, 1500)]),
+            counters: ExecCounters {
+                broadcasts_sent: 5,
+                delivered: 7,
+                ..ExecCounters::default()
+            },
+        }
+    }
+
+    fn transport() -> TransportStats {
+        let peer = PeerStats {
+            link_up: true,
+            bytes_in: 100,
+            bytes_out: 200,
+            frames_in: 3,
+            frames_out: 4,
+            dropped: 1,
+            queue_depth: 2,
+            disconnects: 1,
+            last_rtt: Some(Duration::from_micros(1500)),
+            ..PeerStats::default()
+        };
+        TransportStats {
+            peers: BTreeMap::from([(2, peer), (3, PeerStats::default())]),
+            dropped_events: 0,
+        }
+    }
+
+    #[test]
+    fn renders_every_family_with_exact_samples() {
+        let text = render(&status(), &transport());
+        for name in NAMES {
+            assert!(text.contains(&format!("# TYPE {name} ")), "{name}\n{text}");
+        }
+        for line in [
+            "topod_peer_rtt_seconds{peer=\"2\"} 0.0015",
+            "topod_peer_link_up{peer=\"2\"} 1",
+            "topod_peer_link_up{peer=\"3\"} 0",
+            "topod_peer_bytes_total{peer=\"2\",direction=\"in\"} 100",
+            "topod_peer_bytes_total{peer=\"2\",direction=\"out\"} 200",
+            "topod_peer_messages_total{peer=\"2\",direction=\"out\"} 4",
+            "topod_peer_send_queue_depth{peer=\"2\"} 2",
+            "topod_peer_disconnects_total{peer=\"2\"} 1",
+            "topod_peer_dropped_frames_total{peer=\"2\"} 1",
+            "topod_overlay_links{role=\"current\",instance=\"4\",topology=\"full_mesh\"} 2",
+            "topod_overlay_links{role=\"other\",instance=\"9\",topology=\"pub_sub\"} 1",
+            "topod_overlay_eager_peers{role=\"other\",instance=\"9\",topology=\"pub_sub\"} 1",
+            "topod_executor_state{state=\"preparing\"} 1",
+            "topod_executor_state{state=\"steady\"} 0",
+            "topod_executor_messages_total{kind=\"broadcast_sent\"} 5",
+            "topod_executor_messages_total{kind=\"delivered\"} 7",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing `{line}` in\n{text}"
+            );
+        }
+        assert!(
+            !text.contains("topod_overlay_eager_peers{role=\"current\""),
+            "full_mesh has no eager peers"
+        );
+    }
+
+    #[test]
+    fn every_family_is_declared_once() {
+        let text = render(&status(), &transport());
+        for name in NAMES {
+            let n = text
+                .lines()
+                .filter(|l| l.starts_with(&format!("# HELP {name} ")))
+                .count();
+            assert_eq!(n, 1, "{name}");
+        }
+    }
+}
