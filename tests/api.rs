@@ -353,47 +353,6 @@ async fn a_repeated_request_id_returns_the_same_transition() {
     assert_eq!(c.state(1).epoch, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_endpoints_and_metrics() {
-    let c = single().await;
-    let r = get(c.api(1), "/livez").await;
-    assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.value()["status"], "ok");
-    wait_for("readyz answers 200", DEADLINE, || async {
-        let r = get(c.api(1), "/readyz").await;
-        (r.status == StatusCode::OK).then_some(())
-    })
-    .await;
-    let r = get(c.api(1), "/readyz").await;
-    assert_eq!(r.value()["leader"], 1);
-    assert_eq!(r.served_by(), Some(1));
-
-    committed_switch(&c, "hyparview", "m").await;
-    let r = get(c.api(1), "/metrics").await;
-    assert_eq!(r.status, StatusCode::OK);
-    let ct = r.headers.get(hyper::header::CONTENT_TYPE).expect("type");
-    assert!(ct.to_str().unwrap().starts_with("text/plain"));
-    let text = String::from_utf8(r.body.to_vec()).expect("UTF-8");
-    let sample = |name: &str| {
-        text.lines()
-            .find(|l| l.starts_with(name) && !l.starts_with('#'))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("no sample of {name} in\n{text}"))
-    };
-    assert!(sample("topod_term") >= 1.0);
-    assert_eq!(sample("topod_has_leader"), 1.0);
-    assert_eq!(
-        sample("topod_current_topology{topology=\"hyparview\"}"),
-        1.0
-    );
-    assert_eq!(
-        sample("topod_current_topology{topology=\"full_mesh\"}"),
-        0.0
-    );
-    assert!(sample("topod_commit_seconds_count") >= 1.0);
-}
-
 /// A node started with a control-plane-only executor has no data plane:
 /// its `/v1/node/...` routes say so with 409 `no_data_plane` (never a panic
 /// or a 500), nothing is written, and `/v1/topology` lists no links.
