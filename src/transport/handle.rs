@@ -203,10 +203,11 @@ impl Transport {
         class: FrameClass,
         payload: Bytes,
     ) -> Result<(), SendError> {
-        self.check_size(&payload)?;
-        let (queue, counters) = self.inner.queue_of(peer)?;
+        self.check_size(payload.len())?;
+        let (queue, counters) = self.inner.queue_of(peer, false)?;
         match queue.try_send(Outgoing {
             class,
+            head: Bytes::new(),
             payload,
             created: tokio::time::Instant::now(),
         }) {
@@ -226,14 +227,50 @@ impl Transport {
     /// `send_timeout_ms`. Fails at once if there is no link or standing
     /// `connect`, or if the peer is disconnected while waiting.
     pub async fn send(&self, peer: NodeId, payload: Bytes) -> Result<(), SendError> {
-        self.check_size(&payload)?;
-        let (queue, _) = self.inner.queue_of(peer)?;
-        let after = self.inner.config.send_timeout();
+        self.check_size(payload.len())?;
+        let (queue, _) = self.inner.queue_of(peer, false)?;
+        self.queue_data(peer, &queue, Bytes::new(), payload).await
+    }
+
+    /// Like [`Transport::send`], for a frame whose payload is `head`
+    /// followed by `body`: the two are sent back to back, never joined in
+    /// memory, and the peer receives one payload. Only to a peer with a
+    /// standing [`Transport::connect`]: without one (a peer known only by
+    /// its incoming link, or not at all) nothing is queued and the answer
+    /// is [`SendError::UnknownPeer`].
+    pub async fn send_connected(
+        &self,
+        peer: NodeId,
+        head: Bytes,
+        body: Bytes,
+    ) -> Result<(), SendError> {
+        self.check_size(head.len() + body.len())?;
+        let (queue, _) = self.inner.queue_of(peer, true)?;
+        self.queue_data(peer, &queue, head, body).await
+    }
+
+    async fn queue_data(
+        &self,
+        peer: NodeId,
+        queue: &mpsc::Sender<Outgoing>,
+        head: Bytes,
+        payload: Bytes,
+    ) -> Result<(), SendError> {
         let frame = Outgoing {
             class: FrameClass::Data,
+            head,
             payload,
             created: tokio::time::Instant::now(),
         };
+        // Without a timer while there is room (the common case).
+        let frame = match queue.try_send(frame) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return Err(SendError::UnknownPeer { peer })
+            }
+            Err(mpsc::error::TrySendError::Full(frame)) => frame,
+        };
+        let after = self.inner.config.send_timeout();
         tokio::select! {
             r = tokio::time::timeout(after, queue.send(frame)) => match r {
                 Ok(Ok(())) => Ok(()),
@@ -278,13 +315,10 @@ impl Transport {
         self.inner.tracker.wait().await;
     }
 
-    fn check_size(&self, payload: &Bytes) -> Result<(), SendError> {
+    fn check_size(&self, len: usize) -> Result<(), SendError> {
         let max = self.inner.config.max_frame();
-        if payload.len().saturating_add(DATA_OVERHEAD) > max {
-            return Err(SendError::TooLarge {
-                len: payload.len(),
-                max,
-            });
+        if len.saturating_add(DATA_OVERHEAD) > max {
+            return Err(SendError::TooLarge { len, max });
         }
         Ok(())
     }
@@ -300,15 +334,21 @@ impl Inner {
         self.peers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// `peer`'s send queue and counters; with `standing`, only if the
+    /// peer has a standing `connect`.
     fn queue_of(
         &self,
         peer: NodeId,
+        standing: bool,
     ) -> Result<(mpsc::Sender<Outgoing>, Arc<PeerCounters>), SendError> {
         if self.cancel.is_cancelled() {
             return Err(SendError::Closed);
         }
         let peers = self.lock_peers();
-        let e = peers.get(&peer).ok_or(SendError::UnknownPeer { peer })?;
+        let e = peers
+            .get(&peer)
+            .filter(|e| !standing || *e.standing.borrow())
+            .ok_or(SendError::UnknownPeer { peer })?;
         Ok((e.queue.clone(), e.counters.clone()))
     }
 

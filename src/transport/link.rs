@@ -269,7 +269,7 @@ impl Writer<'_> {
                 let now = Instant::now();
                 next_ping = now + interval;
                 *lock(&self.shared.ping) = Some((nonce, now));
-                (WireFrame::Ping { nonce }, now)
+                (Out::Frame(WireFrame::Ping { nonce }), now)
             } else {
                 if let Err(reason) = held.fill(queue, &mut pongs) {
                     return reason;
@@ -317,7 +317,7 @@ impl Writer<'_> {
     /// Adds one frame created at `created` to the batch. A delay (fault
     /// filter) holds it until `created + delay`: latency, not a per-frame
     /// pause.
-    async fn add(&mut self, frame: WireFrame, created: Instant) -> std::io::Result<()> {
+    async fn add(&mut self, frame: Out, created: Instant) -> std::io::Result<()> {
         let verdict = self.inner.faults.judge(self.peer, true);
         if verdict.drop {
             self.counters.dropped("fault");
@@ -374,21 +374,27 @@ impl Batch {
         self.bytes >= FLUSH_BYTES || self.parts.len() + 2 > MAX_PARTS
     }
 
-    fn push(&mut self, frame: &WireFrame, max: usize) -> Result<(), codec::CodecError> {
+    fn push(&mut self, frame: &Out, max: usize) -> Result<(), codec::CodecError> {
         let size = match frame {
-            WireFrame::Data { class, payload } => {
+            Out::Data {
+                class,
+                head,
+                payload,
+            } => {
                 let before = self.staged.len();
-                codec::data_header(*class, payload.len(), max, &mut self.staged)?;
+                let len = head.len() + payload.len();
+                codec::data_header(*class, len, max, &mut self.staged)?;
                 let header = self.staged.len() - before;
+                self.staged.extend_from_slice(head);
                 if payload.len() <= COPY_MAX {
                     self.staged.extend_from_slice(payload);
                 } else {
                     self.parts.push_back(self.staged.split().freeze());
                     self.parts.push_back(payload.clone());
                 }
-                header + payload.len()
+                header + len
             }
-            other => {
+            Out::Frame(other) => {
                 let bytes = codec::encode(other, max)?;
                 self.staged.extend_from_slice(&bytes);
                 bytes.len()
@@ -440,7 +446,7 @@ impl Batch {
 /// older one goes first.
 #[derive(Default)]
 struct Held {
-    data: Option<(WireFrame, Instant)>,
+    data: Option<(Out, Instant)>,
     pong: Option<(WireFrame, Instant)>,
 }
 
@@ -467,21 +473,35 @@ impl Held {
         Ok(())
     }
 
-    fn take_oldest(&mut self) -> Option<(WireFrame, Instant)> {
+    fn take_oldest(&mut self) -> Option<(Out, Instant)> {
         match (&self.data, &self.pong) {
-            (Some(d), Some(p)) if p.1 < d.1 => self.pong.take(),
+            (Some(d), Some(p)) if p.1 < d.1 => self.pong.take().map(|(f, t)| (Out::Frame(f), t)),
             (Some(_), _) => self.data.take(),
-            (None, _) => self.pong.take(),
+            (None, _) => self.pong.take().map(|(f, t)| (Out::Frame(f), t)),
         }
     }
 }
 
-fn data(o: Outgoing) -> (WireFrame, Instant) {
-    let frame = WireFrame::Data {
+/// A frame for the writer.
+enum Out {
+    /// A ping or a pong.
+    Frame(WireFrame),
+    /// A `Data` frame from the send queue: its payload is `head` then
+    /// `payload`, sent back to back without joining them.
+    Data {
+        class: FrameClass,
+        head: Bytes,
+        payload: Bytes,
+    },
+}
+
+fn data(o: Outgoing) -> (Out, Instant) {
+    let out = Out::Data {
         class: o.class,
+        head: o.head,
         payload: o.payload,
     };
-    (frame, o.created)
+    (out, o.created)
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -33,6 +33,9 @@ use crate::model::NodeId;
 #[derive(Debug)]
 pub(crate) struct Outgoing {
     pub class: FrameClass,
+    /// Sent right before `payload`, in the same frame (often empty): the
+    /// receiver gets one payload, `head` then `payload`.
+    pub head: Bytes,
     pub payload: Bytes,
     /// When it was queued: a fault-filter delay counts from here.
     pub created: Instant,
