@@ -65,12 +65,22 @@ const DIRECT_TAG: u8 = 1;
 /// The bytes of `Frame::Direct(Direct { id, to, channel, payload })` that
 /// precede the payload's own bytes, for a payload of `payload_len` bytes.
 pub fn direct_head(id: MessageId, to: NodeId, channel: &str, payload_len: usize) -> Bytes {
-    let mut out = Vec::with_capacity(32 + channel.len());
-    out.push(DIRECT_TAG);
-    // A struct is its fields back to back; `Bytes` is a length and the bytes.
-    let out = postcard::to_extend(&(id, to, channel, payload_len), out)
-        .expect("postcard encodes into a Vec");
-    Bytes::from(out)
+    // A struct is its fields back to back; `Bytes` is a length and the
+    // bytes. Encoded on the stack, then one allocation of the exact size.
+    let mut buf = [0u8; 64];
+    buf[0] = DIRECT_TAG;
+    match postcard::to_slice(&(id, to, channel, payload_len), &mut buf[1..]) {
+        Ok(used) => {
+            let n = 1 + used.len();
+            Bytes::copy_from_slice(&buf[..n])
+        }
+        // A long channel name.
+        Err(_) => {
+            let out = postcard::to_extend(&(id, to, channel, payload_len), vec![DIRECT_TAG])
+                .expect("postcard encodes into a Vec");
+            Bytes::from(out)
+        }
+    }
 }
 
 /// Decodes a frame; a point-to-point payload is a slice of `bytes`, not a

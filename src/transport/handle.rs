@@ -209,7 +209,7 @@ impl Transport {
             class,
             head: Bytes::new(),
             payload,
-            created: tokio::time::Instant::now(),
+            created: self.inner.stamp(),
         }) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => match class {
@@ -260,7 +260,7 @@ impl Transport {
             class: FrameClass::Data,
             head,
             payload,
-            created: tokio::time::Instant::now(),
+            created: self.inner.stamp(),
         };
         // Without a timer while there is room (the common case).
         let frame = match queue.try_send(frame) {
@@ -325,6 +325,11 @@ impl Transport {
 }
 
 impl Inner {
+    /// A queued frame's creation time, if the fault filter may need it.
+    fn stamp(&self) -> Option<tokio::time::Instant> {
+        self.config.chaos.then(tokio::time::Instant::now)
+    }
+
     pub fn address(&self, peer: NodeId) -> Option<SocketAddr> {
         let book = self.book.read().unwrap_or_else(|p| p.into_inner());
         book.get(&peer).copied()

@@ -245,9 +245,9 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    /// Writes frames in the order they were created (data and pongs), and a
-    /// ping every `ping_interval`, so that none starves the others even on a
-    /// slow, delayed link. Frames ready at once are gathered and written
+    /// Writes queued frames in order, a pong as soon as the reader asks
+    /// for one, and a ping every `ping_interval`, so that none starves the
+    /// others even on a slow, delayed link. Frames ready at once are gathered and written
     /// together (one vectored write for up to [`FLUSH_BYTES`]); the batch is
     /// written as soon as no further frame is ready.
     async fn run(
@@ -260,7 +260,8 @@ impl Writer<'_> {
         let mut nonce = 0u64;
         let mut held = Held::default();
         loop {
-            let (frame, created) = if Instant::now() >= next_ping {
+            // The clock is read between batches, not per frame.
+            let (frame, created) = if self.batch.is_empty() && Instant::now() >= next_ping {
                 if self.dead() {
                     tracing::info!(peer = self.peer, "closing link: ping timeout");
                     return LinkDownReason::PingTimeout;
@@ -269,12 +270,12 @@ impl Writer<'_> {
                 let now = Instant::now();
                 next_ping = now + interval;
                 *lock(&self.shared.ping) = Some((nonce, now));
-                (Out::Frame(WireFrame::Ping { nonce }), now)
+                (Out::Frame(WireFrame::Ping { nonce }), Some(now))
             } else {
                 if let Err(reason) = held.fill(queue, &mut pongs) {
                     return reason;
                 }
-                match held.take_oldest() {
+                match held.take_next() {
                     Some(f) => f,
                     None if !self.batch.is_empty() => {
                         // Nothing more ready: write what is gathered.
@@ -317,16 +318,18 @@ impl Writer<'_> {
     /// Adds one frame created at `created` to the batch. A delay (fault
     /// filter) holds it until `created + delay`: latency, not a per-frame
     /// pause.
-    async fn add(&mut self, frame: Out, created: Instant) -> std::io::Result<()> {
+    async fn add(&mut self, frame: Out, created: Option<Instant>) -> std::io::Result<()> {
         let verdict = self.inner.faults.judge(self.peer, true);
         if verdict.drop {
             self.counters.dropped("fault");
             return Ok(());
         }
-        let due = created + verdict.delay;
-        if !verdict.delay.is_zero() && due > Instant::now() {
-            self.flush().await?;
-            tokio::time::sleep_until(due).await;
+        if !verdict.delay.is_zero() {
+            let due = created.unwrap_or_else(Instant::now) + verdict.delay;
+            if due > Instant::now() {
+                self.flush().await?;
+                tokio::time::sleep_until(due).await;
+            }
         }
         if let Err(e) = self.batch.push(&frame, self.inner.config.max_frame()) {
             // `try_send` checks sizes, so this is a bug, not the peer's doing.
@@ -442,11 +445,11 @@ impl Batch {
     }
 }
 
-/// The next data frame and pong, taken from their queues so that the
-/// older one goes first.
+/// The next data frame and pong, taken from their queues; the pong
+/// goes first.
 #[derive(Default)]
 struct Held {
-    data: Option<(Out, Instant)>,
+    data: Option<(Out, Option<Instant>)>,
     pong: Option<(WireFrame, Instant)>,
 }
 
@@ -473,11 +476,12 @@ impl Held {
         Ok(())
     }
 
-    fn take_oldest(&mut self) -> Option<(Out, Instant)> {
-        match (&self.data, &self.pong) {
-            (Some(d), Some(p)) if p.1 < d.1 => self.pong.take().map(|(f, t)| (Out::Frame(f), t)),
-            (Some(_), _) => self.data.take(),
-            (None, _) => self.pong.take().map(|(f, t)| (Out::Frame(f), t)),
+    /// The pong if there is one (rare, and its RTT sample wants it
+    /// soon), else the next queued frame.
+    fn take_next(&mut self) -> Option<(Out, Option<Instant>)> {
+        match self.pong.take() {
+            Some((f, t)) => Some((Out::Frame(f), Some(t))),
+            None => self.data.take(),
         }
     }
 }
@@ -495,7 +499,7 @@ enum Out {
     },
 }
 
-fn data(o: Outgoing) -> (Out, Instant) {
+fn data(o: Outgoing) -> (Out, Option<Instant>) {
     let out = Out::Data {
         class: o.class,
         head: o.head,

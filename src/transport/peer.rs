@@ -37,8 +37,10 @@ pub(crate) struct Outgoing {
     /// receiver gets one payload, `head` then `payload`.
     pub head: Bytes,
     pub payload: Bytes,
-    /// When it was queued: a fault-filter delay counts from here.
-    pub created: Instant,
+    /// When it was queued: a fault-filter delay counts from here. `None`
+    /// when the fault filter is off (chaos disabled): nothing is delayed
+    /// then, and the clock is not read per frame.
+    pub created: Option<Instant>,
 }
 
 type Queue = Arc<AsyncMutex<mpsc::Receiver<Outgoing>>>;
