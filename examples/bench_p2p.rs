@@ -11,7 +11,8 @@
 //! Both nodes run in this process (one tokio runtime, `--threads` worker
 //! threads) with the real TCP data plane on 127.0.0.1, as a 2-node cluster
 //! on full_mesh. Throughput: one pipelined sender (`ExecutorHandle::send`
-//! in a loop, waiting only for queue space) for `--secs`, one subscriber
+//! in a loop) for `--secs`, with at most `--window` messages in flight
+//! (the receiver returns credits every 64 messages), one subscriber
 //! counting what arrives; the rate is messages received over the time from
 //! the first send to the last receipt. Latency: ping-pong, node 1 sends,
 //! node 2's subscriber echoes with `send`, node 1 measures the round trip.
@@ -46,6 +47,13 @@ struct Args {
     /// Worker threads of the tokio runtime.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Messages in flight at most (sent, not yet received) in the topod
+    /// throughput run; 0 for none. A subscription drops what it cannot
+    /// keep up with (`Lagged`), where TCP's own flow control holds the
+    /// plain-TCP sender back: the window is the equivalent. Default: half
+    /// the default subscriber queue (4096).
+    #[arg(long, default_value_t = 2048)]
+    window: usize,
     /// Run only `node` or only `tcp`.
     #[arg(long)]
     only: Option<String>,
@@ -93,7 +101,7 @@ async fn run(args: Args) -> Result<()> {
     if want("node") {
         let c = cluster::Cluster::start(2).await?;
         for &size in &sizes {
-            let mut r = node_throughput(c.exec(1), c.exec(2), size, secs).await?;
+            let mut r = node_throughput(c.exec(1), c.exec(2), size, secs, args.window).await?;
             let (p50, p99) = node_latency(c.exec(1), c.exec(2), size, args.pings).await?;
             (r.p50_us, r.p99_us) = (p50, p99);
             rows.push(r);
@@ -149,30 +157,62 @@ async fn node_throughput(
     b: &ExecutorHandle,
     size: usize,
     secs: Duration,
+    window: usize,
 ) -> Result<Row> {
     let channel = format!("tp-{size}");
+    // Credits for the sender, returned by the receiver in batches.
+    let credits = std::sync::Arc::new(tokio::sync::Semaphore::new(if window == 0 {
+        tokio::sync::Semaphore::MAX_PERMITS
+    } else {
+        window
+    }));
+    let returned = credits.clone();
     let mut sub = b.subscribe(&channel).await?;
     let payload = Bytes::from(vec![7u8; size]);
     let start = Instant::now();
     let counter = tokio::spawn(async move {
         let (mut got, mut lagged, mut last) = (0u64, 0u64, Instant::now());
-        // Ends when nothing arrived for a second after the sender stopped.
-        while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(1), sub.recv()).await {
+        // Ends at the sender's empty end marker (the newest message, so a
+        // lagging subscriber still gets it), or after a generous deadline.
+        let deadline = tokio::time::sleep(secs + Duration::from_secs(30));
+        tokio::pin!(deadline);
+        loop {
+            let ev = tokio::select! {
+                ev = sub.recv() => ev,
+                _ = &mut deadline => break,
+            };
             match ev {
-                Event::Message(_) => got += 1,
-                Event::Lagged(n) => lagged += n,
+                Some(Event::Message(m)) if m.payload.is_empty() => {
+                    last = Instant::now();
+                    break;
+                }
+                Some(Event::Message(_)) => {
+                    got += 1;
+                    if got % 64 == 0 {
+                        returned.add_permits(64);
+                    }
+                }
+                Some(Event::Lagged(n)) => lagged += n,
+                None => break,
             }
-            last = Instant::now();
+            // A clock read per message would cost the receiver ~5 %.
+            if got % 64 == 0 {
+                last = Instant::now();
+            }
         }
         (got, lagged, last)
     });
     let mut sent = 0u64;
     while start.elapsed() < secs {
+        if window > 0 {
+            credits.acquire_many(64).await?.forget();
+        }
         for _ in 0..64 {
             a.send(b.node_id(), &channel, payload.clone()).await?;
         }
         sent += 64;
     }
+    a.send(b.node_id(), &channel, Bytes::new()).await?;
     let (received, lagged, last) = counter.await?;
     Ok(Row {
         path: "topod send/subscribe",
@@ -269,7 +309,9 @@ async fn tcp_throughput(size: usize, secs: Duration) -> Result<Row> {
         while let Some(f) = read_frame(&mut b, &mut buf).await? {
             std::hint::black_box(f);
             got += 1;
-            last = Instant::now();
+            if got % 64 == 0 {
+                last = Instant::now();
+            }
         }
         anyhow::Ok((got, last))
     });
