@@ -204,17 +204,22 @@ impl Transport {
         payload: Bytes,
     ) -> Result<(), SendError> {
         self.check_size(payload.len())?;
-        let (queue, counters) = self.inner.queue_of(peer, false)?;
-        match queue.try_send(Outgoing {
+        if self.inner.cancel.is_cancelled() {
+            return Err(SendError::Closed);
+        }
+        let frame = Outgoing {
             class,
             head: Bytes::new(),
             payload,
             created: self.inner.stamp(),
-        }) {
+        };
+        let peers = self.inner.lock_peers();
+        let e = peers.get(&peer).ok_or(SendError::UnknownPeer { peer })?;
+        match e.queue.try_send(frame) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => match class {
                 FrameClass::Control => {
-                    counters.dropped("queue_full");
+                    e.counters.dropped("queue_full");
                     Err(SendError::QueueFull { peer })
                 }
                 FrameClass::Data => Err(SendError::Backpressure { peer }),
@@ -228,8 +233,7 @@ impl Transport {
     /// `connect`, or if the peer is disconnected while waiting.
     pub async fn send(&self, peer: NodeId, payload: Bytes) -> Result<(), SendError> {
         self.check_size(payload.len())?;
-        let (queue, _) = self.inner.queue_of(peer, false)?;
-        self.queue_data(peer, &queue, Bytes::new(), payload).await
+        self.queue_data(peer, false, Bytes::new(), payload).await
     }
 
     /// Like [`Transport::send`], for a frame whose payload is `head`
@@ -245,14 +249,13 @@ impl Transport {
         body: Bytes,
     ) -> Result<(), SendError> {
         self.check_size(head.len() + body.len())?;
-        let (queue, _) = self.inner.queue_of(peer, true)?;
-        self.queue_data(peer, &queue, head, body).await
+        self.queue_data(peer, true, head, body).await
     }
 
     async fn queue_data(
         &self,
         peer: NodeId,
-        queue: &mpsc::Sender<Outgoing>,
+        standing: bool,
         head: Bytes,
         payload: Bytes,
     ) -> Result<(), SendError> {
@@ -262,13 +265,24 @@ impl Transport {
             payload,
             created: self.inner.stamp(),
         };
-        // Without a timer while there is room (the common case).
-        let frame = match queue.try_send(frame) {
-            Ok(()) => return Ok(()),
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                return Err(SendError::UnknownPeer { peer })
+        // Queued under the peer map's lock while there is room (the common
+        // case): no clone of the queue's sender, no timer.
+        let (queue, frame) = {
+            if self.inner.cancel.is_cancelled() {
+                return Err(SendError::Closed);
             }
-            Err(mpsc::error::TrySendError::Full(frame)) => frame,
+            let peers = self.inner.lock_peers();
+            let e = peers
+                .get(&peer)
+                .filter(|e| !standing || *e.standing.borrow())
+                .ok_or(SendError::UnknownPeer { peer })?;
+            match e.queue.try_send(frame) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    return Err(SendError::UnknownPeer { peer })
+                }
+                Err(mpsc::error::TrySendError::Full(frame)) => (e.queue.clone(), frame),
+            }
         };
         let after = self.inner.config.send_timeout();
         tokio::select! {
@@ -337,24 +351,6 @@ impl Inner {
 
     pub fn lock_peers(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, PeerEntry>> {
         self.peers.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// `peer`'s send queue and counters; with `standing`, only if the
-    /// peer has a standing `connect`.
-    fn queue_of(
-        &self,
-        peer: NodeId,
-        standing: bool,
-    ) -> Result<(mpsc::Sender<Outgoing>, Arc<PeerCounters>), SendError> {
-        if self.cancel.is_cancelled() {
-            return Err(SendError::Closed);
-        }
-        let peers = self.lock_peers();
-        let e = peers
-            .get(&peer)
-            .filter(|e| !standing || *e.standing.borrow())
-            .ok_or(SendError::UnknownPeer { peer })?;
-        Ok((e.queue.clone(), e.counters.clone()))
     }
 
     /// Registers `peer` and starts its task, optionally with an incoming
