@@ -41,6 +41,8 @@ const FLUSH_BYTES: usize = 256 * 1024;
 /// are written from their own memory, bytes (guess: a copy of 8 KiB costs
 /// less than an extra iovec and its bookkeeping).
 const COPY_MAX: usize = 8 * 1024;
+/// First capacity of a link's batch buffer, bytes.
+const STAGED_INITIAL: usize = 16 * 1024;
 /// Pieces of one vectored write at most (far below `IOV_MAX`).
 const MAX_PARTS: usize = 64;
 
@@ -362,7 +364,8 @@ struct Batch {
 impl Batch {
     fn new() -> Self {
         Batch {
-            staged: BytesMut::with_capacity(FLUSH_BYTES),
+            // Grows with the traffic; an idle link keeps little.
+            staged: BytesMut::with_capacity(STAGED_INITIAL),
             parts: VecDeque::new(),
             bytes: 0,
             frames: 0,
