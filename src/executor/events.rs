@@ -8,7 +8,7 @@ use super::actor::{Actor, Second};
 use super::check::{Check, CheckKind};
 use super::handle::{Cmd, Delivery};
 use super::instance::Instance;
-use super::wire::{decode, encode, Direct, Frame};
+use super::wire::{decode_frame, encode, Direct, Frame};
 use crate::control::executor::ExecError;
 use crate::model::{NodeId, Topology};
 use crate::overlay::any::AnyMessage;
@@ -76,7 +76,11 @@ impl Actor {
                 peer,
                 channel,
                 data,
-            } => self.send_direct(peer, channel, data).await,
+                done,
+            } => {
+                self.send_direct(peer, channel, data).await;
+                super::handle::sent(done);
+            }
             Cmd::Subscribe { channel, reply } => {
                 let cap = self.cfg.subscriber_queue_len as usize;
                 let rx = self.subscriber(&channel, cap);
@@ -357,7 +361,7 @@ impl Actor {
     }
 
     async fn on_frame(&mut self, from: NodeId, payload: bytes::Bytes) {
-        let frame: Frame = match decode("frame", &payload) {
+        let frame = match decode_frame(&payload) {
             Ok(f) => f,
             Err(e) => {
                 self.counters.undecodable_frames += 1;

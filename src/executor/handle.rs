@@ -1,15 +1,20 @@
 //! [`ExecutorHandle`]: the cloneable handle to a node's executor task. It
 //! implements the control plane's [`Executor`] and the channels API
 //! (`broadcast`, `send`, `subscribe`); every call is a command on the
-//! task's bounded queue.
+//! task's bounded queue, except the hot path of `send`: a point-to-point
+//! message to a peer this node already keeps a standing link to goes
+//! straight into the transport's queue for that peer (see
+//! [`ExecutorHandle::send`]).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use super::status::ExecStatus;
+use super::status::{ExecCounters, ExecStatus};
+use super::wire;
 use crate::control::applied::AppliedRx;
 use crate::control::executor::{ExecError, Executor};
 use crate::model::{NodeId, OverlayConfig, Topology, TransitionId};
@@ -86,6 +91,8 @@ pub(crate) enum Cmd {
         peer: NodeId,
         channel: String,
         data: Bytes,
+        /// Told once the frame is queued in the transport (or failed).
+        done: Option<oneshot::Sender<()>>,
     },
     Subscribe {
         channel: String,
@@ -93,10 +100,44 @@ pub(crate) enum Cmd {
     },
 }
 
+/// What the handles and the executor task share.
+#[derive(Debug, Default)]
+pub(crate) struct SendShared {
+    /// The last message sequence number used by this node: ids stay
+    /// unique whether the task or a handle sends.
+    seq: AtomicU64,
+    /// Point-to-point messages the handles queued themselves.
+    direct_sent: AtomicU64,
+}
+
+impl SendShared {
+    pub fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The task's counters with the handles' sends added.
+    pub fn counters(&self, task: &ExecCounters) -> ExecCounters {
+        let mut c = task.clone();
+        c.direct_sent += self.direct_sent.load(Ordering::Relaxed);
+        c
+    }
+}
+
+/// Tells a waiting `send` that its command was carried out.
+pub(crate) fn sent(done: Option<oneshot::Sender<()>>) {
+    if let Some(tx) = done {
+        if tx.send(()).is_err() {
+            tracing::debug!("sender gone before its send was queued");
+        }
+    }
+}
+
 /// The handle to a node's executor. Cheap to clone.
 #[derive(Clone)]
 pub struct ExecutorHandle {
     pub(crate) me: NodeId,
+    pub(crate) incarnation: u32,
+    pub(crate) shared: Arc<SendShared>,
     pub(crate) cmds: mpsc::Sender<Cmd>,
     pub(crate) status: watch::Receiver<Arc<ExecStatus>>,
     pub(crate) applied: AppliedRx,
@@ -196,21 +237,76 @@ impl ExecutorHandle {
     }
 
     fn check_peer(&self, peer: NodeId) -> Result<(), ChannelError> {
-        if !self.applied.borrow().members().contains(&peer) {
+        let applied = self.applied.borrow();
+        if !applied
+            .membership
+            .membership()
+            .nodes()
+            .any(|(id, _)| *id == peer)
+        {
             return Err(ChannelError::UnknownPeer { peer });
         }
         Ok(())
     }
 
     /// Sends `data` on `channel` to `peer`; waits for queue space.
+    ///
+    /// When this node keeps a standing link to `peer` (an overlay link or
+    /// a direct link opened by an earlier send) and the message goes
+    /// straight to it (every topology but client_server, where a client's
+    /// message to another client goes through a server), the handle
+    /// encodes the frame and queues it in the transport itself: no trip
+    /// through the executor task, and no copy of `data`. Otherwise the
+    /// task sends it (opening the link, choosing the route), and this call
+    /// returns once it has, so a later send from the same caller never
+    /// overtakes it. Either way the message id comes from the node's one
+    /// sequence, so the receiver's dedup sees each message once.
     pub async fn send(&self, peer: NodeId, channel: &str, data: Bytes) -> Result<(), ChannelError> {
         self.check_peer(peer)?;
+        if self.sends_directly(peer) {
+            let id = MessageId {
+                origin: self.me,
+                incarnation: self.incarnation,
+                seq: self.shared.next_seq(),
+            };
+            let head = wire::direct_head(id, peer, channel, data.len());
+            match self
+                .transport
+                .send_connected(peer, head, data.clone())
+                .await
+            {
+                Ok(()) => {
+                    self.shared.direct_sent.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                // No standing link (yet, or any more), or a failure the
+                // task reports and counts: the task takes over.
+                Err(e) => tracing::trace!(peer, error = %e, "send through the executor task"),
+            }
+        }
+        let (done, rx) = oneshot::channel();
         let cmd = Cmd::Send {
             peer,
             channel: channel.to_string(),
             data,
+            done: Some(done),
         };
-        self.cmds.send(cmd).await.map_err(|_| ChannelError::Stopped)
+        self.cmds
+            .send(cmd)
+            .await
+            .map_err(|_| ChannelError::Stopped)?;
+        rx.await.map_err(|_| ChannelError::Stopped)
+    }
+
+    /// Whether a message to `peer` goes straight to it (see `send`).
+    fn sends_directly(&self, peer: NodeId) -> bool {
+        peer != self.me
+            && self
+                .status
+                .borrow()
+                .current
+                .as_ref()
+                .is_some_and(|c| c.topology != Topology::ClientServer)
     }
 
     /// Like [`ExecutorHandle::send`], but fails with `Backpressure`
@@ -221,6 +317,7 @@ impl ExecutorHandle {
             peer,
             channel: channel.to_string(),
             data,
+            done: None,
         };
         self.cmds.try_send(cmd).map_err(queue_err)
     }

@@ -81,10 +81,20 @@ pub fn start(
         counters: Default::default(),
     };
     let (status_tx, status_rx) = watch::channel(Arc::new(initial));
-    let actor = actor::Actor::new(me, incarnation, config, transport.clone(), status_tx);
+    let shared = Arc::new(handle::SendShared::default());
+    let actor = actor::Actor::new(
+        me,
+        incarnation,
+        config,
+        transport.clone(),
+        status_tx,
+        shared.clone(),
+    );
     tracker.spawn(actor.run(cmd_rx, events, applied.clone(), cancel));
     ExecutorHandle {
         me,
+        incarnation,
+        shared,
         cmds: cmd_tx,
         status: status_rx,
         applied,

@@ -203,17 +203,23 @@ impl Transport {
         class: FrameClass,
         payload: Bytes,
     ) -> Result<(), SendError> {
-        self.check_size(&payload)?;
-        let (queue, counters) = self.inner.queue_of(peer)?;
-        match queue.try_send(Outgoing {
+        self.check_size(payload.len())?;
+        if self.inner.cancel.is_cancelled() {
+            return Err(SendError::Closed);
+        }
+        let frame = Outgoing {
             class,
+            head: Bytes::new(),
             payload,
-            created: tokio::time::Instant::now(),
-        }) {
+            created: self.inner.stamp(),
+        };
+        let peers = self.inner.lock_peers();
+        let e = peers.get(&peer).ok_or(SendError::UnknownPeer { peer })?;
+        match e.queue.try_send(frame) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => match class {
                 FrameClass::Control => {
-                    counters.dropped("queue_full");
+                    e.counters.dropped("queue_full");
                     Err(SendError::QueueFull { peer })
                 }
                 FrameClass::Data => Err(SendError::Backpressure { peer }),
@@ -226,14 +232,59 @@ impl Transport {
     /// `send_timeout_ms`. Fails at once if there is no link or standing
     /// `connect`, or if the peer is disconnected while waiting.
     pub async fn send(&self, peer: NodeId, payload: Bytes) -> Result<(), SendError> {
-        self.check_size(&payload)?;
-        let (queue, _) = self.inner.queue_of(peer)?;
-        let after = self.inner.config.send_timeout();
+        self.check_size(payload.len())?;
+        self.queue_data(peer, false, Bytes::new(), payload).await
+    }
+
+    /// Like [`Transport::send`], for a frame whose payload is `head`
+    /// followed by `body`: the two are sent back to back, never joined in
+    /// memory, and the peer receives one payload. Only to a peer with a
+    /// standing [`Transport::connect`]: without one (a peer known only by
+    /// its incoming link, or not at all) nothing is queued and the answer
+    /// is [`SendError::UnknownPeer`].
+    pub async fn send_connected(
+        &self,
+        peer: NodeId,
+        head: Bytes,
+        body: Bytes,
+    ) -> Result<(), SendError> {
+        self.check_size(head.len() + body.len())?;
+        self.queue_data(peer, true, head, body).await
+    }
+
+    async fn queue_data(
+        &self,
+        peer: NodeId,
+        standing: bool,
+        head: Bytes,
+        payload: Bytes,
+    ) -> Result<(), SendError> {
         let frame = Outgoing {
             class: FrameClass::Data,
+            head,
             payload,
-            created: tokio::time::Instant::now(),
+            created: self.inner.stamp(),
         };
+        // Queued under the peer map's lock while there is room (the common
+        // case): no clone of the queue's sender, no timer.
+        let (queue, frame) = {
+            if self.inner.cancel.is_cancelled() {
+                return Err(SendError::Closed);
+            }
+            let peers = self.inner.lock_peers();
+            let e = peers
+                .get(&peer)
+                .filter(|e| !standing || *e.standing.borrow())
+                .ok_or(SendError::UnknownPeer { peer })?;
+            match e.queue.try_send(frame) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    return Err(SendError::UnknownPeer { peer })
+                }
+                Err(mpsc::error::TrySendError::Full(frame)) => (e.queue.clone(), frame),
+            }
+        };
+        let after = self.inner.config.send_timeout();
         tokio::select! {
             r = tokio::time::timeout(after, queue.send(frame)) => match r {
                 Ok(Ok(())) => Ok(()),
@@ -289,19 +340,21 @@ impl Transport {
         self.inner.tracker.wait().await;
     }
 
-    fn check_size(&self, payload: &Bytes) -> Result<(), SendError> {
+    fn check_size(&self, len: usize) -> Result<(), SendError> {
         let max = self.inner.config.max_frame();
-        if payload.len().saturating_add(DATA_OVERHEAD) > max {
-            return Err(SendError::TooLarge {
-                len: payload.len(),
-                max,
-            });
+        if len.saturating_add(DATA_OVERHEAD) > max {
+            return Err(SendError::TooLarge { len, max });
         }
         Ok(())
     }
 }
 
 impl Inner {
+    /// A queued frame's creation time, if the fault filter may need it.
+    fn stamp(&self) -> Option<tokio::time::Instant> {
+        self.config.chaos.then(tokio::time::Instant::now)
+    }
+
     pub fn address(&self, peer: NodeId) -> Option<SocketAddr> {
         let book = self.book.read().unwrap_or_else(|p| p.into_inner());
         book.get(&peer).copied()
@@ -309,18 +362,6 @@ impl Inner {
 
     pub fn lock_peers(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, PeerEntry>> {
         self.peers.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn queue_of(
-        &self,
-        peer: NodeId,
-    ) -> Result<(mpsc::Sender<Outgoing>, Arc<PeerCounters>), SendError> {
-        if self.cancel.is_cancelled() {
-            return Err(SendError::Closed);
-        }
-        let peers = self.lock_peers();
-        let e = peers.get(&peer).ok_or(SendError::UnknownPeer { peer })?;
-        Ok((e.queue.clone(), e.counters.clone()))
     }
 
     /// Registers `peer` and starts its task, optionally with an incoming

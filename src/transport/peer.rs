@@ -33,9 +33,14 @@ use crate::model::NodeId;
 #[derive(Debug)]
 pub(crate) struct Outgoing {
     pub class: FrameClass,
+    /// Sent right before `payload`, in the same frame (often empty): the
+    /// receiver gets one payload, `head` then `payload`.
+    pub head: Bytes,
     pub payload: Bytes,
-    /// When it was queued: a fault-filter delay counts from here.
-    pub created: Instant,
+    /// When it was queued: a fault-filter delay counts from here. `None`
+    /// when the fault filter is off (chaos disabled): nothing is delayed
+    /// then, and the clock is not read per frame.
+    pub created: Option<Instant>,
 }
 
 type Queue = Arc<AsyncMutex<mpsc::Receiver<Outgoing>>>;

@@ -58,20 +58,21 @@ pub(crate) struct PeerCounters {
 }
 
 impl PeerCounters {
-    pub fn received(&self, bytes: usize) {
-        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
-        self.frames_in.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("topod_transport_bytes_total", "direction" => "in")
-            .increment(bytes as u64);
-        metrics::counter!("topod_transport_frames_total", "direction" => "in").increment(1);
+    /// `frames` frames of `bytes` in all received (the link's reader and
+    /// writer count once per batch, not per frame).
+    pub fn received_many(&self, frames: u64, bytes: u64) {
+        self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+        self.frames_in.fetch_add(frames, Ordering::Relaxed);
+        metrics::counter!("topod_transport_bytes_total", "direction" => "in").increment(bytes);
+        metrics::counter!("topod_transport_frames_total", "direction" => "in").increment(frames);
     }
 
-    pub fn sent(&self, bytes: usize) {
-        self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
-        self.frames_out.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("topod_transport_bytes_total", "direction" => "out")
-            .increment(bytes as u64);
-        metrics::counter!("topod_transport_frames_total", "direction" => "out").increment(1);
+    /// `frames` frames of `bytes` in all sent, once per batch.
+    pub fn sent_many(&self, frames: u64, bytes: u64) {
+        self.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+        self.frames_out.fetch_add(frames, Ordering::Relaxed);
+        metrics::counter!("topod_transport_bytes_total", "direction" => "out").increment(bytes);
+        metrics::counter!("topod_transport_frames_total", "direction" => "out").increment(frames);
     }
 
     pub fn dropped(&self, reason: &'static str) {
