@@ -4,7 +4,8 @@
 //! topologies in turn. For each switch it measures the time from the API
 //! call (`POST /v1/topology/switch` to a follower, forwarded to the
 //! leader) until every node's executor reports `Steady` and verified on
-//! the new overlay instance.
+//! the new overlay instance. It also prints when the leader's applied
+//! state showed the transition committed.
 //!
 //! ```text
 //! cargo run --release --example bench_switch -- [SWITCHES] [NODES]
@@ -41,6 +42,7 @@ async fn main() {
     c.wait_steady_on(topod::model::Topology::FullMesh).await;
     let api = c.node(2).api_addr(); // a follower: the call is forwarded
     let mut times: Vec<(String, Duration)> = Vec::new();
+    let mut commits: Vec<Duration> = Vec::new();
     let mut aborted = 0;
     for k in 0..switches {
         let target = CYCLE[k % CYCLE.len()];
@@ -57,6 +59,7 @@ async fn main() {
             let id = v["transition_id"].as_u64().expect("transition id");
             // Every node Steady and verified on instance `id`, or the
             // transition aborted.
+            let mut committed_at = None;
             let outcome = loop {
                 let done = c.running().iter().all(|&n| {
                     let s = c.status(n);
@@ -68,8 +71,14 @@ async fn main() {
                 let a = c.node(1).applied().borrow().clone();
                 let rec = a.state.history.iter().find(|r| r.id == id).cloned();
                 if let Some(r) = rec {
-                    if matches!(r.outcome, topod::model::Outcome::Aborted { .. }) {
-                        break Err(format!("{:?}", r.outcome));
+                    match r.outcome {
+                        topod::model::Outcome::Aborted { .. } => {
+                            break Err(format!("{:?}", r.outcome))
+                        }
+                        topod::model::Outcome::Committed { .. } if committed_at.is_none() => {
+                            committed_at = Some(t0.elapsed())
+                        }
+                        _ => {}
                     }
                 }
                 assert!(t0.elapsed() < Duration::from_secs(60), "switch {id} hung");
@@ -77,8 +86,15 @@ async fn main() {
             };
             match outcome {
                 Ok(t) => {
-                    println!("switch {:2} -> {target:13} {:7.1} ms", k + 1, ms(t));
+                    let c = committed_at.unwrap_or(t);
+                    println!(
+                        "switch {:2} -> {target:13} {:7.1} ms (committed at {:6.1} ms)",
+                        k + 1,
+                        ms(t),
+                        ms(c)
+                    );
                     times.push((target.to_string(), t));
+                    commits.push(c);
                     break;
                 }
                 Err(why) => {
@@ -95,6 +111,7 @@ async fn main() {
     println!("{nodes} nodes, {switches} switches ({aborted} aborted and retried):");
     let all: Vec<Duration> = times.iter().map(|(_, t)| *t).collect();
     report("all", &all);
+    report("(committed)", &commits);
     for t in CYCLE {
         let d: Vec<Duration> = times
             .iter()

@@ -179,7 +179,9 @@ impl Actor {
             if now < check.watch_until {
                 // Watching after a cut-over: another round soon.
                 check.probing = None;
-                check.next_round = Some(now + self.cfg.probe_interval());
+                // The last round ends the watch: it runs at its end.
+                let next = (now + self.cfg.probe_interval()).min(check.watch_until);
+                check.next_round = Some(next);
                 self.check = Some(check);
                 return;
             }
