@@ -67,12 +67,18 @@ async fn a_cut_over_that_turns_unhealthy_is_rolled_back() {
         };
         c.exec(id).set_faults(rules).expect("chaos mode is on");
     }
-    // The leader proposes the rollback; then the network heals so that it
-    // can prepare everywhere.
-    let rollback = wait_for_rollback(&c, of).await;
+    // Once node 5 has found the new overlay unhealthy, the network heals,
+    // so that the rollback the leader proposes can prepare everywhere (a
+    // node still cut off would fail its prepare and the rollback would
+    // abort).
+    wait_until("node 5 finds the new overlay unhealthy", DEADLINE, || {
+        c.status(5).last_failure.is_some()
+    })
+    .await;
     for id in c.running() {
         c.exec(id).clear_faults().expect("chaos mode is on");
     }
+    let rollback = wait_for_rollback(&c, of).await;
     let path = format!("/v1/transitions/{rollback}");
     wait_until_http(&c, &path, |t| t["status"] == "committed").await;
     c.wait_steady_on(Topology::FullMesh).await;
