@@ -22,7 +22,7 @@
 //! | `topod_overlay_links` | gauge | `role` (current, other), `instance`, `topology` |
 //! | `topod_overlay_eager_peers` | gauge (pub_sub) | `role`, `instance`, `topology` |
 //! | `topod_executor_state` | gauge: 1 for the state the executor is in | `state` |
-//! | `topod_executor_messages_total` | counter | `kind` (broadcast_sent, direct_sent, delivered, duplicate_dropped, send_failed, undecodable) |
+//! | `topod_executor_messages_total` | counter | `kind` (broadcast_sent, direct_sent, delivered, duplicate_dropped, send_failed, undecodable, repair_requested, repair_sent, repaired, unrecoverable) |
 //!
 //! Recorded on the hot path by the executor instead (not repeated here):
 //! `topod_executor_overlay_rtt_seconds{peer}` (histogram of every ping),
@@ -233,6 +233,10 @@ fn executor(out: &mut String, status: &ExecStatus) {
         ("duplicate_dropped", c.duplicates_dropped),
         ("send_failed", c.send_failures),
         ("undecodable", c.undecodable_frames),
+        ("repair_requested", c.repairs_requested),
+        ("repair_sent", c.repairs_sent),
+        ("repaired", c.repaired),
+        ("unrecoverable", c.unrecoverable),
     ] {
         fam.sample(name, &[("kind", kind)], v as f64);
     }

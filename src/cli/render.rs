@@ -338,6 +338,14 @@ pub fn node_stats_rows(s: &NodeStats) -> Vec<Vec<String>> {
             "probes ok / failed",
             format!("{} / {}", c.probes_ok, c.probes_failed),
         ),
+        kv(
+            "repairs asked / sent / delivered",
+            format!(
+                "{} / {} / {}",
+                c.repairs_requested, c.repairs_sent, c.repaired
+            ),
+        ),
+        kv("broadcasts unrecoverable", c.unrecoverable),
     ]
 }
 

@@ -139,7 +139,6 @@ impl Actor {
                 });
                 if self.counters.delivered > before {
                     self.counters.repaired += 1;
-                    metrics::counter!("topod_executor_broadcasts_repaired_total").increment(1);
                 }
             }
             RepairKind::Gone { incarnation, below } => {
@@ -188,8 +187,6 @@ impl Actor {
         let now = self.repair.inbox.unrecoverable;
         if now > before {
             self.counters.unrecoverable += now - before;
-            metrics::counter!("topod_executor_broadcasts_unrecoverable_total")
-                .increment(now - before);
             self.mark_dirty();
         }
     }

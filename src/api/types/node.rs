@@ -181,6 +181,14 @@ pub struct CountersView {
     /// Verification probes that passed.
     pub probes_ok: u64,
     pub probes_failed: u64,
+    /// Broadcasts asked for again after a gap (gap repair).
+    pub repairs_requested: u64,
+    /// Own broadcasts resent on request.
+    pub repairs_sent: u64,
+    /// Broadcasts delivered through a repair (the overlay lost them).
+    pub repaired: u64,
+    /// Broadcasts given up: their origin no longer kept them.
+    pub unrecoverable: u64,
 }
 
 impl From<&ExecCounters> for CountersView {
@@ -195,6 +203,10 @@ impl From<&ExecCounters> for CountersView {
             send_failures: c.send_failures,
             probes_ok: c.probes_ok,
             probes_failed: c.probes_failed,
+            repairs_requested: c.repairs_requested,
+            repairs_sent: c.repairs_sent,
+            repaired: c.repaired,
+            unrecoverable: c.unrecoverable,
         }
     }
 }
