@@ -86,6 +86,8 @@ pub(crate) struct Actor {
     pub repair: RepairState,
     /// When full-mesh overlays are next checked for members they lack.
     pub next_mesh_check: Instant,
+    /// When a steady HyParView/Plumtree overlay is next health-checked.
+    pub next_health: Instant,
     status: watch::Sender<Arc<ExecStatus>>,
     dirty: bool,
     out: Vec<OutEvent<AnyMessage, AnyTimer>>,
@@ -131,6 +133,7 @@ impl Actor {
             published: ExecCounters::default(),
             repair,
             next_mesh_check: Instant::now(),
+            next_health: Instant::now(),
             status,
             dirty: true,
             out: Vec::new(),

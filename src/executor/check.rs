@@ -19,6 +19,11 @@ use crate::overlay::{Command, InEvent, MessageId, Protocol};
 pub enum CheckKind {
     Prepare,
     Verify,
+    /// A periodic check of a steady HyParView/Plumtree overlay: nobody
+    /// waits for it; a probe that misses members makes this node join
+    /// through one of them (which heals a split graph), and a failure is
+    /// recorded in the status (`last_failure`, `probes_failed`).
+    Health,
 }
 
 /// The probing stage: one round of probes, re-sent every probe interval
@@ -77,7 +82,7 @@ impl Check {
         let now = Instant::now();
         let watch_until = match kind {
             CheckKind::Verify => now + watch,
-            CheckKind::Prepare => now,
+            CheckKind::Prepare | CheckKind::Health => now,
         };
         Check {
             kind,

@@ -50,6 +50,12 @@ pub struct ExecutorConfig {
     /// the switch back), ms. 0..=600_000. Default 250 (guess: about the
     /// drain; longer catches more, but delays `Verified`).
     pub watch_ms: u64,
+    /// A steady HyParView or Plumtree overlay is probed this often; a probe
+    /// that misses members makes the node join through one of them, which
+    /// heals a split graph, ms. 0 (never) or 100..=3_600_000. Default 5000
+    /// (guess: a split is healed within seconds, at one broadcast per node
+    /// per period).
+    pub health_interval_ms: u64,
     /// While this node broadcasts, it tells every live member its latest
     /// broadcast number this often, ms (gap repair). 10..=60_000. Default
     /// 200 (guess: a lost tail is noticed within a few hundred ms).
@@ -80,6 +86,7 @@ impl Default for ExecutorConfig {
             subscriber_queue_len: 4096,
             early_frames: 4096,
             watch_ms: 250,
+            health_interval_ms: 5000,
             summary_interval_ms: 200,
             repair_delay_ms: 300,
             repair_buffer_messages: 16_384,
@@ -141,6 +148,14 @@ impl ExecutorConfig {
         )?;
         check_range("executor.early_frames", self.early_frames, 0, 1_000_000)?;
         check_range("executor.watch_ms", self.watch_ms, 0, 600_000)?;
+        if self.health_interval_ms != 0 {
+            check_range(
+                "executor.health_interval_ms",
+                self.health_interval_ms,
+                100,
+                3_600_000,
+            )?;
+        }
         check_range(
             "executor.summary_interval_ms",
             self.summary_interval_ms,
@@ -179,6 +194,10 @@ impl ExecutorConfig {
     }
     pub fn probe_interval(&self) -> Duration {
         ms(self.probe_interval_ms)
+    }
+    /// `None`: no periodic health check.
+    pub fn health_interval(&self) -> Option<Duration> {
+        (self.health_interval_ms > 0).then(|| ms(self.health_interval_ms))
     }
     pub fn watch(&self) -> Duration {
         ms(self.watch_ms)

@@ -288,6 +288,37 @@ impl Actor {
         }
     }
 
+    /// Starts the periodic check of a steady HyParView/Plumtree overlay
+    /// when it is due and nothing else is being checked.
+    fn start_health_check(&mut self) {
+        let Some(every) = self.cfg.health_interval() else {
+            return;
+        };
+        let now = Instant::now();
+        if now < self.next_health || self.check.is_some() || self.second != Second::None {
+            return;
+        }
+        self.next_health = now + every;
+        let Some(cur) = self
+            .current
+            .as_ref()
+            .filter(|c| matches!(c.topology, Topology::HyParView | Topology::PubSub))
+            .map(|c| c.id)
+        else {
+            return;
+        };
+        // Nobody waits for the answer.
+        let (reply, _) = tokio::sync::oneshot::channel();
+        self.check = Some(Check::new(
+            CheckKind::Health,
+            cur,
+            self.live(),
+            self.cfg.form_timeout(),
+            self.cfg.watch(),
+            reply,
+        ));
+    }
+
     /// Every half second: a full mesh that lacks a member whose link is up
     /// joins it again (its join may have been lost while the link was
     /// failing; the overlay itself re-probes only after `probe_after`).
@@ -466,6 +497,7 @@ impl Actor {
                 }
             }
         }
+        self.start_health_check();
         self.advance_check().await;
         self.repair_round().await;
         self.complete_meshes().await;
