@@ -17,7 +17,8 @@
 //! - [`transport`] — the data plane's node-to-node transport: TCP and
 //!   in-memory links, framing, handshake, pings, fault filter.
 //! - [`executor`] — the data plane's executor: runs the overlays on the
-//!   transport, phased switches, channels (`broadcast`, `send`, `subscribe`).
+//!   transport, phased switches, channels (`broadcast`, `send`, `subscribe`)
+//!   with duplicate suppression and gap repair of broadcasts.
 //! - [`control`] — openraft types, sled storage, Raft RPC, proposer,
 //!   coordinator, executor interface and driver.
 //! - [`api`] — HTTP admin API: JSON types, routes, forwarding to the leader;
