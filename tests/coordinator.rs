@@ -310,6 +310,43 @@ async fn proposes_a_rollback_of_an_unhealthy_cut_over() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_aborted_rollback_is_not_proposed_again() {
+    let mut log = Log::new();
+    let id = log.committed(Topology::HyParView, SwitchReason::Manual);
+    let mut c = Coord::new(&[2, 3]);
+    log.report(
+        id,
+        3,
+        Phase::Unhealthy {
+            reason: "cut off".into(),
+        },
+    );
+    let rollback = match log.apply(c.decide(&log.state, TERM).expect("a rollback")) {
+        CommandResponse::Accepted { id } => id,
+        other => panic!("refused: {other:?}"),
+    };
+    log.report(
+        rollback,
+        3,
+        Phase::Failed {
+            reason: "still cut off".into(),
+        },
+    );
+    let abort = c.decide(&log.state, TERM).expect("abort the rollback");
+    assert!(matches!(abort, Command::AbortSwitch { .. }), "{abort:?}");
+    log.apply(abort);
+    assert_eq!(log.state.current_instance, id, "still on the unhealthy one");
+    for _ in 0..3 {
+        advance(Duration::from_millis(100)).await;
+        assert_eq!(
+            c.decide(&log.state, TERM),
+            None,
+            "proposed once: the operator decides what next"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn only_the_last_committed_transition_is_rolled_back() {
     let mut log = Log::new();
     let old = log.committed(Topology::HyParView, SwitchReason::Manual);

@@ -104,13 +104,23 @@ pub fn decide(
 }
 
 /// A rollback of the last committed transition if a node found it
-/// unhealthy after the cut-over. A rollback is never itself rolled back.
+/// unhealthy after the cut-over. A rollback is never itself rolled back,
+/// and is proposed once: one that was aborted (a node could not prepare
+/// it) is left to the operator, who sees both in the history — proposing
+/// it again would only write its request id to the log on every tick.
 fn rollback_decision(state: &TopologyState) -> Option<Command> {
     let of = state.current_instance;
     let record = state.record(of)?;
     if matches!(record.reason, SwitchReason::Rollback { .. })
         || !matches!(record.outcome, Outcome::Committed { .. })
     {
+        return None;
+    }
+    let tried = state
+        .history
+        .iter()
+        .any(|r| r.reason == SwitchReason::Rollback { of });
+    if tried {
         return None;
     }
     let (node, reason) = record.health.iter().find_map(|(n, p)| match p {
