@@ -202,12 +202,45 @@ impl Driver {
     async fn cut_over(&self, id: TransitionId) -> ExecutorState {
         let phase = match self.run_step("cut-over", self.executor.cut_over(id)).await {
             Err(reason) => Phase::Unhealthy { reason },
-            Ok(()) => match self.run_step("verify", self.executor.verify()).await {
-                Ok(()) => Phase::Verified,
-                Err(reason) => Phase::Unhealthy { reason },
+            Ok(()) => match self.verify_unless_superseded(id).await {
+                Some(Ok(())) => Phase::Verified,
+                Some(Err(reason)) => Phase::Unhealthy { reason },
+                None => {
+                    tracing::info!(
+                        id,
+                        "verification abandoned: a newer transition is under way"
+                    );
+                    return ExecutorState::Steady { current: id };
+                }
             },
         };
         self.report(id, phase).await;
         ExecutorState::Steady { current: id }
+    }
+
+    /// Verifies instance `id` after its cut-over; `None` if the log moved
+    /// on meanwhile (a newer transition — a rollback proposed on another
+    /// node's report, say — is in flight or committed): its prepare must
+    /// not wait for this node's watch to end.
+    async fn verify_unless_superseded(&self, id: TransitionId) -> Option<Result<(), String>> {
+        let mut applied = self.applied.clone();
+        let verify = self.run_step("verify", self.executor.verify());
+        tokio::pin!(verify);
+        loop {
+            tokio::select! {
+                r = &mut verify => return Some(r),
+                changed = applied.changed() => {
+                    if changed.is_err() {
+                        return Some(verify.await);
+                    }
+                    let a = applied.borrow_and_update().clone();
+                    let newer = a.state.in_flight.as_ref().is_some_and(|t| t.id > id)
+                        || a.state.current_instance != id;
+                    if newer {
+                        return None;
+                    }
+                }
+            }
+        }
     }
 }
