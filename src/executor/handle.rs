@@ -13,6 +13,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+use super::inbox::Inbox;
 use super::status::{ExecCounters, ExecStatus};
 use super::wire;
 use crate::control::applied::AppliedRx;
@@ -27,7 +28,9 @@ pub struct Delivery {
     pub id: MessageId,
     /// The node that sent it.
     pub origin: NodeId,
-    pub channel: String,
+    /// The channel's name, shared by every delivery on it (no copy per
+    /// message).
+    pub channel: Arc<str>,
     pub payload: Bytes,
     /// Whether it was a broadcast (else point-to-point).
     pub broadcast: bool,
@@ -101,8 +104,9 @@ pub(crate) enum Cmd {
 }
 
 /// What the handles and the executor task share.
-#[derive(Debug, Default)]
 pub(crate) struct SendShared {
+    /// Subscribers and dedup, also fed by the link readers.
+    pub inbox: Inbox,
     /// The last message sequence number used by this node: ids stay
     /// unique whether the task or a handle sends.
     seq: AtomicU64,
@@ -111,6 +115,14 @@ pub(crate) struct SendShared {
 }
 
 impl SendShared {
+    pub fn new(me: NodeId) -> Self {
+        SendShared {
+            inbox: Inbox::new(me),
+            seq: AtomicU64::new(0),
+            direct_sent: AtomicU64::new(0),
+        }
+    }
+
     pub fn next_seq(&self) -> u64 {
         self.seq.fetch_add(1, Ordering::Relaxed) + 1
     }
@@ -119,6 +131,9 @@ impl SendShared {
     pub fn counters(&self, task: &ExecCounters) -> ExecCounters {
         let mut c = task.clone();
         c.direct_sent += self.direct_sent.load(Ordering::Relaxed);
+        let (delivered, duplicates) = self.inbox.counts();
+        c.delivered += delivered;
+        c.duplicates_dropped += duplicates;
         c
     }
 }

@@ -142,6 +142,22 @@ pub fn decode_frame(bytes: &Bytes) -> Result<Frame, DecodeError> {
     }))
 }
 
+/// A point-to-point frame's id, addressee, channel (borrowed from `bytes`)
+/// and payload (a slice of `bytes`); `None` if `bytes` is not a
+/// well-formed [`Frame::Direct`].
+pub fn peek_direct(bytes: &Bytes) -> Option<(MessageId, NodeId, &str, Bytes)> {
+    if bytes.first() != Some(&DIRECT_TAG) {
+        return None;
+    }
+    let ((id, to, channel, len), rest) =
+        postcard::take_from_bytes::<(MessageId, NodeId, &str, usize)>(&bytes[1..]).ok()?;
+    if len > rest.len() {
+        return None;
+    }
+    let at = bytes.len() - rest.len();
+    Some((id, to, channel, bytes.slice(at..at + len)))
+}
+
 pub fn encode<T: Serialize>(value: &T) -> Bytes {
     // Serialising these plain enums into a Vec cannot fail.
     Bytes::from(postcard::to_allocvec(value).expect("postcard encodes executor frames"))
@@ -234,7 +250,10 @@ mod tests {
                 payload,
             });
             assert_eq!(wire, encode(&f).to_vec(), "{n} bytes");
-            assert_eq!(decode_frame(&Bytes::from(wire)).expect("decodes"), f);
+            let wire = Bytes::from(wire);
+            assert_eq!(decode_frame(&wire).expect("decodes"), f);
+            let (pid, to, ch, data) = peek_direct(&wire).expect("a direct frame");
+            assert_eq!((pid, to, ch, &data[..]), (id, 9, "chan", &vec![5u8; n][..]));
         }
         let cut = encode(&Frame::Direct(Direct {
             id,
@@ -243,6 +262,7 @@ mod tests {
             payload: Bytes::from_static(b"abc"),
         }));
         assert!(decode_frame(&cut.slice(..cut.len() - 1)).is_err());
+        assert!(peek_direct(&cut.slice(..cut.len() - 1)).is_none());
         assert!(decode::<Frame>("frame", &cut[..cut.len() - 1]).is_err());
     }
 }

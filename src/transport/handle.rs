@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use bytes::Bytes;
 use tokio::net::TcpListener;
@@ -43,6 +43,17 @@ pub struct Transport {
     _stop_on_drop: Arc<DropGuard>,
 }
 
+/// A consumer of received data frames that runs in the link readers
+/// themselves, before a frame would become a [`TransportEvent::Frame`]:
+/// the owner's fast path for frames it can handle without its own task.
+pub trait FrameSink: Send + Sync + 'static {
+    /// Called for every `Data`-class frame from `from`, in the link's
+    /// order, after the fault filter. True: the frame is consumed and no
+    /// event is sent for it; false: it becomes an event as usual. Must
+    /// not block.
+    fn consume(&self, from: NodeId, payload: &Bytes) -> bool;
+}
+
 /// State shared by the handle and the tasks.
 pub(crate) struct Inner {
     pub me: NodeId,
@@ -53,6 +64,9 @@ pub(crate) struct Inner {
     pub book: RwLock<BTreeMap<NodeId, SocketAddr>>,
     pub peers: Mutex<BTreeMap<NodeId, PeerEntry>>,
     pub events: mpsc::Sender<TransportEvent>,
+    /// Takes data frames in the link readers before they become events
+    /// (see [`Transport::set_frame_sink`]).
+    pub sink: OnceLock<Arc<dyn FrameSink>>,
     pub faults: FaultFilter,
     pub cancel: CancellationToken,
     pub tracker: TaskTracker,
@@ -117,6 +131,7 @@ impl Transport {
             book: RwLock::new(BTreeMap::new()),
             peers: Mutex::new(BTreeMap::new()),
             events,
+            sink: OnceLock::new(),
             cancel: cancel.clone(),
             tracker: TaskTracker::new(),
             dropped_events: AtomicU64::new(0),
@@ -128,6 +143,13 @@ impl Transport {
             _stop_on_drop: Arc::new(cancel.drop_guard()),
         };
         (t, rx)
+    }
+
+    /// Installs the consumer of received data frames (once per transport;
+    /// false if one is installed already). Frames it consumes are not
+    /// sent as events.
+    pub fn set_frame_sink(&self, sink: Arc<dyn FrameSink>) -> bool {
+        self.inner.sink.set(sink).is_ok()
     }
 
     /// This node's id.

@@ -183,6 +183,11 @@ impl Reader<'_> {
                 class: FrameClass::Data,
                 payload,
             } => {
+                if let Some(sink) = self.inner.sink.get() {
+                    if sink.consume(self.peer, &payload) {
+                        return Ok(());
+                    }
+                }
                 let ev = match self
                     .inner
                     .events

@@ -86,7 +86,7 @@ mod tests;
 pub use codec::{CodecError, WireFrame, PROTOCOL_VERSION};
 pub use config::TransportConfig;
 pub use fault::{Direction, FaultRule, FaultRules};
-pub use handle::Transport;
+pub use handle::{FrameSink, Transport};
 pub use memory::MemoryNetwork;
 pub use stats::{describe_metrics, PeerStats, TransportStats, RTT_WINDOW};
 pub use types::{
