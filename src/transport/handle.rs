@@ -274,6 +274,61 @@ impl Transport {
         self.queue_data(peer, true, head, body).await
     }
 
+    /// [`Transport::send_connected`] for a run of frames, in order: they
+    /// are queued under one lock of the peer map as long as the peer's
+    /// queue has room (one lock per run instead of one per frame), then
+    /// one at a time as room frees up. Each `(head, body)` is one frame.
+    /// On an error, `frames` holds the frames not queued (the first of
+    /// them is the one that failed).
+    pub async fn send_connected_many(
+        &self,
+        peer: NodeId,
+        frames: &mut std::collections::VecDeque<(Bytes, Bytes)>,
+    ) -> Result<(), SendError> {
+        for (head, body) in frames.iter() {
+            self.check_size(head.len() + body.len())?;
+        }
+        loop {
+            let (head, body) = {
+                if self.inner.cancel.is_cancelled() {
+                    return Err(SendError::Closed);
+                }
+                let peers = self.inner.lock_peers();
+                let e = peers
+                    .get(&peer)
+                    .filter(|e| *e.standing.borrow())
+                    .ok_or(SendError::UnknownPeer { peer })?;
+                loop {
+                    let Some((head, payload)) = frames.pop_front() else {
+                        return Ok(());
+                    };
+                    let frame = Outgoing {
+                        class: FrameClass::Data,
+                        head,
+                        payload,
+                        created: self.inner.stamp(),
+                    };
+                    match e.queue.try_send(frame) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(f)) => break (f.head, f.payload),
+                        Err(mpsc::error::TrySendError::Closed(f)) => {
+                            frames.push_front((f.head, f.payload));
+                            return Err(SendError::UnknownPeer { peer });
+                        }
+                    }
+                }
+            };
+            // The queue is full: wait for room for this one frame.
+            if let Err(e) = self
+                .queue_data(peer, true, head.clone(), body.clone())
+                .await
+            {
+                frames.push_front((head, body));
+                return Err(e);
+            }
+        }
+    }
+
     async fn queue_data(
         &self,
         peer: NodeId,
