@@ -21,7 +21,7 @@ use crate::control::applied::AppliedRx;
 use crate::control::executor::{ExecError, Executor};
 use crate::model::{NodeId, OverlayConfig, Topology, TransitionId};
 use crate::overlay::MessageId;
-use crate::transport::{FaultRules, Transport, TransportError, TransportStats};
+use crate::transport::{FaultRules, Head, Transport, TransportError, TransportStats};
 
 /// A message as a subscriber sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -338,7 +338,7 @@ impl ExecutorHandle {
         if self.sends_directly(peer) {
             let n = rest.len() as u64;
             let first = self.shared.next_seqs(n);
-            let mut frames: std::collections::VecDeque<(Bytes, Bytes)> = rest
+            let mut frames: std::collections::VecDeque<(Head, Bytes)> = rest
                 .drain(..)
                 .enumerate()
                 .map(|(i, data)| {

@@ -158,7 +158,7 @@ mod tests {
         assert!(rx.try_recv().is_err(), "delivered once");
         assert_eq!(shared.inbox.counts(), (1, 2));
         // Not for this node: left to the task (to relay).
-        let other = direct_head(id, 5, "c", 0);
+        let other = Bytes::copy_from_slice(&direct_head(id, 5, "c", 0));
         assert!(!sink.consume(1, &other));
         shared.inbox.close();
         assert!(matches!(

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{NodeId, Topology};
 use crate::overlay::any::AnyMessage;
 use crate::overlay::MessageId;
+use crate::transport::Head;
 
 /// One frame between executors.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,21 +99,22 @@ const DIRECT_TAG: u8 = 1;
 
 /// The bytes of `Frame::Direct(Direct { id, to, channel, payload })` that
 /// precede the payload's own bytes, for a payload of `payload_len` bytes.
-pub fn direct_head(id: MessageId, to: NodeId, channel: &str, payload_len: usize) -> Bytes {
+pub fn direct_head(id: MessageId, to: NodeId, channel: &str, payload_len: usize) -> Head {
     // A struct is its fields back to back; `Bytes` is a length and the
-    // bytes. Encoded on the stack, then one allocation of the exact size.
+    // bytes. Encoded on the stack and kept inline (no allocation) unless
+    // the channel name is long.
     let mut buf = [0u8; 64];
     buf[0] = DIRECT_TAG;
     match postcard::to_slice(&(id, to, channel, payload_len), &mut buf[1..]) {
         Ok(used) => {
             let n = 1 + used.len();
-            Bytes::copy_from_slice(&buf[..n])
+            Head::copy_from_slice(&buf[..n])
         }
         // A long channel name.
         Err(_) => {
             let out = postcard::to_extend(&(id, to, channel, payload_len), vec![DIRECT_TAG])
                 .expect("postcard encodes into a Vec");
-            Bytes::from(out)
+            Head::from(Bytes::from(out))
         }
     }
 }

@@ -16,7 +16,7 @@ use super::backend::{Dialer, Listener};
 use super::codec::DATA_OVERHEAD;
 use super::fault::{FaultFilter, FaultRules};
 use super::handshake::{self, Established};
-use super::peer::{Outgoing, PeerTask};
+use super::peer::{Head, Outgoing, PeerTask};
 use super::stats::{PeerCounters, TransportStats};
 use super::{ConnectError, FrameClass, SendError, TransportConfig, TransportError, TransportEvent};
 use crate::model::NodeId;
@@ -231,7 +231,7 @@ impl Transport {
         }
         let frame = Outgoing {
             class,
-            head: Bytes::new(),
+            head: Head::default(),
             payload,
             created: self.inner.stamp(),
         };
@@ -255,7 +255,7 @@ impl Transport {
     /// `connect`, or if the peer is disconnected while waiting.
     pub async fn send(&self, peer: NodeId, payload: Bytes) -> Result<(), SendError> {
         self.check_size(payload.len())?;
-        self.queue_data(peer, false, Bytes::new(), payload).await
+        self.queue_data(peer, false, Head::default(), payload).await
     }
 
     /// Like [`Transport::send`], for a frame whose payload is `head`
@@ -267,9 +267,10 @@ impl Transport {
     pub async fn send_connected(
         &self,
         peer: NodeId,
-        head: Bytes,
+        head: impl Into<Head>,
         body: Bytes,
     ) -> Result<(), SendError> {
+        let head = head.into();
         self.check_size(head.len() + body.len())?;
         self.queue_data(peer, true, head, body).await
     }
@@ -283,7 +284,7 @@ impl Transport {
     pub async fn send_connected_many(
         &self,
         peer: NodeId,
-        frames: &mut std::collections::VecDeque<(Bytes, Bytes)>,
+        frames: &mut std::collections::VecDeque<(Head, Bytes)>,
     ) -> Result<(), SendError> {
         for (head, body) in frames.iter() {
             self.check_size(head.len() + body.len())?;
@@ -333,7 +334,7 @@ impl Transport {
         &self,
         peer: NodeId,
         standing: bool,
-        head: Bytes,
+        head: Head,
         payload: Bytes,
     ) -> Result<(), SendError> {
         let frame = Outgoing {

@@ -20,7 +20,7 @@ use super::backend::BoxStream;
 use super::codec::{self, FrameReader, ReadError, WireFrame};
 use super::handle::Inner;
 use super::handshake::{name, Established};
-use super::peer::Outgoing;
+use super::peer::{Head, Outgoing};
 use super::stats::{self, PeerCounters};
 use super::{FrameClass, LinkDownReason, TransportEvent};
 use crate::model::NodeId;
@@ -502,7 +502,7 @@ enum Out {
     /// `payload`, sent back to back without joining them.
     Data {
         class: FrameClass,
-        head: Bytes,
+        head: Head,
         payload: Bytes,
     },
 }

@@ -88,6 +88,7 @@ pub use config::TransportConfig;
 pub use fault::{Direction, FaultRule, FaultRules};
 pub use handle::{FrameSink, Transport};
 pub use memory::MemoryNetwork;
+pub use peer::Head;
 pub use stats::{describe_metrics, PeerStats, TransportStats, RTT_WINDOW};
 pub use types::{
     ConnectError, FrameClass, LinkDownReason, SendError, TransportError, TransportEvent,
