@@ -6,7 +6,11 @@
 //! ```sh
 //! cargo run --release --example bench_p2p -- --secs 5
 //! cargo run --release --example bench_p2p -- --size 100 --secs 5 --only node
+//! cargo run --release --example bench_p2p -- --size 100 --secs 5 --only node --batch
 //! ```
+//!
+//! `--batch` adds a row per size with `ExecutorHandle::send_many` (64
+//! messages per call) instead of one `send` per message.
 //!
 //! Both nodes run in this process (one tokio runtime, `--threads` worker
 //! threads) with the real TCP data plane on 127.0.0.1, as a 2-node cluster
@@ -58,6 +62,10 @@ struct Args {
     /// the default subscriber queue (4096).
     #[arg(long, default_value_t = 2048)]
     window: usize,
+    /// Also measure the topod throughput with `send_many` (batches of 64,
+    /// one per credit grant) besides plain `send`.
+    #[arg(long)]
+    batch: bool,
     /// Run only `node` or only `tcp`.
     #[arg(long)]
     only: Option<String>,
@@ -105,10 +113,16 @@ async fn run(args: Args) -> Result<()> {
     if want("node") {
         let c = cluster::Cluster::start(2).await?;
         for &size in &sizes {
-            let mut r = node_throughput(c.exec(1), c.exec(2), size, secs, args.window).await?;
+            let mut r =
+                node_throughput(c.exec(1), c.exec(2), size, secs, args.window, false).await?;
             let (p50, p99) = node_latency(c.exec(1), c.exec(2), size, args.pings).await?;
             (r.p50_us, r.p99_us) = (p50, p99);
             rows.push(r);
+            if args.batch {
+                rows.push(
+                    node_throughput(c.exec(1), c.exec(2), size, secs, args.window, true).await?,
+                );
+            }
         }
         c.shutdown().await?;
     }
@@ -162,8 +176,9 @@ async fn node_throughput(
     size: usize,
     secs: Duration,
     window: usize,
+    batch: bool,
 ) -> Result<Row> {
-    let channel = format!("tp-{size}");
+    let channel = format!("tp-{size}-{batch}");
     // Credits for the sender, returned by the receiver in batches.
     let credits = std::sync::Arc::new(tokio::sync::Semaphore::new(if window == 0 {
         tokio::sync::Semaphore::MAX_PERMITS
@@ -211,15 +226,24 @@ async fn node_throughput(
         if window > 0 {
             credits.acquire_many(64).await?.forget();
         }
-        for _ in 0..64 {
-            a.send(b.node_id(), &channel, payload.clone()).await?;
+        if batch {
+            let many = std::iter::repeat_n(payload.clone(), 64);
+            a.send_many(b.node_id(), &channel, many).await?;
+        } else {
+            for _ in 0..64 {
+                a.send(b.node_id(), &channel, payload.clone()).await?;
+            }
         }
         sent += 64;
     }
     a.send(b.node_id(), &channel, Bytes::new()).await?;
     let (received, lagged, last) = counter.await?;
     Ok(Row {
-        path: "topod send/subscribe",
+        path: if batch {
+            "topod send_many/subscribe"
+        } else {
+            "topod send/subscribe"
+        },
         size,
         sent,
         received,

@@ -1,4 +1,5 @@
-//! Point-to-point messages (`send` → `subscribe`) on every topology: each
+//! Point-to-point messages (`send` and `send_many` → `subscribe`) on every
+//! topology: each
 //! arrives exactly once and in the order sent, whether the handle queues
 //! it in the transport itself (a standing link exists) or the executor
 //! task sends it (first message to a peer off the overlay, a client to a
@@ -28,10 +29,19 @@ async fn all_pairs_in_order(c: &Cluster, channel: &str) {
         let h = c.exec(from).clone();
         let (peers, channel) = (nodes.clone(), channel.to_string());
         senders.push(tokio::spawn(async move {
-            for k in 0..PER_PAIR {
+            // The first half one `send` each, the rest with `send_many`,
+            // ten at a time.
+            for k in 0..PER_PAIR / 2 {
                 for &to in peers.iter().filter(|p| **p != from) {
                     let payload = Bytes::from(format!("{from} {k}"));
                     h.send(to, &channel, payload).await.expect("send");
+                }
+            }
+            for k0 in (PER_PAIR / 2..PER_PAIR).step_by(10) {
+                for &to in peers.iter().filter(|p| **p != from) {
+                    let batch =
+                        (k0..(k0 + 10).min(PER_PAIR)).map(|k| Bytes::from(format!("{from} {k}")));
+                    h.send_many(to, &channel, batch).await.expect("send_many");
                 }
             }
         }));

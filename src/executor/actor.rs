@@ -1,10 +1,11 @@
 //! [`Actor`]: the one task per node that owns all overlay state — the
 //! current overlay and at most one other (shadow or draining), their
-//! timers, link users, the dedup window and the subscribers. Commands,
+//! timers and link users (the subscribers and the dedup window are in the
+//! shared `super::inbox::Inbox`, which the link readers feed too). Commands,
 //! transport events, timers and applied-state changes reach it through
 //! one `select! { biased; .. }` loop.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -15,7 +16,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::check::Check;
 use super::config::ExecutorConfig;
-use super::dedup::Dedup;
 use super::handle::{Cmd, Delivery, SendShared};
 use super::instance::Instance;
 use super::links::{LinkChanges, LinkUser, Links};
@@ -61,8 +61,6 @@ pub(crate) struct Actor {
     pub timers: BTreeMap<(Instant, u64), (u64, AnyTimer)>,
     timer_seq: u64,
     links: Links,
-    dedup: Dedup,
-    subs: HashMap<String, broadcast::Sender<Delivery>>,
     /// Shared with the handles, which send point-to-point messages
     /// themselves when they can.
     shared: Arc<SendShared>,
@@ -116,8 +114,6 @@ impl Actor {
             timers: BTreeMap::new(),
             timer_seq: 0,
             links: Links::new(direct),
-            dedup: Dedup::default(),
-            subs: HashMap::new(),
             shared,
             members: BTreeSet::new(),
             voters: Vec::new(),
@@ -179,6 +175,7 @@ impl Actor {
             }
             self.publish();
         }
+        self.shared.inbox.close();
         self.transport.shutdown().await;
     }
 
@@ -405,13 +402,7 @@ impl Actor {
                 bseq,
             } => {
                 self.broadcast_seen(id, bseq);
-                self.deliver_msg(Delivery {
-                    id,
-                    origin: id.origin,
-                    channel,
-                    payload: data,
-                    broadcast: true,
-                });
+                self.deliver_msg(id, &channel, data, true);
             }
             Body::Probe { instance: probed } => {
                 if id.origin == self.me || probed != instance {
@@ -426,17 +417,20 @@ impl Actor {
         }
     }
 
-    pub fn deliver_msg(&mut self, d: Delivery) {
-        if !self.dedup.insert(d.id) {
-            self.counters.duplicates_dropped += 1;
-            return;
-        }
-        self.counters.delivered += 1;
-        if let Some(tx) = self.subs.get(&d.channel) {
-            if tx.send(d).is_err() {
-                // Every subscriber of this channel is gone.
-            }
-        }
+    /// Delivers a message unless it was seen (see `Inbox::deliver`);
+    /// true if it was new.
+    pub fn deliver_msg(
+        &mut self,
+        id: MessageId,
+        channel: &str,
+        payload: Bytes,
+        bcast: bool,
+    ) -> bool {
+        self.shared.inbox.deliver(id, channel, payload, bcast)
+    }
+
+    pub fn subscribe(&mut self, channel: &str, cap: usize) -> broadcast::Receiver<Delivery> {
+        self.shared.inbox.subscribe(channel, cap)
     }
 
     pub fn next_id(&mut self) -> MessageId {
@@ -511,7 +505,7 @@ impl Actor {
 
     /// Marks the status for publishing if the counters moved.
     pub fn counters_moved(&mut self) {
-        if self.counters != self.published {
+        if self.shared.counters(&self.counters) != self.published {
             self.dirty = true;
         }
     }
@@ -521,7 +515,7 @@ impl Actor {
             return;
         }
         self.dirty = false;
-        self.published = self.counters.clone();
+        self.published = self.shared.counters(&self.counters);
         let view = |i: &Instance| OverlayStatus {
             instance: i.id,
             topology: i.topology,
@@ -553,13 +547,9 @@ impl Actor {
                 .iter()
                 .map(|(p, d)| (*p, d.as_micros() as u64))
                 .collect(),
-            counters: self.shared.counters(&self.counters),
+            counters: self.published.clone(),
         };
         self.status.send_replace(Arc::new(st));
-    }
-
-    pub fn subs_mut(&mut self) -> &mut HashMap<String, broadcast::Sender<Delivery>> {
-        &mut self.subs
     }
 
     /// Keeps a frame of an instance this node does not run yet (bounded:

@@ -92,10 +92,7 @@ impl Actor {
     }
 
     fn subscriber(&mut self, channel: &str, cap: usize) -> broadcast::Receiver<Delivery> {
-        self.subs_mut()
-            .entry(channel.to_string())
-            .or_insert_with(|| broadcast::channel(cap).0)
-            .subscribe()
+        self.subscribe(channel, cap)
     }
 
     async fn build(
@@ -239,13 +236,7 @@ impl Actor {
     }
 
     pub fn deliver_direct(&mut self, d: Direct) {
-        self.deliver_msg(Delivery {
-            id: d.id,
-            origin: d.id.origin,
-            channel: d.channel,
-            payload: d.payload,
-            broadcast: false,
-        });
+        self.deliver_msg(d.id, &d.channel, d.payload, false);
     }
 
     pub async fn on_transport(&mut self, ev: TransportEvent) {

@@ -19,6 +19,9 @@
 //! - `instance` — one running overlay and its formation test.
 //! - `links` — reference-counted link users per peer; direct-link LRU.
 //! - `dedup` — duplicate suppression by message id, bounded.
+//! - `inbox` — subscribers and the dedup window, shared by the task and
+//!   the link readers, which deliver point-to-point messages for this
+//!   node themselves (no hop through the task).
 //! - `repair` — gap repair of broadcasts: the outbox kept for resending
 //!   and what was seen of each origin; `recovery` — the actor's side
 //!   (summaries, nacks, resends).
@@ -34,6 +37,7 @@ pub mod config;
 pub mod dedup;
 mod events;
 pub mod handle;
+mod inbox;
 pub mod incarnation;
 mod instance;
 pub mod links;
@@ -81,7 +85,10 @@ pub fn start(
         counters: Default::default(),
     };
     let (status_tx, status_rx) = watch::channel(Arc::new(initial));
-    let shared = Arc::new(handle::SendShared::default());
+    let shared = Arc::new(handle::SendShared::new(me));
+    if !transport.set_frame_sink(Arc::new(inbox::InboxSink(shared.clone()))) {
+        tracing::warn!("transport already has a frame sink: point-to-point messages go through the executor task");
+    }
     let actor = actor::Actor::new(
         me,
         incarnation,

@@ -6,7 +6,6 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::actor::Actor;
-use super::handle::Delivery;
 use super::repair::NACK_MAX;
 use super::wire::{encode, Body, Frame, RepairKind, RepairMsg};
 use crate::model::NodeId;
@@ -129,15 +128,7 @@ impl Actor {
                 data,
             } => {
                 self.repair.inbox.seen(from, id.incarnation, bseq, now);
-                let before = self.counters.delivered;
-                self.deliver_msg(Delivery {
-                    id,
-                    origin: id.origin,
-                    channel,
-                    payload: data,
-                    broadcast: true,
-                });
-                if self.counters.delivered > before {
+                if self.deliver_msg(id, &channel, data, true) {
                     self.counters.repaired += 1;
                 }
             }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{NodeId, Topology};
 use crate::overlay::any::AnyMessage;
 use crate::overlay::MessageId;
+use crate::transport::Head;
 
 /// One frame between executors.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,21 +99,22 @@ const DIRECT_TAG: u8 = 1;
 
 /// The bytes of `Frame::Direct(Direct { id, to, channel, payload })` that
 /// precede the payload's own bytes, for a payload of `payload_len` bytes.
-pub fn direct_head(id: MessageId, to: NodeId, channel: &str, payload_len: usize) -> Bytes {
+pub fn direct_head(id: MessageId, to: NodeId, channel: &str, payload_len: usize) -> Head {
     // A struct is its fields back to back; `Bytes` is a length and the
-    // bytes. Encoded on the stack, then one allocation of the exact size.
+    // bytes. Encoded on the stack and kept inline (no allocation) unless
+    // the channel name is long.
     let mut buf = [0u8; 64];
     buf[0] = DIRECT_TAG;
     match postcard::to_slice(&(id, to, channel, payload_len), &mut buf[1..]) {
         Ok(used) => {
             let n = 1 + used.len();
-            Bytes::copy_from_slice(&buf[..n])
+            Head::copy_from_slice(&buf[..n])
         }
         // A long channel name.
         Err(_) => {
             let out = postcard::to_extend(&(id, to, channel, payload_len), vec![DIRECT_TAG])
                 .expect("postcard encodes into a Vec");
-            Bytes::from(out)
+            Head::from(Bytes::from(out))
         }
     }
 }
@@ -140,6 +142,22 @@ pub fn decode_frame(bytes: &Bytes) -> Result<Frame, DecodeError> {
         channel,
         payload: bytes.slice(at..at + len),
     }))
+}
+
+/// A point-to-point frame's id, addressee, channel (borrowed from `bytes`)
+/// and payload (a slice of `bytes`); `None` if `bytes` is not a
+/// well-formed [`Frame::Direct`].
+pub fn peek_direct(bytes: &Bytes) -> Option<(MessageId, NodeId, &str, Bytes)> {
+    if bytes.first() != Some(&DIRECT_TAG) {
+        return None;
+    }
+    let ((id, to, channel, len), rest) =
+        postcard::take_from_bytes::<(MessageId, NodeId, &str, usize)>(&bytes[1..]).ok()?;
+    if len > rest.len() {
+        return None;
+    }
+    let at = bytes.len() - rest.len();
+    Some((id, to, channel, bytes.slice(at..at + len)))
 }
 
 pub fn encode<T: Serialize>(value: &T) -> Bytes {
@@ -234,7 +252,10 @@ mod tests {
                 payload,
             });
             assert_eq!(wire, encode(&f).to_vec(), "{n} bytes");
-            assert_eq!(decode_frame(&Bytes::from(wire)).expect("decodes"), f);
+            let wire = Bytes::from(wire);
+            assert_eq!(decode_frame(&wire).expect("decodes"), f);
+            let (pid, to, ch, data) = peek_direct(&wire).expect("a direct frame");
+            assert_eq!((pid, to, ch, &data[..]), (id, 9, "chan", &vec![5u8; n][..]));
         }
         let cut = encode(&Frame::Direct(Direct {
             id,
@@ -243,6 +264,7 @@ mod tests {
             payload: Bytes::from_static(b"abc"),
         }));
         assert!(decode_frame(&cut.slice(..cut.len() - 1)).is_err());
+        assert!(peek_direct(&cut.slice(..cut.len() - 1)).is_none());
         assert!(decode::<Frame>("frame", &cut[..cut.len() - 1]).is_err());
     }
 }

@@ -115,6 +115,21 @@ impl Node {
         self.channels()?.send(peer, channel, data).await
     }
 
+    /// Sends each of `payloads` on `channel` to `peer`, in order: the same
+    /// as that many `send`s, cheaper per message (see
+    /// [`ExecutorHandle::send_many`](crate::executor::ExecutorHandle::send_many)).
+    pub async fn send_many<I>(
+        &self,
+        peer: NodeId,
+        channel: &str,
+        payloads: I,
+    ) -> Result<(), ChannelError>
+    where
+        I: IntoIterator<Item = Bytes>,
+    {
+        self.channels()?.send_many(peer, channel, payloads).await
+    }
+
     /// The messages of `channel`, each at most once, or `Lagged(n)`.
     pub async fn subscribe(&self, channel: &str) -> Result<Subscription, ChannelError> {
         self.channels()?.subscribe(channel).await

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use bytes::Bytes;
 use tokio::net::TcpListener;
@@ -16,7 +16,7 @@ use super::backend::{Dialer, Listener};
 use super::codec::DATA_OVERHEAD;
 use super::fault::{FaultFilter, FaultRules};
 use super::handshake::{self, Established};
-use super::peer::{Outgoing, PeerTask};
+use super::peer::{Head, Outgoing, PeerTask};
 use super::stats::{PeerCounters, TransportStats};
 use super::{ConnectError, FrameClass, SendError, TransportConfig, TransportError, TransportEvent};
 use crate::model::NodeId;
@@ -43,6 +43,17 @@ pub struct Transport {
     _stop_on_drop: Arc<DropGuard>,
 }
 
+/// A consumer of received data frames that runs in the link readers
+/// themselves, before a frame would become a [`TransportEvent::Frame`]:
+/// the owner's fast path for frames it can handle without its own task.
+pub trait FrameSink: Send + Sync + 'static {
+    /// Called for every `Data`-class frame from `from`, in the link's
+    /// order, after the fault filter. True: the frame is consumed and no
+    /// event is sent for it; false: it becomes an event as usual. Must
+    /// not block.
+    fn consume(&self, from: NodeId, payload: &Bytes) -> bool;
+}
+
 /// State shared by the handle and the tasks.
 pub(crate) struct Inner {
     pub me: NodeId,
@@ -53,6 +64,9 @@ pub(crate) struct Inner {
     pub book: RwLock<BTreeMap<NodeId, SocketAddr>>,
     pub peers: Mutex<BTreeMap<NodeId, PeerEntry>>,
     pub events: mpsc::Sender<TransportEvent>,
+    /// Takes data frames in the link readers before they become events
+    /// (see [`Transport::set_frame_sink`]).
+    pub sink: OnceLock<Arc<dyn FrameSink>>,
     pub faults: FaultFilter,
     pub cancel: CancellationToken,
     pub tracker: TaskTracker,
@@ -117,6 +131,7 @@ impl Transport {
             book: RwLock::new(BTreeMap::new()),
             peers: Mutex::new(BTreeMap::new()),
             events,
+            sink: OnceLock::new(),
             cancel: cancel.clone(),
             tracker: TaskTracker::new(),
             dropped_events: AtomicU64::new(0),
@@ -128,6 +143,13 @@ impl Transport {
             _stop_on_drop: Arc::new(cancel.drop_guard()),
         };
         (t, rx)
+    }
+
+    /// Installs the consumer of received data frames (once per transport;
+    /// false if one is installed already). Frames it consumes are not
+    /// sent as events.
+    pub fn set_frame_sink(&self, sink: Arc<dyn FrameSink>) -> bool {
+        self.inner.sink.set(sink).is_ok()
     }
 
     /// This node's id.
@@ -209,7 +231,7 @@ impl Transport {
         }
         let frame = Outgoing {
             class,
-            head: Bytes::new(),
+            head: Head::default(),
             payload,
             created: self.inner.stamp(),
         };
@@ -233,7 +255,7 @@ impl Transport {
     /// `connect`, or if the peer is disconnected while waiting.
     pub async fn send(&self, peer: NodeId, payload: Bytes) -> Result<(), SendError> {
         self.check_size(payload.len())?;
-        self.queue_data(peer, false, Bytes::new(), payload).await
+        self.queue_data(peer, false, Head::default(), payload).await
     }
 
     /// Like [`Transport::send`], for a frame whose payload is `head`
@@ -245,18 +267,74 @@ impl Transport {
     pub async fn send_connected(
         &self,
         peer: NodeId,
-        head: Bytes,
+        head: impl Into<Head>,
         body: Bytes,
     ) -> Result<(), SendError> {
+        let head = head.into();
         self.check_size(head.len() + body.len())?;
         self.queue_data(peer, true, head, body).await
+    }
+
+    /// [`Transport::send_connected`] for a run of frames, in order: they
+    /// are queued under one lock of the peer map as long as the peer's
+    /// queue has room (one lock per run instead of one per frame), then
+    /// one at a time as room frees up. Each `(head, body)` is one frame.
+    /// On an error, `frames` holds the frames not queued (the first of
+    /// them is the one that failed).
+    pub async fn send_connected_many(
+        &self,
+        peer: NodeId,
+        frames: &mut std::collections::VecDeque<(Head, Bytes)>,
+    ) -> Result<(), SendError> {
+        for (head, body) in frames.iter() {
+            self.check_size(head.len() + body.len())?;
+        }
+        loop {
+            let (head, body) = {
+                if self.inner.cancel.is_cancelled() {
+                    return Err(SendError::Closed);
+                }
+                let peers = self.inner.lock_peers();
+                let e = peers
+                    .get(&peer)
+                    .filter(|e| *e.standing.borrow())
+                    .ok_or(SendError::UnknownPeer { peer })?;
+                loop {
+                    let Some((head, payload)) = frames.pop_front() else {
+                        return Ok(());
+                    };
+                    let frame = Outgoing {
+                        class: FrameClass::Data,
+                        head,
+                        payload,
+                        created: self.inner.stamp(),
+                    };
+                    match e.queue.try_send(frame) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(f)) => break (f.head, f.payload),
+                        Err(mpsc::error::TrySendError::Closed(f)) => {
+                            frames.push_front((f.head, f.payload));
+                            return Err(SendError::UnknownPeer { peer });
+                        }
+                    }
+                }
+            };
+            // The queue is full: wait for room for this one frame.
+            if let Err(e) = self
+                .queue_data(peer, true, head.clone(), body.clone())
+                .await
+            {
+                frames.push_front((head, body));
+                return Err(e);
+            }
+        }
     }
 
     async fn queue_data(
         &self,
         peer: NodeId,
         standing: bool,
-        head: Bytes,
+        head: Head,
         payload: Bytes,
     ) -> Result<(), SendError> {
         let frame = Outgoing {

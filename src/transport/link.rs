@@ -20,7 +20,7 @@ use super::backend::BoxStream;
 use super::codec::{self, FrameReader, ReadError, WireFrame};
 use super::handle::Inner;
 use super::handshake::{name, Established};
-use super::peer::Outgoing;
+use super::peer::{Head, Outgoing};
 use super::stats::{self, PeerCounters};
 use super::{FrameClass, LinkDownReason, TransportEvent};
 use crate::model::NodeId;
@@ -183,6 +183,11 @@ impl Reader<'_> {
                 class: FrameClass::Data,
                 payload,
             } => {
+                if let Some(sink) = self.inner.sink.get() {
+                    if sink.consume(self.peer, &payload) {
+                        return Ok(());
+                    }
+                }
                 let ev = match self
                     .inner
                     .events
@@ -497,7 +502,7 @@ enum Out {
     /// `payload`, sent back to back without joining them.
     Data {
         class: FrameClass,
-        head: Bytes,
+        head: Head,
         payload: Bytes,
     },
 }

@@ -86,8 +86,9 @@ mod tests;
 pub use codec::{CodecError, WireFrame, PROTOCOL_VERSION};
 pub use config::TransportConfig;
 pub use fault::{Direction, FaultRule, FaultRules};
-pub use handle::Transport;
+pub use handle::{FrameSink, Transport};
 pub use memory::MemoryNetwork;
+pub use peer::Head;
 pub use stats::{describe_metrics, PeerStats, TransportStats, RTT_WINDOW};
 pub use types::{
     ConnectError, FrameClass, LinkDownReason, SendError, TransportError, TransportEvent,

@@ -29,13 +29,73 @@ use super::stats::PeerCounters;
 use super::{FrameClass, LinkDownReason, TransportEvent};
 use crate::model::NodeId;
 
+/// Bytes of a [`Head`] kept inline, without an allocation.
+const HEAD_INLINE: usize = 54;
+
+/// The first part of a frame's payload (see
+/// [`Transport::send_connected`](super::Transport::send_connected)): up to
+/// 54 bytes are kept inline (a message header needs no allocation per
+/// frame), longer ones as `Bytes`.
+#[derive(Clone)]
+pub enum Head {
+    Inline { len: u8, buf: [u8; HEAD_INLINE] },
+    Shared(Bytes),
+}
+
+impl Head {
+    /// A copy of `bytes`, inline when it is short.
+    pub fn copy_from_slice(bytes: &[u8]) -> Head {
+        if bytes.len() <= HEAD_INLINE {
+            let mut buf = [0u8; HEAD_INLINE];
+            buf[..bytes.len()].copy_from_slice(bytes);
+            Head::Inline {
+                len: bytes.len() as u8,
+                buf,
+            }
+        } else {
+            Head::Shared(Bytes::copy_from_slice(bytes))
+        }
+    }
+}
+
+impl Default for Head {
+    fn default() -> Self {
+        Head::Inline {
+            len: 0,
+            buf: [0; HEAD_INLINE],
+        }
+    }
+}
+
+impl From<Bytes> for Head {
+    fn from(b: Bytes) -> Head {
+        Head::Shared(b)
+    }
+}
+
+impl std::ops::Deref for Head {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Head::Inline { len, buf } => &buf[..*len as usize],
+            Head::Shared(b) => b,
+        }
+    }
+}
+
+impl std::fmt::Debug for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Head").field(&&self[..]).finish()
+    }
+}
+
 /// A frame waiting in a peer's send queue.
 #[derive(Debug)]
 pub(crate) struct Outgoing {
     pub class: FrameClass,
     /// Sent right before `payload`, in the same frame (often empty): the
     /// receiver gets one payload, `head` then `payload`.
-    pub head: Bytes,
+    pub head: Head,
     pub payload: Bytes,
     /// When it was queued: a fault-filter delay counts from here. `None`
     /// when the fault filter is off (chaos disabled): nothing is delayed
