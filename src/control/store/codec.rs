@@ -90,9 +90,23 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, postcard::E
 /// sled's flush uses `sync_file_range` on Linux: a process crash loses
 /// nothing that was flushed, a power loss may (it does not flush the
 /// device cache).
+///
+/// It runs `Db::flush` on a tokio blocking thread, not `flush_async`:
+/// `flush_async` occupies one of sled's 7 IO pool threads while it waits
+/// for the log write it needs, and sled 0.34.7's pool does not grow past
+/// them (its waiting-thread count underflows), so 7 concurrent flushes —
+/// several databases in one process, as in the tests, or a busy node —
+/// wait forever for writes queued behind them (seen as a hang; the
+/// threads' stacks all sat in `make_stable`).
 pub(crate) async fn flush(db: &sled::Db) -> sled::Result<()> {
     let start = Instant::now();
-    let result = db.flush_async().await;
+    let db = db.clone();
+    let result = match tokio::task::spawn_blocking(move || db.flush()).await {
+        Ok(r) => r,
+        Err(e) => Err(sled::Error::ReportableBug(format!(
+            "the flush task failed: {e}"
+        ))),
+    };
     metrics::histogram!(METRIC_FLUSH_SECONDS).record(start.elapsed().as_secs_f64());
     result.map(|_bytes| ())
 }
