@@ -309,6 +309,36 @@ async fn a_hanging_prepare_is_aborted_after_the_prepare_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_still_verifying_prepares_the_next_transition_at_once() {
+    let c = TestCluster::start(3, Options::default()).await;
+    let slow = c.followers().await[0];
+    c.executor(slow).set_hang_verify(true);
+    let leader = c.leader().await;
+    let first = switch_and_wait(c.api(leader), "hyparview", "first").await;
+    assert_eq!(first.status, TransitionStatus::Committed);
+    wait_until("the slow node is verifying", DEADLINE, || {
+        c.executor(slow).calls().iter().any(|x| x == "verify")
+    })
+    .await;
+    // Its verify never ends (within the 10 s step timeout); the next
+    // switch must not wait for it.
+    let started = tokio::time::Instant::now();
+    let second = switch_and_wait(c.api(leader), "full_mesh", "second").await;
+    assert_eq!(second.status, TransitionStatus::Committed, "{second:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "committed only after {:?}",
+        started.elapsed()
+    );
+    let want = format!("prepare {} full_mesh", second.id);
+    assert!(
+        c.executor(slow).calls().contains(&want),
+        "{:?}",
+        c.executor(slow).calls()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unhealthy_cut_over_is_rolled_back_once() {
     let c = TestCluster::start(3, Options::default()).await;
     let sick = c.followers().await[0];

@@ -87,6 +87,7 @@ impl Executor for NoOverlay {
 pub struct ScriptedExecutor {
     fail_prepare: AtomicBool,
     fail_verify: AtomicBool,
+    hang_verify: AtomicBool,
     hang_prepare: AtomicBool,
     calls: Mutex<Vec<String>>,
 }
@@ -99,6 +100,10 @@ impl ScriptedExecutor {
     /// Makes `verify` after a cut-over fail (true) or succeed (false).
     pub fn set_fail_verify(&self, fail: bool) {
         self.fail_verify.store(fail, Ordering::SeqCst);
+    }
+    /// Makes `verify` never finish (a long post-cut-over watch).
+    pub fn set_hang_verify(&self, hang: bool) {
+        self.hang_verify.store(hang, Ordering::SeqCst);
     }
     /// Makes `prepare` never finish (the node never reports).
     pub fn set_hang_prepare(&self, hang: bool) {
@@ -153,6 +158,9 @@ impl Executor for ScriptedExecutor {
     }
     fn verify(&self) -> BoxFuture<'static, Result<(), ExecError>> {
         self.record("verify".to_string());
+        if self.hang_verify.load(Ordering::SeqCst) {
+            return Box::pin(std::future::pending());
+        }
         Self::outcome(self.fail_verify.load(Ordering::SeqCst), "verify")
     }
 }
