@@ -18,6 +18,8 @@
 
 #[path = "support/cluster.rs"]
 mod cluster;
+#[path = "../tests/dataplane_common/mod.rs"]
+mod dataplane_common;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -89,11 +91,11 @@ async fn run(args: Args) -> Result<()> {
             .map(|t| t.parse())
             .collect::<Result<_, _>>()?
     };
-    let c = cluster::Cluster::start(args.nodes).await?;
+    let c = cluster::start(args.nodes).await;
     let mut results = Vec::new();
     for t in topologies {
         eprintln!("switching to {t} …");
-        c.switch(t).await?;
+        cluster::switch(&c, t).await?;
         // Let the overlay settle (HyParView shuffles, Plumtree's first
         // broadcasts prune the tree) before measuring.
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -101,7 +103,7 @@ async fn run(args: Args) -> Result<()> {
         eprintln!("measuring {t} …");
         results.push(measure(&c, t, &args, args.count).await?);
     }
-    c.shutdown().await?;
+    c.shutdown().await;
     println!();
     println!("| topology | deliveries | expected | lagged | p50 µs | p90 µs | p99 µs | max µs |");
     println!("|---|---|---|---|---|---|---|---|");

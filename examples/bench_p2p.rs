@@ -28,6 +28,8 @@
 
 #[path = "support/cluster.rs"]
 mod cluster;
+#[path = "../tests/dataplane_common/mod.rs"]
+mod dataplane_common;
 
 use std::io::IoSlice;
 use std::time::Duration;
@@ -111,7 +113,7 @@ async fn run(args: Args) -> Result<()> {
         }
     }
     if want("node") {
-        let c = cluster::Cluster::start(2).await?;
+        let c = cluster::start(2).await;
         for &size in &sizes {
             let mut r =
                 node_throughput(c.exec(1), c.exec(2), size, secs, args.window, false).await?;
@@ -124,7 +126,7 @@ async fn run(args: Args) -> Result<()> {
                 );
             }
         }
-        c.shutdown().await?;
+        c.shutdown().await;
     }
     print_table(&rows);
     Ok(())

@@ -214,7 +214,7 @@ impl Actor {
             .copied()
             .filter(|p| *p != self.me)
             .collect();
-        self.repair.inbox.retain(&members);
+        self.repair.gaps.retain(&members);
         self.members = members;
         self.voters = m.voter_ids().collect();
         self.transport.set_address_book(book);

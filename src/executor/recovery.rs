@@ -34,7 +34,7 @@ impl Actor {
     pub fn broadcast_seen(&mut self, id: MessageId, bseq: u64) {
         if id.origin != self.me {
             self.repair
-                .inbox
+                .gaps
                 .seen(id.origin, id.incarnation, bseq, Instant::now());
         }
     }
@@ -57,8 +57,8 @@ impl Actor {
                 self.send_summary(p).await;
             }
         }
-        let unrecoverable = self.repair.inbox.unrecoverable;
-        for due in self.repair.inbox.due(now, self.cfg.repair_delay()) {
+        let unrecoverable = self.repair.gaps.unrecoverable;
+        for due in self.repair.gaps.due(now, self.cfg.repair_delay()) {
             self.counters.repairs_requested += due.missing.len() as u64;
             let kind = RepairKind::Nack {
                 incarnation: due.incarnation,
@@ -112,10 +112,10 @@ impl Actor {
         }
         let now = Instant::now();
         let from = msg.from;
-        let unrecoverable = self.repair.inbox.unrecoverable;
+        let unrecoverable = self.repair.gaps.unrecoverable;
         match msg.kind {
             RepairKind::Summary { incarnation, last } => {
-                self.repair.inbox.summary(from, incarnation, last, now)
+                self.repair.gaps.summary(from, incarnation, last, now)
             }
             RepairKind::Nack {
                 incarnation,
@@ -127,13 +127,13 @@ impl Actor {
                 channel,
                 data,
             } => {
-                self.repair.inbox.seen(from, id.incarnation, bseq, now);
+                self.repair.gaps.seen(from, id.incarnation, bseq, now);
                 if self.deliver_msg(id, &channel, data, true) {
                     self.counters.repaired += 1;
                 }
             }
             RepairKind::Gone { incarnation, below } => {
-                self.repair.inbox.gone(from, incarnation, below, now)
+                self.repair.gaps.gone(from, incarnation, below, now)
             }
         }
         self.note_unrecoverable(unrecoverable);
@@ -175,7 +175,7 @@ impl Actor {
     }
 
     fn note_unrecoverable(&mut self, before: u64) {
-        let now = self.repair.inbox.unrecoverable;
+        let now = self.repair.gaps.unrecoverable;
         if now > before {
             self.counters.unrecoverable += now - before;
             self.mark_dirty();

@@ -8,7 +8,7 @@
 //! - The origin keeps its recent broadcasts in an [`Outbox`] (bounded by
 //!   count and bytes) and, while it is broadcasting, tells every live
 //!   member its latest `bseq` (a summary) every `summary_interval`.
-//! - Each receiver tracks per origin ([`Inbox`]) the highest `bseq` below
+//! - Each receiver tracks per origin ([`Gaps`]) the highest `bseq` below
 //!   which it has seen everything; a gap that lasts `repair_delay` (the
 //!   overlay's own repair — Plumtree's graft — gets its chance first) is
 //!   asked for with a nack to the origin, which resends what it still
@@ -42,7 +42,7 @@ const ABOVE_MAX: usize = 1 << 16;
 #[derive(Debug)]
 pub struct RepairState {
     pub outbox: Outbox,
-    pub inbox: Inbox,
+    pub gaps: Gaps,
     /// When summaries and nacks are next sent.
     pub next_round: Instant,
     /// The last broadcast number a summary round started for.
@@ -58,7 +58,7 @@ impl RepairState {
                 usize::try_from(cfg.repair_buffer_messages).unwrap_or(usize::MAX),
                 usize::try_from(cfg.repair_buffer_bytes).unwrap_or(usize::MAX),
             ),
-            inbox: Inbox::default(),
+            gaps: Gaps::default(),
             next_round: Instant::now(),
             summarized: 0,
             summaries_left: 0,
@@ -205,13 +205,13 @@ pub struct NackDue {
 
 /// What this node has seen of every origin's broadcasts.
 #[derive(Debug, Default)]
-pub struct Inbox {
+pub struct Gaps {
     tracks: BTreeMap<NodeId, Track>,
     /// Sequence numbers given up as unrecoverable, in all.
     pub unrecoverable: u64,
 }
 
-impl Inbox {
+impl Gaps {
     /// The track of (`origin`, `incarnation`), created at `start` (the
     /// last `bseq` not owed) if new; `None` for an older incarnation.
     fn track(&mut self, origin: NodeId, incarnation: u32, start: u64) -> Option<&mut Track> {
@@ -348,7 +348,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_gap_is_nacked_after_the_delay_and_closed_by_the_repair() {
-        let mut i = Inbox::default();
+        let mut i = Gaps::default();
         let t0 = Instant::now();
         let delay = Duration::from_millis(300);
         i.seen(1, 1, 1, t0);
@@ -374,7 +374,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_summary_reveals_a_lost_tail_and_gone_gives_it_up() {
-        let mut i = Inbox::default();
+        let mut i = Gaps::default();
         let t0 = Instant::now();
         let delay = Duration::from_millis(100);
         i.seen(2, 7, 10, t0);
@@ -390,7 +390,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn tracking_starts_at_first_sight_and_restarts_with_a_new_incarnation() {
-        let mut i = Inbox::default();
+        let mut i = Gaps::default();
         let t0 = Instant::now();
         i.seen(3, 1, 50, t0);
         assert_eq!(i.missing(3), 0, "what came before is not owed");

@@ -443,6 +443,9 @@ async fn watch_fatal(raft: Raft, fatal: Arc<AtomicBool>, cancel: CancellationTok
     let mut rx = raft.metrics();
     loop {
         if let Err(e) = &rx.borrow_and_update().running_state {
+            if cancel.is_cancelled() {
+                return; // our own shutdown stopped it
+            }
             tracing::error!(error = %e, "raft stopped: the node stops");
             fatal.store(true, Ordering::SeqCst);
             cancel.cancel();
