@@ -313,14 +313,35 @@ async fn full_event_queue_drops_control_frames_and_counts_them<N: Net>(net: N) {
 }
 
 async fn fault_filter_drops_and_delays_for_the_chosen_peer<N: Net>(net: N) {
-    let (a, _ea) = net.node(1, config(), CLUSTER, None).await;
-    let (b, mut eb) = net.node(2, config(), CLUSTER, None).await;
-    let (c, mut ec) = net.node(3, config(), CLUSTER, None).await;
+    // One ping each way at link start and none after it: the frames the
+    // rules act on are then only the test's own, so "a drop was counted"
+    // means the test's frame was dropped (a ping dropped and counted first
+    // let the rules change before that frame was judged).
+    let quiet = TransportConfig {
+        ping_interval_ms: 60_000,
+        ping_timeout_ms: 120_000,
+        ..config()
+    };
+    let (a, _ea) = net.node(1, quiet.clone(), CLUSTER, None).await;
+    let (b, mut eb) = net.node(2, quiet.clone(), CLUSTER, None).await;
+    let (c, mut ec) = net.node(3, quiet, CLUSTER, None).await;
     introduce(&[&a, &b, &c]);
     a.connect(2).unwrap();
     a.connect(3).unwrap();
     link_up(&mut eb, 1).await;
     link_up(&mut ec, 1).await;
+    // Both start-up pings answered, both ways, before any rule is set.
+    eventually("the start-up pings are answered", || {
+        a.stats()
+            .peers
+            .get(&2)
+            .is_some_and(|p| p.last_rtt.is_some())
+            && b.stats()
+                .peers
+                .get(&1)
+                .is_some_and(|p| p.last_rtt.is_some())
+    })
+    .await;
     let drop_to_b = FaultRule {
         peer: 2,
         direction: Direction::Outbound,
