@@ -41,33 +41,17 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 /// own wait timeout, 30 s by default).
 const HTTP_TIMEOUT: Duration = Duration::from_secs(40);
 
+#[path = "../support/poll.rs"]
+mod poll;
+
 /// Logs to the test's captured output; `TEST_LOG` sets the filter.
 pub fn init_tracing() {
-    let filter = std::env::var("TEST_LOG")
-        .unwrap_or_else(|_| "info,openraft=warn,sled=warn,topod::api=warn".into());
-    let _already_set = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_test_writer()
-        .try_init();
+    poll::init_tracing("info,openraft=warn,sled=warn,topod::api=warn");
 }
 
 // ---- polling ----
 
-/// Polls `cond` every 20 ms until it holds; panics naming `what` after
-/// `timeout`.
-pub async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+pub use poll::wait_until;
 
 /// Polls the async `probe` every 20 ms until it gives a value; panics
 /// naming `what` after `timeout`.

@@ -28,29 +28,14 @@ use topod::transport::TransportConfig;
 
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
+#[path = "../support/poll.rs"]
+mod poll;
+
 pub fn init_tracing() {
-    let filter = std::env::var("TEST_LOG").unwrap_or_else(|_| {
-        "warn,openraft=error,sled=warn,topod::api=error,topod::executor=warn".into()
-    });
-    let _already_set = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_test_writer()
-        .try_init();
+    poll::init_tracing("warn,openraft=error,sled=warn,topod::api=error,topod::executor=warn");
 }
 
-pub async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+pub use poll::wait_until;
 
 /// One HTTP request to the admin API: (status, JSON body).
 pub async fn http(
