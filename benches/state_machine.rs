@@ -26,20 +26,19 @@ fn ctx(index: u64) -> ApplyContext {
 }
 
 fn propose(target: Topology) -> Command {
-    Command::ProposeSwitch(ProposeSwitch {
+    Command::ProposeSwitch(ProposeSwitch::new(
         target,
-        config: OverlayConfig::default_for(target),
-        reason: SwitchReason::Manual,
-        request_id: None,
-        requested_by: "api@node1".into(),
-    })
+        OverlayConfig::default_for(target),
+        SwitchReason::Manual,
+        None,
+        "api@node1",
+    ))
 }
 
 fn set_policy(cooldown_ms: u64) -> Command {
     Command::SetPolicy(PolicyUpdate {
         cooldown_ms: Some(cooldown_ms),
-        auto_switch: None,
-        history_retention: None,
+        ..PolicyUpdate::default()
     })
 }
 
@@ -149,10 +148,7 @@ fn envelope(c: &mut Criterion) {
         ("set_policy", set_policy(5_000)),
         ("propose_switch", propose(Topology::HyParView)),
     ] {
-        let env = Envelope::V1 {
-            stamp_ms: 1_700_000_000_000,
-            command,
-        };
+        let env = Envelope::new(1_700_000_000_000, command);
         g.bench_function(format!("encode/{name}"), |b| {
             b.iter(|| black_box(&env).encode())
         });

@@ -19,6 +19,10 @@
 //! - [`executor`] — the data plane's executor: runs the overlays on the
 //!   transport, phased switches, channels (`broadcast`, `send`, `subscribe`)
 //!   with duplicate suppression and gap repair of broadcasts.
+//! - [`rules`] — the switching rules as a pure function of state, metrics
+//!   and policy; workload profiles.
+//! - [`monitor`] — the leader's monitor: gathers node summaries, derives
+//!   cluster metrics, evaluates the rules, proposes switches.
 //! - [`control`] — openraft types, sled storage, Raft RPC, proposer,
 //!   coordinator, executor interface and driver.
 //! - [`api`] — HTTP admin API: JSON types, routes, forwarding to the leader;
@@ -37,7 +41,9 @@ pub mod control;
 pub mod dev;
 pub mod executor;
 pub mod model;
+pub mod monitor;
 pub mod node;
 pub mod overlay;
+pub mod rules;
 pub mod sim;
 pub mod transport;

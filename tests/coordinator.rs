@@ -40,13 +40,13 @@ impl Log {
     }
 
     fn propose(&mut self, target: Topology, reason: SwitchReason) -> u64 {
-        let answer = self.apply(Command::ProposeSwitch(ProposeSwitch {
+        let answer = self.apply(Command::ProposeSwitch(ProposeSwitch::new(
             target,
-            config: OverlayConfig::default_for(target),
+            OverlayConfig::default_for(target),
             reason,
-            request_id: None,
-            requested_by: "test".into(),
-        }));
+            None,
+            "test",
+        )));
         match answer {
             CommandResponse::Accepted { id } => id,
             other => panic!("proposal not accepted: {other:?}"),
@@ -279,13 +279,13 @@ async fn proposes_a_rollback_of_an_unhealthy_cut_over() {
     let decided = c.decide(&log.state, TERM);
     assert_eq!(
         decided,
-        Some(Command::ProposeSwitch(ProposeSwitch {
-            target: Topology::FullMesh,
-            config: OverlayConfig::default_for(Topology::FullMesh),
-            reason: SwitchReason::Rollback { of: id },
-            request_id: Some(format!("rollback-of-{id}")),
-            requested_by: "coordinator (node 3 unhealthy: probes lost)".into(),
-        }))
+        Some(Command::ProposeSwitch(ProposeSwitch::new(
+            Topology::FullMesh,
+            OverlayConfig::default_for(Topology::FullMesh),
+            SwitchReason::Rollback { of: id },
+            Some(format!("rollback-of-{id}")),
+            "coordinator (node 3 unhealthy: probes lost)",
+        )))
     );
     let rollback = match log.apply(decided.unwrap()) {
         CommandResponse::Accepted { id } => id,

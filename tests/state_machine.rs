@@ -151,13 +151,13 @@ fn cases() -> Vec<Case> {
             name: "unknown_topology: config for another topology",
             steps: vec![at(
                 1_000,
-                Command::ProposeSwitch(ProposeSwitch {
-                    target: Topology::HyParView,
-                    config: OverlayConfig::default_for(Topology::FullMesh),
-                    reason: SwitchReason::Manual,
-                    request_id: None,
-                    requested_by: "table".into(),
-                }),
+                Command::ProposeSwitch(ProposeSwitch::new(
+                    Topology::HyParView,
+                    OverlayConfig::default_for(Topology::FullMesh),
+                    SwitchReason::Manual,
+                    None,
+                    "table",
+                )),
                 rejected(Rejection::UnknownTopology {
                     detail: "overlay config is for full_mesh but the target is hyparview".into(),
                 }),
@@ -530,7 +530,7 @@ fn cases() -> Vec<Case> {
                     }),
                     rejected(Rejection::InvalidPolicy {
                         detail: format!(
-                            "cooldown_ms {} exceeds {MAX_COOLDOWN_MS}",
+                            "cooldown_ms: {} is outside 0..={MAX_COOLDOWN_MS}",
                             MAX_COOLDOWN_MS + 1
                         ),
                     }),
@@ -543,7 +543,7 @@ fn cases() -> Vec<Case> {
                     }),
                     rejected(Rejection::InvalidPolicy {
                         detail: format!(
-                            "history_retention 0 is outside 1..={MAX_HISTORY_RETENTION}"
+                            "history_retention: 0 is outside 1..={MAX_HISTORY_RETENTION}"
                         ),
                     }),
                 ),
@@ -552,7 +552,7 @@ fn cases() -> Vec<Case> {
                     Command::SetPolicy(PolicyUpdate {
                         cooldown_ms: Some(5),
                         auto_switch: Some(true),
-                        history_retention: None,
+                        ..PolicyUpdate::default()
                     }),
                     applied(),
                 ),

@@ -20,10 +20,7 @@ fn log_id(term: u64, index: u64) -> LogId {
 fn normal(index: u64, command: Command) -> Entry {
     Entry {
         log_id: log_id(1, index),
-        payload: EntryPayload::Normal(LogPayload::new(&Envelope::V1 {
-            stamp_ms: 1_000 * index,
-            command,
-        })),
+        payload: EntryPayload::Normal(LogPayload::new(&Envelope::new(1_000 * index, command))),
     }
 }
 
@@ -44,13 +41,13 @@ fn membership(index: u64) -> Entry {
 }
 
 fn to_hyparview() -> Command {
-    Command::ProposeSwitch(ProposeSwitch {
-        target: Topology::HyParView,
-        config: OverlayConfig::default_for(Topology::HyParView),
-        reason: SwitchReason::Manual,
-        request_id: None,
-        requested_by: "test".into(),
-    })
+    Command::ProposeSwitch(ProposeSwitch::new(
+        Topology::HyParView,
+        OverlayConfig::default_for(Topology::HyParView),
+        SwitchReason::Manual,
+        None,
+        "test",
+    ))
 }
 
 /// Membership (1), blank (2), proposal (3), reports from all four members
@@ -276,16 +273,16 @@ fn a_data_dir_of_another_storage_format_is_refused_untouched() {
     {
         let db = sled::open(dir.path()).unwrap();
         let meta = db.open_tree("meta").unwrap();
-        meta.insert("format", &2u32.to_be_bytes()).unwrap();
+        meta.insert("format", &3u32.to_be_bytes()).unwrap();
         db.flush().unwrap();
     }
     match Store::open(dir.path(), DEFAULT_CACHE_BYTES) {
         Err(e @ StoreError::Format { .. }) => {
             let msg = e.to_string();
-            assert!(msg.contains("v2") && msg.contains("v1"), "{msg}");
+            assert!(msg.contains("v3") && msg.contains("v2"), "{msg}");
         }
         Err(other) => panic!("expected a format error, got {other}"),
-        Ok(_) => panic!("a v2 data dir was opened"),
+        Ok(_) => panic!("a v3 data dir was opened"),
     }
     let db = sled::open(dir.path()).unwrap();
     let format = db
@@ -296,7 +293,7 @@ fn a_data_dir_of_another_storage_format_is_refused_untouched() {
         .unwrap();
     assert_eq!(
         &format[..],
-        &2u32.to_be_bytes(),
+        &3u32.to_be_bytes(),
         "refusal changed the data dir"
     );
 }

@@ -34,13 +34,13 @@ fn log_id(index: u64) -> LogId {
 
 fn command_at(index: u64) -> Command {
     match index {
-        2 => Command::ProposeSwitch(ProposeSwitch {
-            target: Topology::HyParView,
-            config: OverlayConfig::default_for(Topology::HyParView),
-            reason: SwitchReason::Manual,
-            request_id: None,
-            requested_by: "crash-test".into(),
-        }),
+        2 => Command::ProposeSwitch(ProposeSwitch::new(
+            Topology::HyParView,
+            OverlayConfig::default_for(Topology::HyParView),
+            SwitchReason::Manual,
+            None,
+            "crash-test",
+        )),
         3..=5 => Command::ReportPhase {
             id: 2,
             node: index - 2,
@@ -64,10 +64,10 @@ fn entry_at(index: u64) -> Entry {
     let payload = if index == 1 {
         EntryPayload::Membership(Membership::new(vec![BTreeSet::from([1, 2, 3])], None))
     } else {
-        EntryPayload::Normal(LogPayload::new(&Envelope::V1 {
-            stamp_ms: 1_000 + index,
-            command: command_at(index),
-        }))
+        EntryPayload::Normal(LogPayload::new(&Envelope::new(
+            1_000 + index,
+            command_at(index),
+        )))
     };
     Entry {
         log_id: log_id(index),

@@ -44,6 +44,9 @@ fn dev_voter(id: NodeId, base: u16) -> Result<VoterConfig, ConfigError> {
     })
 }
 
+/// The monitor interval of a dev cluster, ms.
+pub const DEV_MONITOR_INTERVAL_MS: u64 = 2_000;
+
 impl NodeConfig {
     /// Node `node_id` of a dev cluster on 127.0.0.1 with the default three
     /// voters: API on `base_api_port + node_id - 1`, Raft 100 above, peer
@@ -70,6 +73,13 @@ impl NodeConfig {
             join: Vec::new(),
             raft: RaftConfig::default(),
             switch: SwitchConfig::default(),
+            // A dev cluster's monitor looks every 2 s, so that automatic
+            // switches can be watched happening.
+            rules: super::RulesConfig {
+                monitor_interval_ms: Some(DEV_MONITOR_INTERVAL_MS),
+                ..Default::default()
+            },
+            monitor: Default::default(),
             api: ApiConfig::default(),
             storage: StorageConfig::default(),
             overlay: OverlayDefaults::default(),

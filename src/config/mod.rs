@@ -26,6 +26,7 @@ mod error;
 mod node;
 mod overlay;
 mod raft;
+mod rules;
 mod sections;
 
 #[cfg(test)]
@@ -36,6 +37,7 @@ pub use error::ConfigError;
 pub use node::{NodeConfig, VoterConfig, ENV_IGNORED, ENV_PREFIX, MAX_INITIAL_VOTERS};
 pub use overlay::OverlayDefaults;
 pub use raft::RaftConfig;
+pub use rules::{MonitorConfig, RulesConfig};
 pub use sections::{ApiConfig, StorageConfig, SwitchConfig};
 
 /// `Invalid` naming `key` unless `min <= value <= max`.

@@ -10,7 +10,10 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiConfig, ConfigError, OverlayDefaults, RaftConfig, StorageConfig, SwitchConfig};
+use super::{
+    ApiConfig, ConfigError, MonitorConfig, OverlayDefaults, RaftConfig, RulesConfig, StorageConfig,
+    SwitchConfig,
+};
 use crate::control::types::NodeAddr;
 use crate::model::{NodeId, OverlayConfig, Topology};
 
@@ -27,7 +30,7 @@ const MAX_CLUSTER_ID_LEN: usize = 64;
 
 /// One node's configuration. Keys without a default: `node_id`,
 /// `cluster_id`, `api_addr`, `raft_addr`, `peer_addr`, `data_dir`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     /// This node's Raft id, at least 1; unique in the cluster and never
@@ -64,6 +67,12 @@ pub struct NodeConfig {
     /// `[switch]`.
     #[serde(default)]
     pub switch: SwitchConfig,
+    /// `[rules]`: seeds of the replicated policy's monitor and rule keys.
+    #[serde(default)]
+    pub rules: RulesConfig,
+    /// `[monitor]`: this node's gathering settings while it leads.
+    #[serde(default)]
+    pub monitor: MonitorConfig,
     /// `[api]`.
     #[serde(default)]
     pub api: ApiConfig,
@@ -112,6 +121,8 @@ impl VoterConfig {
 struct Defaults {
     raft: RaftConfig,
     switch: SwitchConfig,
+    rules: RulesConfig,
+    monitor: MonitorConfig,
     api: ApiConfig,
     storage: StorageConfig,
     overlay: OverlayDefaults,
@@ -163,6 +174,8 @@ impl NodeConfig {
         Figment::from(Serialized::defaults(Defaults {
             raft: RaftConfig::default(),
             switch: SwitchConfig::default(),
+            rules: RulesConfig::default(),
+            monitor: MonitorConfig::default(),
             api: ApiConfig::default(),
             storage: StorageConfig::default(),
             overlay: OverlayDefaults::default(),
@@ -193,6 +206,8 @@ impl NodeConfig {
         self.validate_voters()?;
         self.raft.validate()?;
         self.switch.validate()?;
+        self.rules.validate()?;
+        self.monitor.validate()?;
         self.api.validate()?;
         self.storage.validate()?;
         self.overlay.validate()?;

@@ -67,12 +67,16 @@ impl SwitchConfig {
     }
 
     /// The policy a new cluster starts with.
-    pub fn initial_policy(&self) -> Policy {
-        Policy {
+    /// The policy a new cluster starts with: these keys and `rules`'.
+    pub fn initial_policy(&self, rules: &super::RulesConfig) -> Policy {
+        let mut policy = Policy {
             cooldown_ms: self.cooldown_ms,
             auto_switch: self.auto_switch,
             history_retention: self.history_retention,
-        }
+            ..Policy::default()
+        };
+        rules.apply_to(&mut policy);
+        policy
     }
 
     /// The prepare deadline.

@@ -128,13 +128,13 @@ fn rollback_decision(state: &TopologyState) -> Option<Command> {
         _ => None,
     })?;
     let config = state.previous_config.clone()?;
-    Some(Command::ProposeSwitch(ProposeSwitch {
-        target: record.from,
+    Some(Command::ProposeSwitch(ProposeSwitch::new(
+        record.from,
         config,
-        reason: SwitchReason::Rollback { of },
-        request_id: Some(format!("rollback-of-{of}")),
-        requested_by: format!("coordinator (node {node} unhealthy: {reason})"),
-    }))
+        SwitchReason::Rollback { of },
+        Some(format!("rollback-of-{of}")),
+        format!("coordinator (node {node} unhealthy: {reason})"),
+    )))
 }
 
 /// The coordinator task of one node.

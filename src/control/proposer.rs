@@ -3,7 +3,7 @@
 //! The proposer stamps each command with the leader's wall clock, never
 //! going backwards (the max of the clock, its own last stamp and the last
 //! applied stamp, which covers a new leader whose clock is behind), wraps it
-//! in an `Envelope::V1`, and waits until the entry is committed and applied.
+//! in an `Envelope` (today `V2`), and waits until the entry is committed and applied.
 //! It never forwards: a follower gets [`WriteError::ForwardToLeader`] and the
 //! API layer forwards the request.
 
@@ -69,10 +69,7 @@ impl Proposer {
     /// Writes `command` and returns the state machine's answer.
     pub async fn write(&self, command: Command) -> Result<CommandResponse, WriteError> {
         let started = std::time::Instant::now();
-        let payload = LogPayload::new(&Envelope::V1 {
-            stamp_ms: self.stamp(),
-            command,
-        });
+        let payload = LogPayload::new(&Envelope::new(self.stamp(), command));
         let result = tokio::time::timeout(self.timeout, self.raft.client_write(payload)).await;
         let outcome = match result {
             Err(_) => Err(WriteError::Timeout(self.timeout)),

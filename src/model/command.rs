@@ -1,19 +1,30 @@
 //! Commands of the Raft log (the switch protocol) and their typed responses.
 //!
 //! A log entry's application payload is the postcard encoding of an
-//! [`Envelope`]. `Envelope::V1` is frozen once released: a changed command
-//! becomes a new envelope variant, never an edit of `V1`'s types.
+//! [`Envelope`]. `Envelope::V1` is frozen (its commands are in
+//! [`super::v1`]); a changed command becomes a new envelope variant, never
+//! an edit of a released one. `V2` carries today's [`Command`] and is
+//! what this build writes.
 
 use serde::{Deserialize, Serialize};
 
-use super::{NodeId, OverlayConfig, Topology, TransitionId};
+use super::policy::PolicyUpdate;
+use super::{ClusterMetrics, NodeId, OverlayConfig, Topology, TransitionId};
 
 /// The versioned unit written to the log. The leader stamps it with its
 /// wall clock (unix ms, never going backwards); the state machine takes all
 /// time from this stamp so that applying is deterministic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Envelope {
+    /// Released first; frozen. Read, never written.
     V1 {
+        /// Leader's timestamp, unix milliseconds.
+        stamp_ms: u64,
+        command: super::v1::Command,
+    },
+    /// Adds a proposal's trigger and term fence, the monitor's and rules'
+    /// policy keys and user workload profiles.
+    V2 {
         /// Leader's timestamp, unix milliseconds.
         stamp_ms: u64,
         command: Command,
@@ -31,6 +42,19 @@ pub struct EnvelopeError {
 }
 
 impl Envelope {
+    /// The envelope this build writes for `command`.
+    pub fn new(stamp_ms: u64, command: Command) -> Self {
+        Envelope::V2 { stamp_ms, command }
+    }
+
+    /// The leader's stamp and the command, in today's types.
+    pub fn into_parts(self) -> (u64, Command) {
+        match self {
+            Envelope::V1 { stamp_ms, command } => (stamp_ms, command.into()),
+            Envelope::V2 { stamp_ms, command } => (stamp_ms, command),
+        }
+    }
+
     /// Postcard bytes of this envelope.
     pub fn encode(&self) -> Vec<u8> {
         postcard::to_allocvec(self).expect("envelopes are plain data")
@@ -51,7 +75,7 @@ impl Envelope {
 }
 
 /// What the switch protocol writes to the log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
     /// Start a transition to `target`.
     ProposeSwitch(ProposeSwitch),
@@ -81,7 +105,7 @@ pub enum Command {
 }
 
 /// Payload of [`Command::ProposeSwitch`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProposeSwitch {
     pub target: Topology,
     /// The effective overlay config of `target`.
@@ -91,6 +115,43 @@ pub struct ProposeSwitch {
     pub request_id: Option<String>,
     /// Who asked (e.g. `api@node2`, `coordinator`), for the history.
     pub requested_by: String,
+    /// What made the monitor decide (automatic switches), kept in the
+    /// history record.
+    pub trigger: Option<Trigger>,
+    /// The term the proposal was decided in: when set, the state machine
+    /// refuses it if the entry was appended in another term
+    /// (`stale_term`), so a deposed leader's late decision is fenced.
+    pub fence_term: Option<u64>,
+}
+
+impl ProposeSwitch {
+    /// A proposal with no trigger and no fence.
+    pub fn new(
+        target: Topology,
+        config: OverlayConfig,
+        reason: SwitchReason,
+        request_id: Option<String>,
+        requested_by: impl Into<String>,
+    ) -> Self {
+        ProposeSwitch {
+            target,
+            config,
+            reason,
+            request_id,
+            requested_by: requested_by.into(),
+            trigger: None,
+            fence_term: None,
+        }
+    }
+}
+
+/// The figures and the explanation behind an automatic switch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    /// The monitor round's cluster metrics.
+    pub metrics: ClusterMetrics,
+    /// The rules' explanation: every rule and why it held or not.
+    pub explanation: String,
 }
 
 /// Why a switch was proposed.
@@ -146,38 +207,6 @@ impl Phase {
     }
 }
 
-/// The replicated policy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Policy {
-    /// Minimum time between an automatic switch and the previous committed
-    /// switch, ms.
-    pub cooldown_ms: u64,
-    /// Whether the monitor may propose switches on its own.
-    pub auto_switch: bool,
-    /// Transitions kept in the history (oldest dropped first).
-    pub history_retention: u32,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            // Guess: long enough that a switch settles and its metrics are
-            // seen before the next automatic one.
-            cooldown_ms: 300_000,
-            auto_switch: false,
-            history_retention: 1000,
-        }
-    }
-}
-
-/// A change to some fields of the policy (`None` keeps the current value).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PolicyUpdate {
-    pub cooldown_ms: Option<u64>,
-    pub auto_switch: Option<bool>,
-    pub history_retention: Option<u32>,
-}
-
 /// The state machine's answer to one command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CommandResponse {
@@ -208,6 +237,8 @@ pub enum Rejection {
     InvalidConfig { detail: String },
     #[error("invalid policy: {detail}")]
     InvalidPolicy { detail: String },
+    #[error("proposal decided in term {decided_in} but appended in term {appended_in}")]
+    StaleTerm { decided_in: u64, appended_in: u64 },
 }
 
 impl Rejection {
@@ -221,6 +252,7 @@ impl Rejection {
             Rejection::StaleTransition { .. } => "stale_transition",
             Rejection::InvalidConfig { .. } => "invalid_config",
             Rejection::InvalidPolicy { .. } => "invalid_policy",
+            Rejection::StaleTerm { .. } => "stale_term",
         }
     }
 }
@@ -231,21 +263,45 @@ mod tests {
 
     #[test]
     fn envelope_round_trips_and_refuses_garbage() {
-        let env = Envelope::V1 {
-            stamp_ms: 42,
-            command: Command::ProposeSwitch(ProposeSwitch {
-                target: Topology::HyParView,
-                config: OverlayConfig::default_for(Topology::HyParView),
-                reason: SwitchReason::Rollback { of: 7 },
-                request_id: Some("abc".into()),
-                requested_by: "test".into(),
-            }),
-        };
+        let env = Envelope::new(
+            42,
+            Command::ProposeSwitch(ProposeSwitch::new(
+                Topology::HyParView,
+                OverlayConfig::default_for(Topology::HyParView),
+                SwitchReason::Rollback { of: 7 },
+                Some("abc".into()),
+                "test",
+            )),
+        );
         assert_eq!(Envelope::decode(&env.encode()).unwrap(), env);
         let mut bad = env.encode();
         bad.push(0);
         assert!(Envelope::decode(&bad).is_err());
         assert!(Envelope::decode(&[9, 9, 9]).is_err());
         assert!(Envelope::decode(&[]).is_err());
+    }
+
+    #[test]
+    fn v1_entries_stay_readable() {
+        let v1 = Envelope::V1 {
+            stamp_ms: 5,
+            command: crate::model::v1::Command::SetPolicy(crate::model::v1::PolicyUpdate {
+                cooldown_ms: Some(9),
+                auto_switch: None,
+                history_retention: None,
+            }),
+        };
+        // The bytes a V1 build wrote: variant 0, stamp, command.
+        let bytes = v1.encode();
+        assert_eq!(bytes[0], 0);
+        let (stamp, command) = Envelope::decode(&bytes).unwrap().into_parts();
+        assert_eq!(stamp, 5);
+        assert_eq!(
+            command,
+            Command::SetPolicy(PolicyUpdate {
+                cooldown_ms: Some(9),
+                ..Default::default()
+            })
+        );
     }
 }

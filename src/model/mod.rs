@@ -7,16 +7,23 @@
 //! no `#[serde(tag)]`, `untagged`, `flatten` or `skip_serializing_if`.
 
 pub mod command;
+pub mod metrics;
 pub mod overlay_config;
+pub mod policy;
 pub mod state;
 pub mod topology;
+pub mod v1;
 
 pub use command::{
-    Command, CommandResponse, Envelope, EnvelopeError, Phase, Policy, PolicyUpdate, ProposeSwitch,
-    Rejection, SwitchReason,
+    Command, CommandResponse, Envelope, EnvelopeError, Phase, ProposeSwitch, Rejection,
+    SwitchReason, Trigger,
 };
+pub use metrics::{ClusterMetrics, NodeSummary, WorkloadPattern};
 pub use overlay_config::{
     ClientServerConfig, ConfigError, FullMeshConfig, HyParViewConfig, OverlayConfig, PlumtreeConfig,
+};
+pub use policy::{
+    Policy, PolicyError, PolicyUpdate, Thresholds, ThresholdsUpdate, WorkloadProfile,
 };
 pub use state::{ApplyContext, HistoryRecord, Outcome, TopologyState, Transition};
 pub use topology::{Topology, UnknownTopology};

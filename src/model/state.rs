@@ -12,17 +12,16 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::command::{Command, CommandResponse, Phase, Policy, PolicyUpdate, ProposeSwitch};
+use super::command::{Command, CommandResponse, Phase, ProposeSwitch, Trigger};
+use super::policy::{Policy, PolicyUpdate};
 use super::{NodeId, OverlayConfig, Rejection, SwitchReason, Topology, TransitionId};
+
+pub use super::policy::{MAX_COOLDOWN_MS, MAX_HISTORY_RETENTION};
 
 /// Request ids remembered for idempotent proposals.
 pub const REQUEST_ID_MEMORY: usize = 1024;
 /// Longest accepted request id, bytes.
 pub const MAX_REQUEST_ID_LEN: usize = 128;
-/// Longest cooldown a policy may set: 7 days.
-pub const MAX_COOLDOWN_MS: u64 = 7 * 24 * 3600 * 1000;
-/// Largest history retention a policy may set.
-pub const MAX_HISTORY_RETENTION: u32 = 100_000;
 
 /// Facts about the entry being applied that come from Raft, not from the
 /// command.
@@ -37,7 +36,7 @@ pub struct ApplyContext {
 }
 
 /// A transition between `Preparing` and its commit or abort.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transition {
     pub id: TransitionId,
     pub from: Topology,
@@ -51,6 +50,10 @@ pub struct Transition {
     pub members: Vec<NodeId>,
     /// Reports received so far.
     pub reports: BTreeMap<NodeId, Phase>,
+    /// The figures behind an automatic switch.
+    pub trigger: Option<Trigger>,
+    /// The client's idempotency key, if it gave one.
+    pub request_id: Option<String>,
 }
 
 impl Transition {
@@ -89,7 +92,7 @@ pub enum Outcome {
 }
 
 /// One transition in the history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryRecord {
     pub id: TransitionId,
     pub from: Topology,
@@ -106,10 +109,15 @@ pub struct HistoryRecord {
     pub reports: BTreeMap<NodeId, Phase>,
     /// Post-cut-over reports (`Verified` / `Unhealthy`) per node.
     pub health: BTreeMap<NodeId, Phase>,
+    /// The figures and explanation behind an automatic switch.
+    pub trigger: Option<Trigger>,
+    /// The client's idempotency key, if it gave one (so that a client
+    /// whose answer was lost can find out whether its switch landed).
+    pub request_id: Option<String>,
 }
 
 /// The whole replicated state. Small: snapshots serialise it whole.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopologyState {
     pub topology: Topology,
     pub config: OverlayConfig,
@@ -196,6 +204,14 @@ impl TopologyState {
         response
     }
 
+    /// The newest history record proposed with `request_id`.
+    pub fn record_by_request(&self, request_id: &str) -> Option<&HistoryRecord> {
+        self.history
+            .iter()
+            .rev()
+            .find(|r| r.request_id.as_deref() == Some(request_id))
+    }
+
     /// A history record by transition id.
     pub fn record(&self, id: TransitionId) -> Option<&HistoryRecord> {
         self.history.iter().rev().find(|r| r.id == id)
@@ -243,7 +259,7 @@ impl TopologyState {
         now: u64,
         p: &ProposeSwitch,
     ) -> CommandResponse {
-        if let Err(rejection) = self.check_proposal(now, p) {
+        if let Err(rejection) = self.check_proposal(ctx, now, p) {
             return CommandResponse::Rejected(rejection);
         }
         let transition = Transition {
@@ -257,6 +273,8 @@ impl TopologyState {
             proposed_at_ms: now,
             members: ctx.members.clone(),
             reports: BTreeMap::new(),
+            trigger: p.trigger.clone(),
+            request_id: p.request_id.clone(),
         };
         Arc::make_mut(&mut self.history).push_back(HistoryRecord {
             id: ctx.index,
@@ -269,13 +287,28 @@ impl TopologyState {
             members: Vec::new(),
             reports: BTreeMap::new(),
             health: BTreeMap::new(),
+            trigger: transition.trigger.clone(),
+            request_id: transition.request_id.clone(),
         });
         self.in_flight = Some(transition);
         self.prune_history();
         CommandResponse::Accepted { id: ctx.index }
     }
 
-    fn check_proposal(&self, now: u64, p: &ProposeSwitch) -> Result<(), Rejection> {
+    fn check_proposal(
+        &self,
+        ctx: &ApplyContext,
+        now: u64,
+        p: &ProposeSwitch,
+    ) -> Result<(), Rejection> {
+        if let Some(term) = p.fence_term {
+            if term != ctx.term {
+                return Err(Rejection::StaleTerm {
+                    decided_in: term,
+                    appended_in: ctx.term,
+                });
+            }
+        }
         if p.config.topology() != p.target {
             return Err(Rejection::UnknownTopology {
                 detail: format!(
@@ -443,17 +476,11 @@ impl TopologyState {
     }
 
     fn set_policy(&mut self, update: &PolicyUpdate) -> CommandResponse {
-        if let Err(rejection) = update.check() {
-            return CommandResponse::Rejected(rejection);
+        if let Err(e) = update.check() {
+            return CommandResponse::Rejected(e.into());
         }
-        if let Some(c) = update.cooldown_ms {
-            self.policy.cooldown_ms = c;
-        }
-        if let Some(a) = update.auto_switch {
-            self.policy.auto_switch = a;
-        }
-        if let Some(h) = update.history_retention {
-            self.policy.history_retention = h;
+        if let Err(e) = update.apply(&mut self.policy) {
+            return CommandResponse::Rejected(e.into());
         }
         self.policy_set = true;
         self.prune_history();
@@ -470,27 +497,5 @@ impl TopologyState {
                 history.pop_front();
             }
         }
-    }
-}
-
-impl PolicyUpdate {
-    /// Checks the limits of the fields it sets (`invalid_policy` naming
-    /// the first bad one). The state machine applies only a valid update;
-    /// the API checks before proposing, so a bad value writes nothing.
-    pub fn check(&self) -> Result<(), Rejection> {
-        let invalid = |detail: String| Err(Rejection::InvalidPolicy { detail });
-        if let Some(c) = self.cooldown_ms {
-            if c > MAX_COOLDOWN_MS {
-                return invalid(format!("cooldown_ms {c} exceeds {MAX_COOLDOWN_MS}"));
-            }
-        }
-        if let Some(h) = self.history_retention {
-            if h == 0 || h > MAX_HISTORY_RETENTION {
-                return invalid(format!(
-                    "history_retention {h} is outside 1..={MAX_HISTORY_RETENTION}"
-                ));
-            }
-        }
-        Ok(())
     }
 }

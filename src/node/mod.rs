@@ -319,6 +319,8 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         }
     });
 
+    let monitor = crate::monitor::MonitorHandle::new();
+
     // Admin API server.
     let defaults_cfg = config.overlay.clone();
     let ctx = Arc::new(ApiContext {
@@ -337,6 +339,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         fatal: fatal.clone(),
         membership_lock: tokio::sync::Mutex::new(()),
         dataplane: dataplane.clone(),
+        monitor: monitor.clone(),
     });
     let api = crate::api::routes::router(ctx);
     let c = cancel.clone();
@@ -379,6 +382,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
             proposer.clone(),
             applied.clone(),
             config.switch.clone(),
+            config.rules.clone(),
             config.overlay.clone(),
             cancel.clone(),
         ));

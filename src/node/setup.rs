@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{OverlayDefaults, SwitchConfig};
+use crate::config::{OverlayDefaults, RulesConfig, SwitchConfig};
 use crate::control::applied::AppliedRx;
 use crate::control::proposer::Proposer;
 use crate::model::{Command, ProposeSwitch, SwitchReason, Topology};
@@ -20,6 +20,7 @@ pub async fn run(
     proposer: std::sync::Arc<Proposer>,
     mut applied: AppliedRx,
     switch: SwitchConfig,
+    rules: RulesConfig,
     overlay: OverlayDefaults,
     cancel: CancellationToken,
 ) {
@@ -40,23 +41,18 @@ pub async fn run(
         }
         if proposer.is_leader() {
             if !policy_set {
-                let p = switch.initial_policy();
-                let update = crate::model::PolicyUpdate {
-                    cooldown_ms: Some(p.cooldown_ms),
-                    auto_switch: Some(p.auto_switch),
-                    history_retention: Some(p.history_retention),
-                };
+                let update = crate::model::PolicyUpdate::whole(&switch.initial_policy(&rules));
                 if let Err(e) = proposer.write(Command::SetPolicy(update)).await {
                     tracing::debug!(error = %e, "initial policy not written yet");
                 }
             } else if !topology_asked {
-                let proposal = ProposeSwitch {
-                    target: switch.initial_topology,
-                    config: overlay.default_for(switch.initial_topology),
-                    reason: SwitchReason::Manual,
-                    request_id: Some(INITIAL_TOPOLOGY_REQUEST.into()),
-                    requested_by: "bootstrap".into(),
-                };
+                let proposal = ProposeSwitch::new(
+                    switch.initial_topology,
+                    overlay.default_for(switch.initial_topology),
+                    SwitchReason::Manual,
+                    Some(INITIAL_TOPOLOGY_REQUEST.into()),
+                    "bootstrap",
+                );
                 match proposer.write(Command::ProposeSwitch(proposal)).await {
                     Ok(answer) => {
                         tracing::info!(?answer, "initial topology proposed");

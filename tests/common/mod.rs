@@ -326,6 +326,8 @@ pub fn node_config(
             prepare_timeout_ms: opts.prepare_timeout_ms,
             ..SwitchConfig::default()
         },
+        rules: Default::default(),
+        monitor: Default::default(),
         api: ApiConfig {
             request_timeout_ms: opts.request_timeout_ms,
             ..ApiConfig::default()

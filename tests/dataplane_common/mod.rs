@@ -108,6 +108,8 @@ pub fn node_config(id: NodeId, data_dir: PathBuf, join: Vec<SocketAddr>) -> Node
             cooldown_ms: 0,
             ..SwitchConfig::default()
         },
+        rules: Default::default(),
+        monitor: Default::default(),
         api: ApiConfig::default(),
         storage: StorageConfig::default(),
         overlay: overlay_defaults(),

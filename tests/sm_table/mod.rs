@@ -38,13 +38,13 @@ pub struct Case {
 // ---- command builders ----
 
 pub fn propose_cfg(config: OverlayConfig, reason: SwitchReason, rid: Option<&str>) -> Command {
-    Command::ProposeSwitch(ProposeSwitch {
-        target: config.topology(),
+    Command::ProposeSwitch(ProposeSwitch::new(
+        config.topology(),
         config,
         reason,
-        request_id: rid.map(str::to_string),
-        requested_by: "table".into(),
-    })
+        rid.map(str::to_string),
+        "table",
+    ))
 }
 
 pub fn propose(target: Topology, reason: SwitchReason) -> Command {

@@ -57,9 +57,12 @@ impl PolicyRequest {
             ));
         }
         let update = PolicyUpdate::from(self);
-        update.check().map_err(|r| BadRequest {
-            code: r.code(),
-            message: r.to_string(),
+        update.check().map_err(|e| {
+            let r = crate::model::Rejection::from(e);
+            BadRequest {
+                code: r.code(),
+                message: r.to_string(),
+            }
         })?;
         Ok(update)
     }
@@ -71,6 +74,7 @@ impl From<&PolicyRequest> for PolicyUpdate {
             cooldown_ms: r.cooldown_ms,
             auto_switch: r.auto_switch,
             history_retention: r.history_retention,
+            ..PolicyUpdate::default()
         }
     }
 }

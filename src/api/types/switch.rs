@@ -106,13 +106,13 @@ impl SwitchRequest {
                 message: e.to_string(),
             })?,
         };
-        Ok(ProposeSwitch {
+        Ok(ProposeSwitch::new(
             target,
             config,
-            reason: SwitchReason::Manual,
-            request_id: self.request_id.clone(),
-            requested_by: requested_by.into(),
-        })
+            SwitchReason::Manual,
+            self.request_id.clone(),
+            requested_by,
+        ))
     }
 }
 

@@ -20,13 +20,13 @@ fn ctx(index: u64) -> ApplyContext {
 }
 
 fn propose(target: Topology) -> Command {
-    Command::ProposeSwitch(ProposeSwitch {
+    Command::ProposeSwitch(ProposeSwitch::new(
         target,
-        config: OverlayConfig::default_for(target),
-        reason: SwitchReason::Manual,
-        request_id: None,
-        requested_by: "api@node1".into(),
-    })
+        OverlayConfig::default_for(target),
+        SwitchReason::Manual,
+        None,
+        "api@node1",
+    ))
 }
 
 /// A state with transition 3 committed (full_mesh → hyparview), 7 aborted
@@ -280,9 +280,8 @@ fn policy_request_maps_to_an_update() {
     assert_eq!(
         req.to_update().unwrap(),
         PolicyUpdate {
-            cooldown_ms: None,
             auto_switch: Some(true),
-            history_retention: None
+            ..PolicyUpdate::default()
         }
     );
     assert!(PolicyRequest::default().to_update().is_err());

@@ -11,12 +11,12 @@ use super::codec::{
 };
 use super::StoreError;
 use crate::control::types::{Entry, LogId, StorageError, StoredMembership};
-use crate::model::{ApplyContext, CommandResponse, Envelope, NodeId, TopologyState};
+use crate::model::{ApplyContext, CommandResponse, NodeId, TopologyState};
 
 /// What the state machine has applied: the topology state, the id of the
 /// last applied entry and the last membership. Published on a watch
 /// channel after every apply; a snapshot is this value, whole.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Applied {
     pub state: TopologyState,
     pub last_applied: Option<LogId>,
@@ -65,7 +65,7 @@ impl Applied {
                         e,
                     )
                 })?;
-                let Envelope::V1 { stamp_ms, command } = envelope;
+                let (stamp_ms, command) = envelope.into_parts();
                 let ctx = ApplyContext {
                     index: log_id.index,
                     term: log_id.leader_id.term,

@@ -40,6 +40,9 @@ impl Store {
             tree(SM_TREE)?,
             tree(SNAPSHOT_TREE)?,
         );
+        if super::identity::stored_format(&meta)? == 1 {
+            super::migrate::from_v1(&db, &meta, &sm, &snapshots)?;
+        }
         let identity = DataDir::open(dir, &db, meta.clone())?;
         let state_machine = StateMachineStore::open(db.clone(), sm, snapshots)?;
         Ok(Store {

@@ -21,13 +21,7 @@ pub struct DataDir {
 /// Refuses a data dir written in another storage format (one without a
 /// format record predates v1).
 fn check_format(path: &Path, meta: &sled::Tree) -> Result<(), StoreError> {
-    let stored = meta
-        .get(KEY_FORMAT)
-        .map_err(StoreError::io("reading the storage format"))?;
-    let found = match stored.as_deref().map(<[u8; 4]>::try_from) {
-        Some(Ok(b)) => u32::from_be_bytes(b),
-        Some(Err(_)) | None => 0,
-    };
+    let found = stored_format(meta)?;
     if found != STORAGE_FORMAT {
         return Err(StoreError::Format {
             path: path.to_path_buf(),
@@ -36,6 +30,17 @@ fn check_format(path: &Path, meta: &sled::Tree) -> Result<(), StoreError> {
         });
     }
     Ok(())
+}
+
+/// The storage format recorded in `meta` (0 when none is).
+pub(crate) fn stored_format(meta: &sled::Tree) -> Result<u32, StoreError> {
+    let stored = meta
+        .get(KEY_FORMAT)
+        .map_err(StoreError::io("reading the storage format"))?;
+    Ok(match stored.as_deref().map(<[u8; 4]>::try_from) {
+        Some(Ok(b)) => u32::from_be_bytes(b),
+        Some(Err(_)) | None => 0,
+    })
 }
 
 impl DataDir {

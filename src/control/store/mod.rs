@@ -37,6 +37,7 @@ mod database;
 mod error;
 mod identity;
 mod log_store;
+mod migrate;
 mod snapshot;
 mod state_machine;
 

@@ -1,0 +1,235 @@
+//! Migration of a data dir from storage format 1 to 2.
+//!
+//! Format 2 changed the encoding of the applied state (the policy gained
+//! the monitor's and rules' keys and user profiles; transitions and history
+//! records gained their trigger and request id). Log entries need nothing:
+//! `Envelope::V1` entries stay readable as they are. The state, the history
+//! and the stored snapshot are decoded with the frozen format-1 types
+//! (`model::v1`), converted, and written back with the new format number
+//! in one sled transaction over the three trees, so a crash leaves either
+//! format 1 untouched or format 2 complete.
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+
+use super::codec::{
+    decode, encode, KEY_FORMAT, KEY_HISTORY, KEY_SNAPSHOT_DATA, KEY_STATE, STORAGE_FORMAT,
+};
+use super::{Applied, StoreError};
+use crate::control::types::{LogId, StoredMembership};
+use crate::model::v1::{StoredRecord, StoredState};
+use crate::model::TopologyState;
+
+/// A format-1 snapshot: the applied state with its history inside.
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotV1 {
+    state: StoredState,
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+}
+
+/// The format-2 values of the state machine and snapshot trees, computed
+/// from their format-1 values (`None`: nothing stored under that key).
+struct Converted {
+    state: Option<Vec<u8>>,
+    history: Option<Vec<u8>>,
+    snapshot: Option<Vec<u8>>,
+}
+
+fn convert(sm: &sled::Tree, snapshots: &sled::Tree) -> Result<Converted, StoreError> {
+    let read = |tree: &sled::Tree, key: &[u8]| {
+        tree.get(key)
+            .map_err(StoreError::io("reading format-1 state"))
+    };
+    let enc = |e: postcard::Error| StoreError::Inconsistent {
+        detail: format!("encoding migrated state: {e}"),
+    };
+    let state = match read(sm, KEY_STATE)? {
+        Some(bytes) => {
+            let old: StoredState =
+                decode(&bytes).map_err(StoreError::corrupt("format-1 topology state"))?;
+            let mut new = TopologyState::from(old);
+            new.history = Default::default();
+            Some(encode(&new).map_err(enc)?)
+        }
+        None => None,
+    };
+    let history = match read(sm, KEY_HISTORY)? {
+        Some(bytes) => {
+            let old: std::collections::VecDeque<StoredRecord> =
+                decode(&bytes).map_err(StoreError::corrupt("format-1 history"))?;
+            let new: std::collections::VecDeque<crate::model::HistoryRecord> =
+                old.into_iter().map(Into::into).collect();
+            Some(encode(&new).map_err(enc)?)
+        }
+        None => None,
+    };
+    let snapshot = match read(snapshots, KEY_SNAPSHOT_DATA)? {
+        Some(bytes) => {
+            let old: SnapshotV1 =
+                decode(&bytes).map_err(StoreError::corrupt("format-1 snapshot"))?;
+            let new = Applied {
+                state: TopologyState::from(old.state),
+                last_applied: old.last_applied,
+                membership: old.membership,
+            };
+            Some(encode(&new).map_err(enc)?)
+        }
+        None => None,
+    };
+    Ok(Converted {
+        state,
+        history,
+        snapshot,
+    })
+}
+
+/// Migrates a format-1 data dir to the current format, in place.
+pub(crate) fn from_v1(
+    db: &sled::Db,
+    meta: &sled::Tree,
+    sm: &sled::Tree,
+    snapshots: &sled::Tree,
+) -> Result<(), StoreError> {
+    let c = convert(sm, snapshots)?;
+    let result: Result<(), TransactionError<()>> =
+        (meta, sm, snapshots).transaction(|(meta, sm, snapshots)| {
+            if let Some(v) = &c.state {
+                sm.insert(KEY_STATE, v.as_slice())?;
+            }
+            if let Some(v) = &c.history {
+                sm.insert(KEY_HISTORY, v.as_slice())?;
+            }
+            if let Some(v) = &c.snapshot {
+                snapshots.insert(KEY_SNAPSHOT_DATA, v.as_slice())?;
+            }
+            meta.insert(KEY_FORMAT, &STORAGE_FORMAT.to_be_bytes())?;
+            Ok::<(), ConflictableTransactionError<()>>(())
+        });
+    result.map_err(|e| StoreError::Inconsistent {
+        detail: format!("migrating the data dir to format {STORAGE_FORMAT}: {e:?}"),
+    })?;
+    db.flush()
+        .map_err(StoreError::io("flushing the migrated data dir"))?;
+    tracing::info!(
+        from = 1,
+        to = STORAGE_FORMAT,
+        "data dir migrated to the current storage format"
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, VecDeque};
+
+    use super::*;
+    use crate::control::store::codec::{
+        KEY_LAST_APPLIED, KEY_MEMBERSHIP, KEY_NODE_UUID, META_TREE, SM_TREE, SNAPSHOT_TREE,
+    };
+    use crate::control::store::Store;
+    use crate::model::v1::Policy as PolicyV1;
+    use crate::model::{Outcome, OverlayConfig, SwitchReason, Topology};
+
+    fn record(id: u64) -> StoredRecord {
+        StoredRecord {
+            id,
+            from: Topology::FullMesh,
+            to: Topology::HyParView,
+            reason: SwitchReason::Manual,
+            requested_by: "api@node1".into(),
+            proposed_at_ms: 10,
+            outcome: Outcome::Committed {
+                at_ms: 20,
+                missing: vec![],
+                epoch: 1,
+            },
+            members: vec![1],
+            reports: BTreeMap::new(),
+            health: BTreeMap::new(),
+        }
+    }
+
+    fn state_v1(history: VecDeque<StoredRecord>) -> StoredState {
+        StoredState {
+            topology: Topology::HyParView,
+            config: OverlayConfig::default_for(Topology::HyParView),
+            epoch: 1,
+            current_instance: 3,
+            previous_config: Some(OverlayConfig::default_for(Topology::FullMesh)),
+            in_flight: None,
+            policy: PolicyV1 {
+                cooldown_ms: 1234,
+                auto_switch: true,
+                history_retention: 50,
+            },
+            policy_set: true,
+            last_switch_ms: Some(20),
+            last_stamp_ms: 20,
+            history,
+            requests: VecDeque::new(),
+        }
+    }
+
+    #[test]
+    fn a_format_1_data_dir_opens_with_its_state_history_and_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let meta = db.open_tree(META_TREE).unwrap();
+            meta.insert(KEY_FORMAT, &1u32.to_be_bytes()).unwrap();
+            meta.insert(KEY_NODE_UUID, uuid::Uuid::new_v4().as_bytes().as_slice())
+                .unwrap();
+            let sm = db.open_tree(SM_TREE).unwrap();
+            sm.insert(KEY_STATE, encode(&state_v1(VecDeque::new())).unwrap())
+                .unwrap();
+            sm.insert(KEY_HISTORY, encode(&VecDeque::from([record(3)])).unwrap())
+                .unwrap();
+            let last: Option<LogId> = None;
+            sm.insert(KEY_LAST_APPLIED, encode(&last).unwrap()).unwrap();
+            sm.insert(
+                KEY_MEMBERSHIP,
+                encode(&StoredMembership::default()).unwrap(),
+            )
+            .unwrap();
+            let snap = SnapshotV1 {
+                state: state_v1(VecDeque::from([record(3)])),
+                last_applied: None,
+                membership: StoredMembership::default(),
+            };
+            db.open_tree(SNAPSHOT_TREE)
+                .unwrap()
+                .insert(KEY_SNAPSHOT_DATA, encode(&snap).unwrap())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let applied = store.applied();
+        let s = &applied.state;
+        assert_eq!(s.topology, Topology::HyParView);
+        assert_eq!(s.policy.cooldown_ms, 1234);
+        assert!(s.policy.auto_switch);
+        assert_eq!(s.policy.history_retention, 50);
+        assert_eq!(
+            s.policy.hold_rounds,
+            crate::model::Policy::default().hold_rounds
+        );
+        assert_eq!(s.history.len(), 1);
+        assert_eq!(s.history[0].id, 3);
+        assert_eq!(s.history[0].trigger, None);
+        drop(store);
+        // Reopening finds format 2 and changes nothing.
+        let db = sled::open(dir.path()).unwrap();
+        let meta = db.open_tree(META_TREE).unwrap();
+        assert_eq!(super::super::identity::stored_format(&meta).unwrap(), 2);
+        let snap = db
+            .open_tree(SNAPSHOT_TREE)
+            .unwrap()
+            .get(KEY_SNAPSHOT_DATA)
+            .unwrap()
+            .unwrap();
+        let migrated: Applied = decode(&snap).unwrap();
+        assert_eq!(migrated.state.history.len(), 1);
+        assert_eq!(migrated.state.policy.cooldown_ms, 1234);
+    }
+}
