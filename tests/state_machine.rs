@@ -17,6 +17,28 @@ use topod::model::{
     Topology, TopologyState,
 };
 
+/// An automatic proposal decided in `term`, with a trigger.
+fn fenced(target: Topology, term: u64) -> Command {
+    let mut p = ProposeSwitch::new(
+        target,
+        OverlayConfig::default_for(target),
+        SwitchReason::Auto {
+            rule: "small_cluster_degraded".into(),
+        },
+        None,
+        "monitor@node1",
+    );
+    p.fence_term = Some(term);
+    p.trigger = Some(topod::model::Trigger {
+        metrics: topod::model::ClusterMetrics {
+            node_count: 3,
+            ..Default::default()
+        },
+        explanation: "fenced".into(),
+    });
+    Command::ProposeSwitch(p)
+}
+
 fn cases() -> Vec<Case> {
     vec![
         Case {
@@ -34,6 +56,29 @@ fn cases() -> Vec<Case> {
                 assert_eq!(s.history.len(), 1);
                 assert_eq!(s.history[0].outcome, Outcome::InProgress);
                 assert_eq!(s.history[0].requested_by, "table");
+            },
+        },
+        Case {
+            name: "stale_term: a proposal fenced by another term is refused",
+            steps: vec![
+                in_term(
+                    1_000,
+                    3,
+                    fenced(Topology::HyParView, 2),
+                    rejected(Rejection::StaleTerm {
+                        decided_in: 2,
+                        appended_in: 3,
+                    }),
+                ),
+                in_term(1_000, 3, fenced(Topology::HyParView, 3), accepted(2)),
+            ],
+            check: |s| {
+                let t = s.in_flight.as_ref().expect("the fenced proposal of term 3");
+                assert_eq!(t.id, 2);
+                assert_eq!(s.history.len(), 1, "the refused one left no record");
+                let trigger = s.history[0].trigger.as_ref().expect("trigger kept");
+                assert_eq!(trigger.explanation, "fenced");
+                assert_eq!(trigger.metrics.node_count, 3);
             },
         },
         Case {

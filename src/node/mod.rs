@@ -419,6 +419,18 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         }
         .run(cancel.clone()),
     );
+    tracker.spawn(
+        crate::monitor::Monitor {
+            raft: raft.clone(),
+            applied: applied.clone(),
+            proposer: proposer.clone(),
+            me: config.node_id,
+            handle: monitor.clone(),
+            overlay: config.overlay.clone(),
+            settings: config.monitor.clone(),
+        }
+        .run(cancel.clone()),
+    );
     tracker.spawn(telemetry::run(
         raft.clone(),
         applied.clone(),
