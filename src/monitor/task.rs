@@ -105,11 +105,16 @@ impl Monitor {
                 .await;
             telemetry::record(&r);
             self.handle.publish(r);
-            let next = started + interval;
+            // Sleep until the next round; a policy change of the interval
+            // applies to the round being waited for.
+            let mut applied = self.applied.clone();
             loop {
+                let interval = applied.borrow_and_update().state.policy.monitor_interval_ms;
+                let next = started + Duration::from_millis(interval);
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     _ = tokio::time::sleep_until(next) => break,
+                    changed = applied.changed() => if changed.is_err() { return },
                     changed = metrics.changed() => {
                         if changed.is_err() || !leads_in(&self.raft, term) {
                             return;

@@ -81,6 +81,7 @@ pub struct Node {
     tracker: TaskTracker,
     fatal: Arc<AtomicBool>,
     dataplane: Option<ExecutorHandle>,
+    monitor: crate::monitor::MonitorHandle,
 }
 
 /// Which executor a node runs.
@@ -93,6 +94,11 @@ enum ExecutorChoice {
 }
 
 impl Node {
+    /// Where this node's monitor publishes its rounds (while it leads).
+    pub fn monitor(&self) -> &crate::monitor::MonitorHandle {
+        &self.monitor
+    }
+
     /// The data plane's executor handle (`None` for a node started with a
     /// given executor).
     pub fn executor(&self) -> Option<&ExecutorHandle> {
@@ -450,6 +456,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         tracker,
         fatal,
         dataplane,
+        monitor,
     })
 }
 

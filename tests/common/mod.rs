@@ -264,6 +264,8 @@ pub struct Options {
     pub prepare_timeout_ms: u64,
     /// `api.request_timeout_ms`.
     pub request_timeout_ms: u64,
+    /// `[rules]`: seeds of the policy's monitor and rule keys.
+    pub rules: topod::config::RulesConfig,
 }
 
 impl Default for Options {
@@ -271,6 +273,7 @@ impl Default for Options {
         Options {
             prepare_timeout_ms: 10_000,
             request_timeout_ms: 5_000,
+            rules: Default::default(),
         }
     }
 }
@@ -326,7 +329,7 @@ pub fn node_config(
             prepare_timeout_ms: opts.prepare_timeout_ms,
             ..SwitchConfig::default()
         },
-        rules: Default::default(),
+        rules: opts.rules.clone(),
         monitor: Default::default(),
         api: ApiConfig {
             request_timeout_ms: opts.request_timeout_ms,
