@@ -1,8 +1,9 @@
 //! `GET /v1/node/summary` on an in-process 5-node cluster running the real
 //! data plane: after broadcasts and sends the summary shows nonzero rates,
 //! the exact application broadcast and point-to-point counts, hop counts
-//! of 1 on a full mesh and at most 2 on client_server (broadcasts from a
-//! server), every expected link up on a healthy overlay, an RTT p99 above
+//! of 1 on a full mesh, at most 2 on client_server (broadcasts from a
+//! server) and within the member count on HyParView and Plumtree, every
+//! expected link up on a healthy overlay, an RTT p99 above
 //! a delay injected through the fault filter; it is inside
 //! `/v1/node/stats` too, and a bad `window_ms` is a 400 naming it.
 
@@ -102,7 +103,12 @@ async fn summary_reports_traffic_hops_links_and_rtt() {
         receive(sub, 20).await;
     }
 
-    let s1 = summary(addr(1), 60_000).await;
+    // The first pings answer within a ping interval (200 ms) of the links.
+    let s1 = eventually("node 1 has RTT samples", || async {
+        let s = summary(addr(1), 60_000).await;
+        s.rtt_ms.map(|_| s.clone()).ok_or(format!("{s:?}"))
+    })
+    .await;
     assert_eq!((s1.app_broadcasts, s1.app_direct), (20, 10), "{s1:?}");
     assert!(
         s1.bytes_per_s.outbound > 0.0 && s1.bytes_per_s.inbound > 0.0,
@@ -216,6 +222,45 @@ async fn summary_reports_traffic_hops_links_and_rtt() {
             "node {id}: {hops:?}"
         );
         assert_eq!(s.topology, Some(Topology::ClientServer));
+    }
+
+    // HyParView flooding and Plumtree: hops between 1 and the members - 1.
+    for (name, topology) in [
+        ("hyparview", Topology::HyParView),
+        ("pub_sub", Topology::PubSub),
+    ] {
+        let view = c.switch(name).await;
+        assert_eq!(view["status"], "committed", "{view}");
+        c.wait_steady_on(topology).await;
+        tokio::time::sleep(Duration::from_millis(2_100)).await;
+        let since = Instant::now();
+        let mut subs = Vec::new();
+        for id in 2..=5 {
+            subs.push(c.node(id).subscribe(name).await.expect("subscribe"));
+        }
+        for i in 0..10u8 {
+            c.node(1)
+                .broadcast(name, Bytes::from(vec![i; 50]))
+                .await
+                .expect("broadcast");
+        }
+        for sub in &mut subs {
+            receive(sub, 10).await;
+        }
+        let window = since.elapsed().as_millis() as u64 + 1;
+        for id in 2..=5 {
+            let s = summary(addr(id), window).await;
+            assert_eq!(s.topology, Some(topology));
+            assert!(s.links_expected == 2, "{name} node {id}: {s:?}");
+            let Some(hops) = s.hops else {
+                // Broadcasts recovered by gap repair carry no overlay hops.
+                panic!("{name} node {id}: no hops in {s:?}");
+            };
+            assert!(
+                (1..=4).contains(&hops.max) && (1.0..=4.0).contains(&hops.p50),
+                "{name} node {id}: {hops:?}"
+            );
+        }
     }
     c.shutdown().await;
 }
