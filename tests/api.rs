@@ -363,6 +363,8 @@ async fn data_plane_routes_without_a_data_plane_are_a_conflict() {
     let body = json!({"rules": [{"peer": 2, "drop_probability": 1.0}]});
     let answers = [
         get(c.api(1), "/v1/node/stats").await,
+        get(c.api(1), "/v1/node/summary").await,
+        get(c.api(1), "/v1/node/summary?window_ms=5000").await,
         get(c.api(1), "/v1/node/faults").await,
         send_json(c.api(1), Method::PUT, "/v1/node/faults", &body).await,
         request(

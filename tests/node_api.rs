@@ -1,7 +1,7 @@
 //! The data-plane admin endpoints on in-process clusters running the real
 //! data plane: `GET /v1/node/stats` and the links in `GET /v1/topology`
-//! agree with the executor, `/metrics` carries the per-peer series after
-//! traffic, and `/v1/node/faults` installs, shows and clears fault rules
+//! agree with the executor, `/metrics` carries this node's aggregate
+//! series after traffic and none with a `peer` label, and `/v1/node/faults` installs, shows and clears fault rules
 //! in chaos mode (refusing bad bodies by name), and changes nothing when
 //! chaos mode is off.
 
@@ -157,28 +157,30 @@ async fn stats_and_topology_links_match_the_executor() {
     })
     .await;
 
-    // /metrics: the per-peer and per-overlay series of this node.
+    // /metrics: this node's aggregate and per-overlay series, none per
+    // peer.
     let text = eventually("an RTT histogram sample", || async {
         let (_, v) = http(c.node(1).api_addr(), Method::GET, "/metrics", None).await;
         let text = v.as_str().expect("text").to_string();
-        text.contains("topod_executor_overlay_rtt_seconds_bucket{peer=")
+        text.contains("topod_overlay_rtt_seconds_bucket{le=")
             .then_some(text)
     })
     .await;
     for series in [
-        "topod_peer_bytes_total{peer=\"2\",direction=\"out\"}",
-        "topod_peer_bytes_total{peer=\"3\",direction=\"in\"}",
-        "topod_peer_messages_total{peer=\"2\",direction=\"in\"}",
-        "topod_peer_send_queue_depth{peer=\"2\"}",
-        "topod_peer_disconnects_total{peer=\"3\"}",
-        "topod_peer_dropped_frames_total{peer=\"3\"}",
-        "topod_peer_rtt_seconds{peer=\"2\"}",
-        "topod_peer_link_up{peer=\"2\"} 1",
+        "topod_node_bytes_total{direction=\"out\"}",
+        "topod_node_bytes_total{direction=\"in\"}",
+        "topod_node_messages_total{direction=\"in\"}",
+        "topod_node_send_queue_depth ",
+        "topod_node_send_queue_depth_max ",
+        "topod_node_disconnects_total ",
+        "topod_node_dropped_frames_total ",
+        "topod_node_links_up 2",
         "topod_executor_state{state=\"steady\"} 1",
         "topod_executor_messages_total{kind=\"broadcast_sent\"}",
     ] {
         assert!(text.contains(series), "no {series} in\n{text}");
     }
+    assert_no_peer_label(&text);
     // Rendered at scrape time, never also by the recorder: each family is
     // declared once.
     for name in topod::api::exposition::NAMES {
@@ -195,10 +197,10 @@ async fn stats_and_topology_links_match_the_executor() {
     assert!(text.lines().any(|l| l == links), "no `{links}` in\n{text}");
     let bytes_out = text
         .lines()
-        .find(|l| l.starts_with("topod_peer_bytes_total{peer=\"2\",direction=\"out\"}"))
+        .find(|l| l.starts_with("topod_node_bytes_total{direction=\"out\"}"))
         .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .expect("a value");
-    assert!(bytes_out > 0.0);
+    assert!(bytes_out >= s1.totals.bytes_out as f64 && bytes_out > 0.0);
 
     // After a switch: the new overlay's links, its verification probes.
     let view = c.switch("hyparview").await;
@@ -223,7 +225,23 @@ async fn stats_and_topology_links_match_the_executor() {
         text.contains("topod_executor_probes_total{result=\"ok\"}"),
         "{text}"
     );
+    assert_no_peer_label(text);
     c.shutdown().await;
+}
+
+/// The metrics-cardinality contract: no sample at `/metrics` carries a
+/// `peer` label (the series count must not grow with the cluster).
+fn assert_no_peer_label(text: &str) {
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let labels = line
+            .split_once('{')
+            .and_then(|(_, rest)| rest.split_once('}'))
+            .map_or("", |(labels, _)| labels);
+        let has_peer = labels
+            .split(',')
+            .any(|kv| kv.split_once('=').is_some_and(|(k, _)| k.trim() == "peer"));
+        assert!(!has_peer, "per-peer series `{line}`");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

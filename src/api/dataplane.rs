@@ -1,5 +1,6 @@
-//! This node's data-plane routes: `GET /v1/node/stats` and the fault
-//! filter (`GET`, `PUT`, `DELETE /v1/node/faults`).
+//! This node's data-plane routes: `GET /v1/node/stats`,
+//! `GET /v1/node/summary?window_ms=N` and the fault filter (`GET`, `PUT`,
+//! `DELETE /v1/node/faults`).
 //!
 //! They describe or change the node asked, so they are never forwarded and
 //! never go through Raft. On a node without a data plane they answer 409
@@ -9,14 +10,19 @@
 // Handlers bail out early with a ready `Response` as the error value.
 #![allow(clippy::result_large_err)]
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{Response, StatusCode};
 
 use super::context::ApiContext;
 use super::routes::{bad, parse_json, read_body, Ctx};
-use super::types::{codes, ErrorBody, FaultsRequest, FaultsView, NodeStats};
-use crate::executor::ExecutorHandle;
+use super::types::{
+    codes, summary_window, ErrorBody, FaultsRequest, FaultsView, NodeStats,
+    DEFAULT_SUMMARY_WINDOW_MS,
+};
+use crate::executor::{ChannelError, ExecutorHandle};
 use crate::transport::TransportError;
 
 /// `GET /v1/node/stats`.
@@ -25,8 +31,34 @@ pub(super) async fn stats(State(ctx): Ctx) -> Response<Body> {
         Ok(h) => h,
         Err(r) => return r,
     };
-    let stats = NodeStats::new(&h.status(), &h.transport_stats());
+    let window = Duration::from_millis(DEFAULT_SUMMARY_WINDOW_MS);
+    let summary = match h.summary(window).await {
+        Ok(s) => s,
+        Err(e) => return stopped(&ctx, e),
+    };
+    let stats = NodeStats::new(&h.status(), &h.transport_stats(), summary);
     ctx.json(StatusCode::OK, &stats)
+}
+
+/// `GET /v1/node/summary?window_ms=N` (1..=600000, default 60000).
+pub(super) async fn summary(State(ctx): Ctx, req: Request) -> Response<Body> {
+    let h = match ctx.dataplane() {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let window = match summary_window(req.uri().query()) {
+        Ok(w) => w,
+        Err(e) => return bad(&ctx, e),
+    };
+    match h.summary(window).await {
+        Ok(s) => ctx.json(StatusCode::OK, &s),
+        Err(e) => stopped(&ctx, e),
+    }
+}
+
+/// The executor stopped under a request (the node is shutting down): 500.
+fn stopped(ctx: &ApiContext, e: ChannelError) -> Response<Body> {
+    ctx.internal(format!("no summary: {e}"))
 }
 
 fn faults_view(ctx: &ApiContext, h: &ExecutorHandle) -> FaultsView {

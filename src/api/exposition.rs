@@ -1,38 +1,39 @@
-//! The data plane's per-peer and per-overlay metrics, rendered in the
+//! The data plane's per-node and per-overlay metrics, rendered in the
 //! Prometheus text format when `/metrics` is scraped and appended to the
 //! recorder's output.
 //!
 //! They are read from [`ExecutorHandle::status`] and
 //! [`ExecutorHandle::transport_stats`] at scrape time instead of being
-//! recorded on every frame: the transport already keeps these counters per
-//! peer, so the hot path pays nothing more, and a peer that is gone simply
-//! stops being exported. Rendering here (rather than setting recorder
-//! gauges) also keeps each node's figures apart when several nodes share
-//! one process, as the tests do.
+//! recorded on every frame: the transport already keeps these counters,
+//! so the hot path pays nothing more. Rendering here (rather than setting
+//! recorder gauges) also keeps each node's figures apart when several
+//! nodes share one process, as the tests do.
+//!
+//! No series carries a `peer` label: the number of series must not grow
+//! with the cluster (a `client_server` server has a link per client).
+//! Per-peer detail is in `GET /v1/node/stats`; the figures here are this
+//! node's totals over its peers.
 //!
 //! | metric | type | labels |
 //! |---|---|---|
-//! | `topod_peer_rtt_seconds` | gauge: latest ping round trip | `peer` |
-//! | `topod_peer_link_up` | gauge: 1 while a transport link is up | `peer` |
-//! | `topod_peer_bytes_total` | counter | `peer`, `direction` (in, out) |
-//! | `topod_peer_messages_total` | counter: frames | `peer`, `direction` |
-//! | `topod_peer_send_queue_depth` | gauge: frames queued | `peer` |
-//! | `topod_peer_disconnects_total` | counter | `peer` |
-//! | `topod_peer_dropped_frames_total` | counter | `peer` |
+//! | `topod_node_links_up` | gauge: transport links up now | |
+//! | `topod_node_peers` | gauge: peers with a link or a standing connect | |
+//! | `topod_node_bytes_total` | counter | `direction` (in, out) |
+//! | `topod_node_messages_total` | counter: frames | `direction` |
+//! | `topod_node_send_queue_depth` | gauge: frames queued, all peers | |
+//! | `topod_node_send_queue_depth_max` | gauge: the deepest peer queue | |
+//! | `topod_node_disconnects_total` | counter | |
+//! | `topod_node_dropped_frames_total` | counter | |
 //! | `topod_overlay_links` | gauge | `role` (current, other), `instance`, `topology` |
 //! | `topod_overlay_eager_peers` | gauge (pub_sub) | `role`, `instance`, `topology` |
 //! | `topod_executor_state` | gauge: 1 for the state the executor is in | `state` |
 //! | `topod_executor_messages_total` | counter | `kind` (broadcast_sent, direct_sent, delivered, duplicate_dropped, send_failed, undecodable, repair_requested, repair_sent, repaired, unrecoverable) |
 //!
-//! Recorded on the hot path by the executor instead (not repeated here):
-//! `topod_executor_overlay_rtt_seconds{peer}` (histogram of every ping),
-//! `topod_executor_probes_total{result}`, `topod_executor_disconnects_total`,
-//! `topod_executor_stale_frames_total`; and the transport's process-wide
-//! `topod_transport_*` series.
-//!
-//! The `peer` label has one value per cluster member this node talks to,
-//! so it grows with the cluster; that is what the monitor asks for, and a
-//! cluster of hundreds stays far below a scrape's limits.
+//! Recorded by the executor through the recorder instead (not repeated
+//! here): `topod_overlay_rtt_seconds` (histogram of every ping, no
+//! labels), `topod_executor_probes_total{result}`,
+//! `topod_executor_disconnects_total`, `topod_executor_stale_frames_total`;
+//! and the transport's process-wide `topod_transport_*` series.
 //!
 //! [`ExecutorHandle::status`]: crate::executor::ExecutorHandle::status
 //! [`ExecutorHandle::transport_stats`]: crate::executor::ExecutorHandle::transport_stats
@@ -40,18 +41,19 @@
 use std::fmt::Write;
 
 use crate::executor::{ExecState, ExecStatus, OverlayStatus};
-use crate::transport::{PeerStats, TransportStats};
+use crate::transport::{NodeTotals, TransportStats};
 
 /// Every series name [`render`] can produce (for tests and for checking
 /// that the recorder does not export the same name).
-pub const NAMES: [&str; 11] = [
-    "topod_peer_rtt_seconds",
-    "topod_peer_link_up",
-    "topod_peer_bytes_total",
-    "topod_peer_messages_total",
-    "topod_peer_send_queue_depth",
-    "topod_peer_disconnects_total",
-    "topod_peer_dropped_frames_total",
+pub const NAMES: [&str; 12] = [
+    "topod_node_links_up",
+    "topod_node_peers",
+    "topod_node_bytes_total",
+    "topod_node_messages_total",
+    "topod_node_send_queue_depth",
+    "topod_node_send_queue_depth_max",
+    "topod_node_disconnects_total",
+    "topod_node_dropped_frames_total",
     "topod_overlay_links",
     "topod_overlay_eager_peers",
     "topod_executor_state",
@@ -92,83 +94,74 @@ impl<'a> Family<'a> {
 /// The data-plane metrics of one node, in the Prometheus text format.
 pub fn render(status: &ExecStatus, transport: &TransportStats) -> String {
     let mut out = String::new();
-    peers(&mut out, status, transport);
+    node(&mut out, &transport.totals);
     overlays(&mut out, status);
     executor(&mut out, status);
     out
 }
 
-fn peers(out: &mut String, status: &ExecStatus, t: &TransportStats) {
-    let name = "topod_peer_rtt_seconds";
-    let mut fam = Family::new(out, name, "gauge", "Latest ping round trip to the peer");
-    for (peer, us) in &status.rtt_us {
-        fam.sample(name, &[("peer", &peer.to_string())], *us as f64 / 1e6);
+fn node(out: &mut String, t: &NodeTotals) {
+    type Get = fn(&NodeTotals) -> u64;
+    let one: [(&str, &str, &str, Get); 6] = [
+        (
+            "topod_node_links_up",
+            "gauge",
+            "Transport links up now",
+            |t| u64::from(t.links_up),
+        ),
+        (
+            "topod_node_peers",
+            "gauge",
+            "Peers with a transport link or a standing connect now",
+            |t| u64::from(t.peers),
+        ),
+        (
+            "topod_node_send_queue_depth",
+            "gauge",
+            "Frames waiting in the send queues of all peers",
+            |t| t.queue_depth,
+        ),
+        (
+            "topod_node_send_queue_depth_max",
+            "gauge",
+            "Frames waiting in the deepest send queue",
+            |t| t.max_queue_depth,
+        ),
+        (
+            "topod_node_disconnects_total",
+            "counter",
+            "Transport links that went down",
+            |t| t.disconnects,
+        ),
+        (
+            "topod_node_dropped_frames_total",
+            "counter",
+            "Frames to or from peers dropped (full queue, fault filter, link gone)",
+            |t| t.dropped,
+        ),
+    ];
+    for (name, kind, help, get) in one {
+        Family::new(out, name, kind, help).sample(name, &[], get(t) as f64);
     }
-    type Get = fn(&PeerStats) -> u64;
-    let per_peer = |out: &mut String, name: &str, kind: &str, help: &str, get: Get| {
-        let mut fam = Family::new(out, name, kind, help);
-        for (peer, s) in &t.peers {
-            fam.sample(name, &[("peer", &peer.to_string())], get(s) as f64);
-        }
-    };
-    let both_ways = |out: &mut String, name: &str, help: &str, get_in: Get, get_out: Get| {
-        let mut fam = Family::new(out, name, "counter", help);
-        for (peer, s) in &t.peers {
-            let peer = peer.to_string();
-            fam.sample(
-                name,
-                &[("peer", &peer), ("direction", "in")],
-                get_in(s) as f64,
-            );
-            fam.sample(
-                name,
-                &[("peer", &peer), ("direction", "out")],
-                get_out(s) as f64,
-            );
-        }
-    };
-    per_peer(
-        out,
-        "topod_peer_link_up",
-        "gauge",
-        "1 while a transport link to the peer is up",
-        |s| u64::from(s.link_up),
-    );
-    both_ways(
-        out,
-        "topod_peer_bytes_total",
-        "Bytes exchanged with the peer, framing included",
-        |s| s.bytes_in,
-        |s| s.bytes_out,
-    );
-    both_ways(
-        out,
-        "topod_peer_messages_total",
-        "Frames exchanged with the peer (data, control, pings)",
-        |s| s.frames_in,
-        |s| s.frames_out,
-    );
-    per_peer(
-        out,
-        "topod_peer_send_queue_depth",
-        "gauge",
-        "Frames waiting in the send queue to the peer",
-        |s| s.queue_depth as u64,
-    );
-    per_peer(
-        out,
-        "topod_peer_disconnects_total",
-        "counter",
-        "Links to the peer that went down",
-        |s| s.disconnects,
-    );
-    per_peer(
-        out,
-        "topod_peer_dropped_frames_total",
-        "counter",
-        "Frames to or from the peer dropped (full queue, fault filter, link gone)",
-        |s| s.dropped,
-    );
+    let both: [(&str, &str, Get, Get); 2] = [
+        (
+            "topod_node_bytes_total",
+            "Bytes exchanged with peers, framing included",
+            |t| t.bytes_in,
+            |t| t.bytes_out,
+        ),
+        (
+            "topod_node_messages_total",
+            "Frames exchanged with peers (data, control, pings)",
+            |t| t.frames_in,
+            |t| t.frames_out,
+        ),
+    ];
+    for (name, help, get_in, get_out) in both {
+        Family::new(out, name, "counter", help)
+            .sample(name, &[("direction", "in")], get_in(t) as f64)
+            .sample(name, &[("direction", "out")], get_out(t) as f64);
+    }
 }
 
 fn overlays(out: &mut String, status: &ExecStatus) {
@@ -250,6 +243,7 @@ mod tests {
     use super::*;
     use crate::executor::ExecCounters;
     use crate::model::Topology;
+    use crate::transport::PeerStats;
 
     fn status() -> ExecStatus {
         ExecStatus {
@@ -286,18 +280,25 @@ mod tests {
         let peer = PeerStats {
             link_up: true,
             bytes_in: 100,
-            bytes_out: 200,
-            frames_in: 3,
-            frames_out: 4,
-            dropped: 1,
             queue_depth: 2,
-            disconnects: 1,
             last_rtt: Some(Duration::from_micros(1500)),
             ..PeerStats::default()
         };
         TransportStats {
             peers: BTreeMap::from([(2, peer), (3, PeerStats::default())]),
             dropped_events: 0,
+            totals: NodeTotals {
+                bytes_in: 100,
+                bytes_out: 200,
+                frames_in: 3,
+                frames_out: 4,
+                dropped: 1,
+                disconnects: 1,
+                links_up: 1,
+                peers: 2,
+                queue_depth: 5,
+                max_queue_depth: 2,
+            },
         }
     }
 
@@ -308,15 +309,15 @@ mod tests {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name}\n{text}");
         }
         for line in [
-            "topod_peer_rtt_seconds{peer=\"2\"} 0.0015",
-            "topod_peer_link_up{peer=\"2\"} 1",
-            "topod_peer_link_up{peer=\"3\"} 0",
-            "topod_peer_bytes_total{peer=\"2\",direction=\"in\"} 100",
-            "topod_peer_bytes_total{peer=\"2\",direction=\"out\"} 200",
-            "topod_peer_messages_total{peer=\"2\",direction=\"out\"} 4",
-            "topod_peer_send_queue_depth{peer=\"2\"} 2",
-            "topod_peer_disconnects_total{peer=\"2\"} 1",
-            "topod_peer_dropped_frames_total{peer=\"2\"} 1",
+            "topod_node_links_up 1",
+            "topod_node_peers 2",
+            "topod_node_bytes_total{direction=\"in\"} 100",
+            "topod_node_bytes_total{direction=\"out\"} 200",
+            "topod_node_messages_total{direction=\"out\"} 4",
+            "topod_node_send_queue_depth 5",
+            "topod_node_send_queue_depth_max 2",
+            "topod_node_disconnects_total 1",
+            "topod_node_dropped_frames_total 1",
             "topod_overlay_links{role=\"current\",instance=\"4\",topology=\"full_mesh\"} 2",
             "topod_overlay_links{role=\"other\",instance=\"9\",topology=\"pub_sub\"} 1",
             "topod_overlay_eager_peers{role=\"other\",instance=\"9\",topology=\"pub_sub\"} 1",
@@ -334,6 +335,12 @@ mod tests {
             !text.contains("topod_overlay_eager_peers{role=\"current\""),
             "full_mesh has no eager peers"
         );
+    }
+
+    #[test]
+    fn no_series_carries_a_peer_label() {
+        let text = render(&status(), &transport());
+        assert!(!text.contains("peer=\""), "{text}");
     }
 
     #[test]

@@ -53,6 +53,7 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/v1/cluster/members/{id}/promote", post(promote))
         .route("/v1/policy", get(policy).put(set_policy))
         .route("/v1/node/stats", get(dataplane::stats))
+        .route("/v1/node/summary", get(dataplane::summary))
         .route(
             "/v1/node/faults",
             get(dataplane::faults)

@@ -15,7 +15,8 @@ use super::render::*;
 use super::tests::{dead_endpoint, serve};
 use super::*;
 use crate::api::types::*;
-use crate::model::Topology;
+use crate::model::metrics::{HopCount, Percentiles};
+use crate::model::{NodeSummary, Topology};
 
 fn cli(endpoints: &[&Endpoint], args: &[&str]) -> Cli {
     let list = endpoints
@@ -72,6 +73,19 @@ fn stats() -> NodeStats {
         },
         counters: CountersView::default(),
         dropped_events: 0,
+        summary: NodeSummary {
+            node: 2,
+            window_ms: 60_000,
+            links_up: 1,
+            links_expected: 2,
+            rtt_ms: Some(Percentiles {
+                p50: 0.85,
+                p99: 2.5,
+            }),
+            hops: Some(HopCount { p50: 1.0, max: 2 }),
+            cpu_share: 0.25,
+            ..NodeSummary::default()
+        },
     }
 }
 
@@ -89,6 +103,11 @@ fn node_stats_rows_are_readable() {
     assert_eq!(get("current overlay"), "4 full_mesh, links 1,3");
     assert_eq!(get("other overlay"), "9 pub_sub, links 3, eager 3");
     assert_eq!(get("links up"), "1 of 1 peers");
+    assert_eq!(get("overlay links up / expected"), "1 / 2");
+    assert_eq!(get("overlay rtt p50 / p99"), "0.85ms / 2.50ms");
+    assert_eq!(get("broadcast hops p50 / max"), "1 / 2");
+    assert_eq!(get("cpu share"), "0.25");
+    assert_eq!(get("summary window"), "60.0s");
     assert_eq!(
         peer_rows(&s),
         vec![vec![

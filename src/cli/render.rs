@@ -346,6 +346,27 @@ pub fn node_stats_rows(s: &NodeStats) -> Vec<Vec<String>> {
             ),
         ),
         kv("broadcasts unrecoverable", c.unrecoverable),
+        kv(
+            "summary window",
+            format!("{:.1}s", s.summary.window_ms as f64 / 1e3),
+        ),
+        kv(
+            "overlay links up / expected",
+            format!("{} / {}", s.summary.links_up, s.summary.links_expected),
+        ),
+        kv(
+            "overlay rtt p50 / p99",
+            s.summary.rtt_ms.map_or("-".to_string(), |r| {
+                format!("{:.2}ms / {:.2}ms", r.p50, r.p99)
+            }),
+        ),
+        kv(
+            "broadcast hops p50 / max",
+            s.summary
+                .hops
+                .map_or("-".to_string(), |h| format!("{} / {}", h.p50, h.max)),
+        ),
+        kv("cpu share", format!("{:.2}", s.summary.cpu_share)),
     ]
 }
 

@@ -21,6 +21,7 @@ use super::instance::Instance;
 use super::links::{LinkChanges, LinkUser, Links};
 use super::repair::RepairState;
 use super::status::{ExecCounters, ExecState, ExecStatus, OverlayStatus};
+use super::summary::Recorder;
 use super::wire::{decode, encode, Body, Frame};
 use crate::control::applied::AppliedRx;
 use crate::model::{NodeId, Topology};
@@ -63,7 +64,7 @@ pub(crate) struct Actor {
     links: Links,
     /// Shared with the handles, which send point-to-point messages
     /// themselves when they can.
-    shared: Arc<SendShared>,
+    pub shared: Arc<SendShared>,
     pub members: BTreeSet<NodeId>,
     pub voters: Vec<NodeId>,
     /// Peers whose last dial or send failed, until a link comes up.
@@ -71,6 +72,11 @@ pub(crate) struct Actor {
     /// Peers with a link up.
     pub up: BTreeSet<NodeId>,
     pub rtt: BTreeMap<NodeId, Duration>,
+    /// The current overlay's links as last published (RTT samples of
+    /// these peers go into the summary's window).
+    pub overlay_links: BTreeSet<NodeId>,
+    /// The sliding window of the node summary (`super::summary`).
+    pub summary: Recorder,
     early: VecDeque<(NodeId, u64, Topology, AnyMessage)>,
     pub check: Option<Check>,
     /// A prepare waiting for the drain to end.
@@ -102,6 +108,8 @@ impl Actor {
     ) -> Self {
         let direct = cfg.direct_links as usize;
         let repair = RepairState::new(&cfg);
+        let start = super::summarize::totals(&transport, &shared, &ExecCounters::default());
+        let summary = Recorder::new(Duration::ZERO, start);
         Actor {
             me,
             incarnation,
@@ -120,6 +128,8 @@ impl Actor {
             unreachable: BTreeSet::new(),
             up: BTreeSet::new(),
             rtt: BTreeMap::new(),
+            overlay_links: BTreeSet::new(),
+            summary,
             early: VecDeque::new(),
             check: None,
             queued: None,
@@ -308,8 +318,11 @@ impl Actor {
                         .insert((Instant::now() + after, self.timer_seq), (id, timer));
                 }
                 OutEvent::Deliver {
-                    id: mid, payload, ..
-                } => self.on_deliver(id, mid, payload).await,
+                    id: mid,
+                    payload,
+                    hops,
+                    ..
+                } => self.on_deliver(id, mid, payload, hops).await,
                 OutEvent::ViewChanged { .. } => self.dirty = true,
             }
         }
@@ -386,7 +399,8 @@ impl Actor {
         }
     }
 
-    async fn on_deliver(&mut self, instance: u64, id: MessageId, payload: Bytes) {
+    /// A broadcast the overlay delivered after `hops` hops.
+    async fn on_deliver(&mut self, instance: u64, id: MessageId, payload: Bytes, hops: u32) {
         let body: Body = match decode("broadcast body", &payload) {
             Ok(b) => b,
             Err(e) => {
@@ -402,7 +416,12 @@ impl Actor {
                 bseq,
             } => {
                 self.broadcast_seen(id, bseq);
-                self.deliver_msg(id, &channel, data, true);
+                // First delivery of another node's broadcast: its hops go
+                // into the summary (a repeat over the draining overlay
+                // does not count twice).
+                if self.deliver_msg(id, &channel, data, true) && id.origin != self.me {
+                    self.summary.record_hops(hops);
+                }
             }
             Body::Probe { instance: probed } => {
                 if id.origin == self.me || probed != instance {
@@ -549,6 +568,11 @@ impl Actor {
                 .collect(),
             counters: self.published.clone(),
         };
+        self.overlay_links = st
+            .current
+            .as_ref()
+            .map(|c| c.links.iter().copied().collect())
+            .unwrap_or_default();
         self.status.send_replace(Arc::new(st));
     }
 

@@ -81,6 +81,11 @@ impl Actor {
                 self.send_direct(peer, channel, data).await;
                 super::handle::sent(done);
             }
+            Cmd::Summary { window, reply } => {
+                if reply.send(self.node_summary(window)).is_err() {
+                    tracing::debug!("nobody waits for the summary any more");
+                }
+            }
             Cmd::Subscribe { channel, reply } => {
                 let cap = self.cfg.subscriber_queue_len as usize;
                 let rx = self.subscriber(&channel, cap);
@@ -269,8 +274,10 @@ impl Actor {
                 self.peer_down(peer).await;
             }
             TransportEvent::Rtt { peer, rtt } => {
-                metrics::histogram!("topod_executor_overlay_rtt_seconds", "peer" => peer.to_string())
-                    .record(rtt.as_secs_f64());
+                // One series per node, never per peer (per-peer RTTs are
+                // in /v1/node/stats).
+                metrics::histogram!("topod_overlay_rtt_seconds").record(rtt.as_secs_f64());
+                self.summary_rtt(peer, rtt);
                 self.rtt.insert(peer, rtt);
                 // Republish, so the status's RTTs and counters (read by
                 // /v1/node/stats) are at most one ping interval old.
@@ -492,6 +499,7 @@ impl Actor {
         self.advance_check().await;
         self.repair_round().await;
         self.complete_meshes().await;
+        self.summary_tick();
         self.counters_moved();
     }
 }

@@ -9,6 +9,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -19,7 +20,7 @@ use super::status::{ExecCounters, ExecStatus};
 use super::wire;
 use crate::control::applied::AppliedRx;
 use crate::control::executor::{ExecError, Executor};
-use crate::model::{NodeId, OverlayConfig, Topology, TransitionId};
+use crate::model::{NodeId, NodeSummary, OverlayConfig, Topology, TransitionId};
 use crate::overlay::MessageId;
 use crate::transport::{FaultRules, Head, Transport, TransportError, TransportStats};
 
@@ -101,6 +102,11 @@ pub(crate) enum Cmd {
     Subscribe {
         channel: String,
         reply: oneshot::Sender<broadcast::Receiver<Delivery>>,
+    },
+    /// The node summary of the last `window`.
+    Summary {
+        window: Duration,
+        reply: oneshot::Sender<NodeSummary>,
     },
 }
 
@@ -206,6 +212,18 @@ impl ExecutorHandle {
     /// Per-peer transport figures.
     pub fn transport_stats(&self) -> TransportStats {
         self.transport.stats()
+    }
+
+    /// This node's summary of itself over the last `window` (figures of
+    /// at most the last 10 minutes; see [`super::summary`]). Asked of the
+    /// executor task; waits for queue space.
+    pub async fn summary(&self, window: Duration) -> Result<NodeSummary, ChannelError> {
+        let (reply, rx) = oneshot::channel();
+        self.cmds
+            .send(Cmd::Summary { window, reply })
+            .await
+            .map_err(|_| ChannelError::Stopped)?;
+        rx.await.map_err(|_| ChannelError::Stopped)
     }
 
     /// Installs fault rules in the transport (chaos mode only).

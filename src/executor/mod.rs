@@ -30,13 +30,21 @@
 //! - `status` — [`ExecStatus`], what the task publishes.
 //! - `config` — [`ExecutorConfig`] (`[executor]`).
 //! - `incarnation` — the per-start incarnation kept in the data dir.
+//! - `summary` — the node summary's sliding window ([`summary::Recorder`],
+//!   sans-IO), over `histogram` ([`histogram::LogHistogram`]);
+//!   `summarize` — the actor's side (a slot a second, `Cmd::Summary`);
+//!   `expected` — the links a topology expects of a node; `cpu` — the
+//!   process's CPU time.
 
 mod actor;
 mod check;
 pub mod config;
+mod cpu;
 pub mod dedup;
 mod events;
+pub mod expected;
 pub mod handle;
+pub mod histogram;
 mod inbox;
 pub mod incarnation;
 mod instance;
@@ -44,6 +52,8 @@ pub mod links;
 mod recovery;
 pub mod repair;
 pub mod status;
+mod summarize;
+pub mod summary;
 pub mod wire;
 
 use std::sync::Arc;

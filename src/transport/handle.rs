@@ -17,7 +17,7 @@ use super::codec::DATA_OVERHEAD;
 use super::fault::{FaultFilter, FaultRules};
 use super::handshake::{self, Established};
 use super::peer::{Head, Outgoing, PeerTask};
-use super::stats::{PeerCounters, TransportStats};
+use super::stats::{NodeCounters, NodeTotals, PeerCounters, TransportStats};
 use super::{ConnectError, FrameClass, SendError, TransportConfig, TransportError, TransportEvent};
 use crate::model::NodeId;
 
@@ -72,6 +72,8 @@ pub(crate) struct Inner {
     pub tracker: TaskTracker,
     dropped_events: AtomicU64,
     next_gen: AtomicU64,
+    /// Totals over every peer this node had.
+    node_counters: Arc<NodeCounters>,
 }
 
 /// The handle's view of one peer; the peer's task owns the rest.
@@ -136,6 +138,7 @@ impl Transport {
             tracker: TaskTracker::new(),
             dropped_events: AtomicU64::new(0),
             next_gen: AtomicU64::new(0),
+            node_counters: Arc::default(),
         });
         inner.tracker.spawn(accept_loop(inner.clone(), listener));
         let t = Transport {
@@ -373,7 +376,7 @@ impl Transport {
         }
     }
 
-    /// Per-peer figures for `GET /v1/node/stats`.
+    /// Per-peer figures for `GET /v1/node/stats`, and the totals.
     pub fn stats(&self) -> TransportStats {
         let peers = self.inner.lock_peers();
         TransportStats {
@@ -385,7 +388,15 @@ impl Transport {
                 })
                 .collect(),
             dropped_events: self.inner.dropped_events.load(Ordering::Relaxed),
+            totals: self.inner.totals(&peers),
         }
+    }
+
+    /// This node's totals over its peers: cheaper than [`Transport::stats`]
+    /// (no per-peer snapshot), for the once-a-second summary sample.
+    pub fn totals(&self) -> NodeTotals {
+        let peers = self.inner.lock_peers();
+        self.inner.totals(&peers)
     }
 
     /// Installs fault rules (replacing the previous ones). Refused with
@@ -438,6 +449,19 @@ impl Inner {
         book.get(&peer).copied()
     }
 
+    /// The node's counters and the gauges of `peers` (the locked map).
+    fn totals(&self, peers: &BTreeMap<NodeId, PeerEntry>) -> NodeTotals {
+        let mut t = self.node_counters.snapshot();
+        for e in peers.values() {
+            let depth = (e.queue.max_capacity() - e.queue.capacity()) as u64;
+            t.peers += 1;
+            t.links_up += u32::from(e.counters.link_up.load(Ordering::Relaxed));
+            t.queue_depth += depth;
+            t.max_queue_depth = t.max_queue_depth.max(depth);
+        }
+        t
+    }
+
     pub fn lock_peers(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, PeerEntry>> {
         self.peers.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -454,7 +478,7 @@ impl Inner {
         let (queue_tx, queue_rx) = mpsc::channel(self.config.queue_len());
         let (inbox_tx, inbox_rx) = mpsc::channel(INBOX_LEN);
         let (standing_tx, standing_rx) = watch::channel(standing);
-        let counters = Arc::new(PeerCounters::default());
+        let counters = Arc::new(PeerCounters::new(self.node_counters.clone()));
         let cancel = self.cancel.child_token();
         let gen = self.next_gen.fetch_add(1, Ordering::Relaxed);
         let task = PeerTask::new(

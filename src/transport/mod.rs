@@ -55,8 +55,9 @@
 //! `topod_transport_dropped_frames_total{reason}`, `topod_transport_links`,
 //! `topod_transport_disconnects_total`, `topod_transport_rtt_seconds`.
 //! Per-peer detail is in [`Transport::stats`], never in these labels; the
-//! admin API renders it as `topod_peer_*{peer}` series at scrape time
-//! (`crate::api::exposition`).
+//! admin API renders this node's totals ([`NodeTotals`]) as
+//! `topod_node_*` series at scrape time (`crate::api::exposition`), with
+//! no `peer` label either.
 //! [`describe_metrics`] registers their help texts.
 //!
 //! # Guarantees and limits
@@ -89,7 +90,7 @@ pub use fault::{Direction, FaultRule, FaultRules};
 pub use handle::{FrameSink, Transport};
 pub use memory::MemoryNetwork;
 pub use peer::Head;
-pub use stats::{describe_metrics, PeerStats, TransportStats, RTT_WINDOW};
+pub use stats::{describe_metrics, NodeTotals, PeerStats, TransportStats, RTT_WINDOW};
 pub use types::{
     ConnectError, FrameClass, LinkDownReason, SendError, TransportError, TransportEvent,
 };

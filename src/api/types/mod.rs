@@ -18,6 +18,7 @@
 //! | `DELETE /v1/cluster/members/{id}` | | [`MembersView`] |
 //! | `GET /v1/policy`, `PUT /v1/policy` | [`PolicyRequest`] | [`PolicyView`] |
 //! | `GET /v1/node/stats` (this node, never forwarded) | | [`NodeStats`] |
+//! | `GET /v1/node/summary?window_ms=` (this node, never forwarded) | [`summary_window`] | [`crate::model::NodeSummary`] |
 //! | `GET`, `PUT`, `DELETE /v1/node/faults` (this node, never forwarded) | `PUT`: [`FaultsRequest`] | [`FaultsView`] |
 //!
 //! The `/v1/node/...` data-plane routes answer 409 `no_data_plane` on a
@@ -33,6 +34,7 @@ mod error;
 mod faults;
 mod node;
 mod policy;
+mod summary;
 mod switch;
 mod topology;
 mod transition;
@@ -44,6 +46,7 @@ pub use faults::{
 };
 pub use node::{CountersView, ExecStateView, NodeStats, OverlayView, PeerView, TotalsView};
 pub use policy::{PolicyRequest, PolicyView};
+pub use summary::{summary_window, DEFAULT_SUMMARY_WINDOW_MS, MAX_SUMMARY_WINDOW_MS};
 pub use switch::{SwitchAccepted, SwitchRequest, DEFAULT_WAIT_TIMEOUT_MS, MAX_WAIT_TIMEOUT_MS};
 pub use topology::TopologyInfo;
 pub use transition::{

@@ -1,7 +1,9 @@
 //! `GET /v1/node/stats`: this node's data plane, for the monitor and
 //! `topoctl node stats`. Built from [`ExecStatus`] (the executor's state,
-//! overlays, RTTs and counters) and [`TransportStats`] (per-peer link
-//! figures). Fields are only ever added, never renamed.
+//! overlays, RTTs and counters), [`TransportStats`] (per-peer link
+//! figures) and the node's [`NodeSummary`] over the default window (the
+//! answer of `GET /v1/node/summary`). Fields are only ever added, never
+//! renamed.
 //!
 //! Transport figures are read live. The executor's part (state, links,
 //! RTTs, counters) is its last published status: republished at every
@@ -15,11 +17,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::executor::{ExecCounters, ExecState, ExecStatus, OverlayStatus};
-use crate::model::{NodeId, Topology, TransitionId};
+use crate::model::{NodeId, NodeSummary, Topology, TransitionId};
 use crate::transport::{PeerStats, TransportStats};
 
 /// The whole answer of `GET /v1/node/stats`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeStats {
     pub node_id: NodeId,
     /// Grows by one per start of this node's data plane.
@@ -41,6 +43,10 @@ pub struct NodeStats {
     pub counters: CountersView,
     /// Transport events dropped because the executor's queue was full.
     pub dropped_events: u64,
+    /// The node summary over the default window (60 s); absent from
+    /// nodes older than the field (read as the empty summary).
+    #[serde(default)]
+    pub summary: NodeSummary,
 }
 
 /// The executor's state, with the instance ids it involves:
@@ -261,10 +267,10 @@ impl TotalsView {
 }
 
 impl NodeStats {
-    /// The stats of one node from its executor's status and its
-    /// transport's figures (taken one after the other, so they may differ
-    /// by a few frames).
-    pub fn new(status: &ExecStatus, transport: &TransportStats) -> Self {
+    /// The stats of one node from its executor's status, its transport's
+    /// figures and its summary (taken one after the other, so they may
+    /// differ by a few frames).
+    pub fn new(status: &ExecStatus, transport: &TransportStats, summary: NodeSummary) -> Self {
         let ids: BTreeSet<NodeId> = transport
             .peers
             .keys()
@@ -289,6 +295,7 @@ impl NodeStats {
             peers,
             counters: CountersView::from(&status.counters),
             dropped_events: transport.dropped_events,
+            summary,
         }
     }
 }
@@ -350,8 +357,9 @@ mod tests {
                 ),
             ]),
             dropped_events: 6,
+            ..TransportStats::default()
         };
-        let s = NodeStats::new(&status(), &t);
+        let s = NodeStats::new(&status(), &t, NodeSummary::default());
         // Peer 4 is an overlay link without transport figures yet.
         assert_eq!(
             s.peers.iter().map(|p| p.peer).collect::<Vec<_>>(),
@@ -385,7 +393,14 @@ mod tests {
 
     #[test]
     fn state_and_overlay_have_the_documented_json_shape() {
-        let s = NodeStats::new(&status(), &TransportStats::default());
+        let summary = NodeSummary {
+            node: 1,
+            window_ms: 60_000,
+            links_up: 2,
+            links_expected: 2,
+            ..NodeSummary::default()
+        };
+        let s = NodeStats::new(&status(), &TransportStats::default(), summary);
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(
             v["state"],
@@ -396,6 +411,8 @@ mod tests {
             json!({"instance": 9, "topology": "pub_sub", "links": [2, 4], "eager": [2]})
         );
         assert_eq!(v["other"], json!(null));
+        assert_eq!(v["summary"]["window_ms"], json!(60_000));
+        assert_eq!(v["summary"]["links_expected"], json!(2));
         let back: NodeStats = serde_json::from_value(v).unwrap();
         assert_eq!(back, s);
         let starting = serde_json::to_value(ExecStateView::Starting).unwrap();
