@@ -83,6 +83,7 @@ pub struct Node {
     fatal: Arc<AtomicBool>,
     dataplane: Option<ExecutorHandle>,
     events: events::EventHub,
+    monitor: crate::monitor::MonitorHandle,
 }
 
 /// Which executor a node runs.
@@ -142,6 +143,11 @@ impl Node {
     /// for a subscriber that fell behind (see [`events`]).
     pub fn topology_events(&self) -> events::TopologyEvents {
         self.events.subscribe()
+    }
+
+    /// Where this node's monitor publishes its rounds (while it leads).
+    pub fn monitor(&self) -> &crate::monitor::MonitorHandle {
+        &self.monitor
     }
 
     /// The current topology, its config and epoch, as this node applied
@@ -462,6 +468,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         fatal,
         dataplane,
         events,
+        monitor,
     })
 }
 
