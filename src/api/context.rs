@@ -52,6 +52,9 @@ pub struct ApiContext {
     /// Where this node's monitor publishes its rounds (it runs while the
     /// node leads).
     pub monitor: crate::monitor::MonitorHandle,
+    /// This node's topology events (`GET /v1/events`) and the SSE client
+    /// limit.
+    pub events: crate::node::events::EventHub,
 }
 
 impl ApiContext {

@@ -7,11 +7,17 @@
 //! [`context`] is what the handlers share, [`forward`] relays writes from a
 //! follower to the leader. [`dataplane`] serves this node's data-plane
 //! stats and fault filter, and [`exposition`] renders the per-peer
-//! data-plane metrics when `/metrics` is scraped.
+//! data-plane metrics when `/metrics` is scraped. [`optimize`] serves
+//! `POST /v1/topology/optimize`, [`monitor`] the leader's monitor rounds
+//! (`GET /v1/monitor`, the metrics of `GET /v1/topology`) and [`events`]
+//! the Server-Sent Events of `GET /v1/events`.
 
 pub mod context;
 pub mod dataplane;
+pub mod events;
 pub mod exposition;
 pub mod forward;
+pub mod monitor;
+pub mod optimize;
 pub mod routes;
 pub mod types;

@@ -44,6 +44,10 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/v1/topology", get(topology))
         .route("/v1/topology/switch", post(switch))
         .route("/v1/topology/history", get(history))
+        .route("/v1/topology/optimize", post(super::optimize::optimize))
+        .route("/v1/monitor", get(super::monitor::monitor))
+        .route("/v1/events", get(super::events::events))
+        .route("/v1/transitions", get(transition_by_request))
         .route("/v1/transitions/{id}", get(transition))
         .route("/v1/transitions/{id}/reports", post(report))
         .route("/v1/cluster/status", get(status))
@@ -98,7 +102,10 @@ async fn topology(State(ctx): Ctx) -> Response<Body> {
         .as_ref()
         .and_then(|h| h.status().current.as_ref().map(|c| c.links.clone()))
         .unwrap_or_default();
-    let info = TopologyInfo::new(&applied.state, applied.members().len(), leader).with_links(links);
+    let metrics = super::monitor::last_metrics(&ctx).await;
+    let info = TopologyInfo::new(&applied.state, applied.members().len(), leader)
+        .with_links(links)
+        .with_metrics(metrics);
     ctx.json(StatusCode::OK, &info)
 }
 
@@ -132,6 +139,32 @@ async fn transition(State(ctx): Ctx, Path(id): Path<String>) -> Response<Body> {
             ErrorBody::new(
                 codes::NOT_FOUND,
                 format!("no transition {id} in the history"),
+            ),
+        ),
+    }
+}
+
+/// `GET /v1/transitions?request_id=X`: the newest transition proposed
+/// with that idempotency key (404 if none is in the history).
+async fn transition_by_request(
+    State(ctx): Ctx,
+    query: Result<Query<RequestQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response<Body> {
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(e) => return bad(&ctx, BadRequest::new(e.body_text())),
+    };
+    let applied = ctx.applied.borrow().clone();
+    match TransitionView::by_request(&applied.state, &query.request_id) {
+        Some(view) => ctx.json(StatusCode::OK, &view),
+        None => ctx.error(
+            StatusCode::NOT_FOUND,
+            ErrorBody::new(
+                codes::NOT_FOUND,
+                format!(
+                    "no transition proposed with request_id `{}` in the history",
+                    query.request_id
+                ),
             ),
         ),
     }
@@ -239,7 +272,7 @@ async fn readyz(State(ctx): Ctx) -> Response<Body> {
 // ---- writes ----
 
 /// The result of running a write on this node.
-enum Written {
+pub(super) enum Written {
     Done(Response<Body>),
     /// This node turned out not to be the leader: forward.
     NotLeader,
@@ -317,7 +350,7 @@ pub(super) async fn read_body(
 }
 
 /// Runs a write here if this node leads, otherwise forwards it.
-async fn write<F, Fut>(
+pub(super) async fn write<F, Fut>(
     ctx: Arc<ApiContext>,
     req: Request,
     needs_body: bool,
@@ -380,7 +413,7 @@ async fn forward(
 }
 
 /// Maps a proposer error to an answer (or to forwarding).
-fn write_failed(ctx: &ApiContext, e: WriteError) -> Written {
+pub(super) fn write_failed(ctx: &ApiContext, e: WriteError) -> Written {
     match e {
         WriteError::ForwardToLeader { .. } => Written::NotLeader,
         WriteError::Timeout(_) => Written::Done(ctx.error(
@@ -392,7 +425,7 @@ fn write_failed(ctx: &ApiContext, e: WriteError) -> Written {
     }
 }
 
-fn rejected(ctx: &ApiContext, r: &Rejection) -> Response<Body> {
+pub(super) fn rejected(ctx: &ApiContext, r: &Rejection) -> Response<Body> {
     let status = match r {
         Rejection::InvalidConfig { .. }
         | Rejection::InvalidPolicy { .. }
@@ -452,7 +485,7 @@ async fn switch(State(ctx): Ctx, req: Request) -> Response<Body> {
 }
 
 /// Waits until transition `id` is committed or aborted.
-async fn wait_for_outcome(
+pub(super) async fn wait_for_outcome(
     ctx: &ApiContext,
     id: TransitionId,
     timeout: std::time::Duration,
@@ -539,11 +572,15 @@ async fn report(State(ctx): Ctx, Path(id): Path<String>, req: Request) -> Respon
 
 async fn set_policy(State(ctx): Ctx, req: Request) -> Response<Body> {
     write(ctx, req, true, |ctx, body| async move {
-        let r: PolicyRequest = match parse_json(&ctx, &body) {
-            Ok(r) => r,
+        let value: serde_json::Value = match parse_json(&ctx, &body) {
+            Ok(v) => v,
             Err(r) => return Written::Done(r),
         };
-        let update = match r.to_update() {
+        let r = match PolicyRequest::from_json(&value) {
+            Ok(r) => r,
+            Err(e) => return Written::Done(bad(&ctx, e)),
+        };
+        let update = match r.to_update(|t| (ctx.overlay_defaults)(t)) {
             Ok(u) => u,
             Err(e) => return Written::Done(bad(&ctx, e)),
         };

@@ -1,6 +1,6 @@
 //! Command-line arguments of `topoctl` (clap derive).
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use super::Endpoint;
 use crate::model::{NodeId, TransitionId};
@@ -50,6 +50,15 @@ pub enum Command {
     History(HistoryArgs),
     /// Show the switching policy, or change it when a flag is given.
     Policy(PolicyArgs),
+    /// Switch to what a workload profile (built-in or user) prefers at the
+    /// current cluster size.
+    Optimize(OptimizeArgs),
+    /// The leader's last monitor round: metrics, every rule's evaluation,
+    /// the decision and the action.
+    Monitor,
+    /// Print topology events (and the leader's monitor rounds) as they
+    /// happen, until interrupted.
+    Watch(WatchArgs),
     /// Add a node as a Raft learner.
     Join(JoinArgs),
     /// Make a learner a voter.
@@ -177,25 +186,65 @@ pub struct HistoryArgs {
     pub before: Option<TransitionId>,
 }
 
-/// On or off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Toggle {
-    On,
-    Off,
-}
-
-/// `policy [--cooldown-ms N] [--auto on|off] [--history-retention N]`.
-#[derive(Debug, Args)]
+/// `policy [--cooldown-ms N] [--auto-switch true|false] ...`: without a
+/// flag, shows the policy.
+#[derive(Debug, Default, Args)]
 pub struct PolicyArgs {
     /// Minimum time between a committed switch and the next automatic one, ms.
     #[arg(long)]
     pub cooldown_ms: Option<u64>,
     /// Whether the monitor may switch on its own.
-    #[arg(long)]
-    pub auto: Option<Toggle>,
+    #[arg(long, value_name = "true|false")]
+    pub auto_switch: Option<bool>,
     /// Transitions kept in the history.
     #[arg(long)]
     pub history_retention: Option<u32>,
+    /// Period of the leader's monitor rounds, ms.
+    #[arg(long)]
+    pub monitor_interval_ms: Option<u64>,
+    /// Consecutive rounds a rule must hold before it acts.
+    #[arg(long)]
+    pub hold_rounds: Option<u32>,
+    /// A return to a topology left less than this long ago is deferred, ms.
+    #[arg(long)]
+    pub flap_window_ms: Option<u64>,
+    /// A rule threshold, `KEY=VALUE` (e.g. `latency_p99_ms=80`); repeatable.
+    #[arg(long = "threshold", value_name = "KEY=VALUE")]
+    pub thresholds: Vec<String>,
+    /// Set user profiles from a JSON file: `{"name": {"description": "..",
+    /// "ranges": [{"max_nodes": 10, "topology": "full_mesh"}, ...]}}`
+    /// (`null` deletes a profile).
+    #[arg(long, value_name = "FILE.json")]
+    pub profile_file: Option<std::path::PathBuf>,
+    /// Delete a user profile; repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub delete_profile: Vec<String>,
+}
+
+/// `optimize PROFILE [--wait]`.
+#[derive(Debug, Args)]
+pub struct OptimizeArgs {
+    /// A built-in (low_latency, high_throughput, event_driven,
+    /// batch_processing, realtime_gaming) or user profile.
+    pub profile: String,
+    /// Wait until the transition is committed or aborted, showing the
+    /// phases; exit 1 if it is aborted.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long `--wait` waits, ms.
+    #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub wait_timeout_ms: u64,
+    /// Idempotency key.
+    #[arg(long)]
+    pub request_id: Option<String>,
+}
+
+/// `watch [--count N]`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Stop after this many events (default: run until interrupted).
+    #[arg(long)]
+    pub count: Option<u64>,
 }
 
 /// `join --id N --api-addr A --raft-addr R --peer-addr P --node-uuid U`.

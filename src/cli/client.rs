@@ -171,6 +171,68 @@ impl ApiClient {
         }
     }
 
+    /// `GET path` as a long-lived stream (`GET /v1/events`): tries the
+    /// endpoints in turn like [`Self::get`] until one answers; the
+    /// deadline covers the answer's head only. A non-2xx answer is read
+    /// (bounded) and decoded as an API error.
+    pub async fn open_stream(
+        &self,
+        path: &str,
+    ) -> Result<(Endpoint, hyper::body::Incoming), CliError> {
+        let n = self.endpoints.len();
+        let start = self.preferred.load(Ordering::Relaxed) % n;
+        let mut attempts = Vec::new();
+        for i in 0..n {
+            let endpoint = &self.endpoints[(start + i) % n];
+            let uri = endpoint.uri(path).map_err(|e| CliError::Network {
+                endpoint: endpoint.to_string(),
+                message: format!("bad path {path}: {e}"),
+            })?;
+            let req = Request::builder()
+                .method(Method::GET)
+                .uri(uri)
+                .header(ACCEPT, HeaderValue::from_static("text/event-stream"))
+                .body(Full::new(Bytes::new()))
+                .map_err(|e| CliError::Network {
+                    endpoint: endpoint.to_string(),
+                    message: e.to_string(),
+                })?;
+            let resp = match tokio::time::timeout(self.timeout, self.http.request(req)).await {
+                Err(_) => {
+                    attempts.push((
+                        endpoint.to_string(),
+                        format!("no answer within {} ms", self.timeout.as_millis()),
+                    ));
+                    continue;
+                }
+                Ok(Err(e)) if e.is_connect() => {
+                    attempts.push((endpoint.to_string(), root_cause(&e)));
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    return Err(CliError::Network {
+                        endpoint: endpoint.to_string(),
+                        message: error_chain(&e),
+                    })
+                }
+                Ok(Ok(resp)) => resp,
+            };
+            let (parts, body) = resp.into_parts();
+            if parts.status.is_success() {
+                return Ok((endpoint.clone(), body));
+            }
+            let read =
+                tokio::time::timeout(self.timeout, Limited::new(body, self.max_body).collect())
+                    .await;
+            return Err(match read {
+                Ok(Ok(body)) => api_error(parts.status, &body.to_bytes()),
+                // The status alone still says what happened.
+                Ok(Err(_)) | Err(_) => api_error(parts.status, &[]),
+            });
+        }
+        Err(CliError::Unreachable { attempts })
+    }
+
     fn timeout_error(&self, endpoint: &Endpoint) -> CliError {
         CliError::Timeout {
             endpoint: endpoint.to_string(),
@@ -259,14 +321,7 @@ struct RawAnswer {
 fn decode<T: DeserializeOwned>(endpoint: &Endpoint, raw: RawAnswer) -> Result<Answer<T>, CliError> {
     let status = raw.status;
     if !status.is_success() {
-        return Err(match serde_json::from_slice::<ErrorBody>(&raw.bytes) {
-            Ok(body) => CliError::from_body(status.as_u16(), body),
-            Err(_) => CliError::Api {
-                status: status.as_u16(),
-                code: format!("http_{}", status.as_u16()),
-                message: quote(status, &raw.bytes),
-            },
-        });
+        return Err(api_error(status, &raw.bytes));
     }
     let value = serde_json::from_slice(&raw.bytes).map_err(|e| CliError::BadResponse {
         endpoint: endpoint.to_string(),
@@ -278,6 +333,19 @@ fn decode<T: DeserializeOwned>(endpoint: &Endpoint, raw: RawAnswer) -> Result<An
         endpoint: endpoint.clone(),
         served_by: raw.served_by,
     })
+}
+
+/// The error an unsuccessful answer carries: its error body, or the
+/// status and the start of a body that is not one.
+fn api_error(status: StatusCode, bytes: &[u8]) -> CliError {
+    match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(body) => CliError::from_body(status.as_u16(), body),
+        Err(_) => CliError::Api {
+            status: status.as_u16(),
+            code: format!("http_{}", status.as_u16()),
+            message: quote(status, bytes),
+        },
+    }
 }
 
 /// The start of a non-JSON error body, or the status text.

@@ -8,15 +8,17 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::args::{
-    Cli, Command, FaultsCommand, HistoryArgs, JoinArgs, NodeCommand, PolicyArgs, SwitchArgs,
-    Toggle, TransitionArgs,
+    Cli, Command, FaultsCommand, HistoryArgs, JoinArgs, NodeCommand, OptimizeArgs, PolicyArgs,
+    SwitchArgs, TransitionArgs, WatchArgs,
 };
 use super::render::{self, EndpointStatus};
 use super::watch::{self, Lines, ProgressSink, Silent, Spinner};
 use super::{ApiClient, CliError, MAX_ENDPOINTS};
 use crate::api::types::{
-    ClusterStatus, FaultsView, HistoryPage, JoinRequest, MembersView, NodeStats, PolicyRequest,
-    PolicyView, SwitchAccepted, SwitchRequest, TopologyInfo, TransitionStatus, TransitionView,
+    ClusterStatus, FaultsView, HistoryPage, JoinRequest, MembersView, MonitorRoundEvent,
+    MonitorView, NodeStats, OptimizeAnswer, OptimizeRequest, OptimizeStatus, PolicyRequest,
+    PolicyView, SwitchAccepted, SwitchRequest, TopologyEventView, TopologyInfo, TransitionStatus,
+    TransitionView,
 };
 use crate::model::TransitionId;
 
@@ -48,6 +50,9 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Transition(args) => transition(&client, &args, json, out).await,
         Command::History(args) => history(&client, &args, json, out).await,
         Command::Policy(args) => policy(&client, &args, json, out).await,
+        Command::Optimize(args) => optimize(&client, &args, json, out).await,
+        Command::Monitor => monitor(&client, json, out).await,
+        Command::Watch(args) => watch_events(&client, &args, json, out).await,
         Command::Join(args) => join(&client, &args, json, out).await,
         Command::Promote { id } => {
             let path = format!("/v1/cluster/members/{id}/promote");
@@ -360,14 +365,74 @@ async fn history(
     Ok(())
 }
 
-/// The `PUT /v1/policy` body the flags ask for; `None` without flags.
-pub fn policy_request(args: &PolicyArgs) -> Option<PolicyRequest> {
-    let req = PolicyRequest {
-        cooldown_ms: args.cooldown_ms,
-        auto_switch: args.auto.map(|t| t == Toggle::On),
-        history_retention: args.history_retention,
+fn usage(message: String) -> CliError {
+    CliError::BadRequest(crate::api::types::BadRequest::new(message))
+}
+
+/// The `PUT /v1/policy` body the flags ask for (`--profile-file` read as
+/// JSON); `None` without flags. Checked like the server decodes it, so a
+/// misspelt threshold is refused before anything is sent.
+pub fn policy_request(args: &PolicyArgs) -> Result<Option<PolicyRequest>, CliError> {
+    use serde_json::{Map, Value};
+    let mut body = Map::new();
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            body.insert(k.to_string(), v);
+        }
     };
-    (!req.is_empty()).then_some(req)
+    put("cooldown_ms", args.cooldown_ms.map(Value::from));
+    put("auto_switch", args.auto_switch.map(Value::from));
+    put("history_retention", args.history_retention.map(Value::from));
+    put(
+        "monitor_interval_ms",
+        args.monitor_interval_ms.map(Value::from),
+    );
+    put("hold_rounds", args.hold_rounds.map(Value::from));
+    put("flap_window_ms", args.flap_window_ms.map(Value::from));
+    let mut thresholds = Map::new();
+    for t in &args.thresholds {
+        let (k, v) = t
+            .split_once('=')
+            .ok_or_else(|| usage(format!("--threshold `{t}` is not KEY=VALUE")))?;
+        let v: Value = serde_json::from_str(v.trim())
+            .map_err(|_| usage(format!("--threshold {k}: `{v}` is not a number")))?;
+        thresholds.insert(k.trim().to_string(), v);
+    }
+    if !thresholds.is_empty() {
+        body.insert("thresholds".into(), Value::Object(thresholds));
+    }
+    let mut profiles = match &args.profile_file {
+        None => Map::new(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| usage(format!("--profile-file {}: {e}", path.display())))?;
+            match serde_json::from_str(&text) {
+                Ok(Value::Object(m)) => m,
+                Ok(_) => {
+                    return Err(usage(format!(
+                        "--profile-file {}: expected a JSON object of profiles by name",
+                        path.display()
+                    )))
+                }
+                Err(e) => {
+                    return Err(usage(format!(
+                        "--profile-file {} is not JSON: {e}",
+                        path.display()
+                    )))
+                }
+            }
+        }
+    };
+    for name in &args.delete_profile {
+        profiles.insert(name.clone(), Value::Null);
+    }
+    if !profiles.is_empty() {
+        body.insert("profiles".into(), Value::Object(profiles));
+    }
+    if body.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(PolicyRequest::from_json(&Value::Object(body))?))
 }
 
 async fn policy(
@@ -376,7 +441,7 @@ async fn policy(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let answer = match policy_request(args) {
+    let answer = match policy_request(args)? {
         None => client.get::<serde_json::Value>("/v1/policy").await?,
         Some(req) => {
             client
@@ -454,4 +519,157 @@ fn decode_value<T: DeserializeOwned>(
         endpoint: endpoint.to_string(),
         message: format!("unexpected JSON ({e})"),
     })
+}
+
+async fn optimize(
+    client: &ApiClient,
+    args: &OptimizeArgs,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let req = OptimizeRequest {
+        request_id: args.request_id.clone(),
+        ..OptimizeRequest::new(&args.profile)
+    };
+    let answer = client
+        .send::<serde_json::Value>(Method::POST, "/v1/topology/optimize", &req)
+        .await?;
+    let decoded: OptimizeAnswer = decode_value(&answer.endpoint, answer.value.clone())?;
+    if json && !args.wait {
+        return print_json(out, &answer.value);
+    }
+    if !json {
+        writeln!(out, "{}", optimize_text(&decoded))?;
+    }
+    match decoded.transition_id {
+        Some(id) if args.wait => {
+            let timeout = Duration::from_millis(args.wait_timeout_ms);
+            follow(client, id, timeout, json, out).await
+        }
+        _ => {
+            if json {
+                print_json(out, &answer.value)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// What `optimize` did, for the operator.
+pub fn optimize_text(a: &OptimizeAnswer) -> String {
+    let head = format!("{}: {} members -> {}", a.workload, a.node_count, a.topology);
+    match (a.status, a.transition_id) {
+        (OptimizeStatus::AlreadyCurrent, _) | (_, None) => {
+            format!("{head}: already current\nwhy: {}", a.why)
+        }
+        (status, Some(id)) => format!(
+            "{head}: transition {id} {}\nwhy: {}",
+            status.as_str(),
+            a.why
+        ),
+    }
+}
+
+async fn monitor(client: &ApiClient, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
+    let answer = client.get::<serde_json::Value>("/v1/monitor").await?;
+    if json {
+        return print_json(out, &answer.value);
+    }
+    let view: MonitorView = decode_value(&answer.endpoint, answer.value)?;
+    let Some(round) = view.round else {
+        writeln!(out, "no monitor round yet")?;
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "{}",
+        render::table(&["KEY", "VALUE"], super::monitor::round_rows(&round))
+    )?;
+    writeln!(
+        out,
+        "{}",
+        render::table(
+            &super::monitor::RULES_HEADER,
+            super::monitor::rule_rows(&round)
+        )
+    )?;
+    Ok(())
+}
+
+/// One SSE event as the operator's line (or as JSON with `--json`).
+pub fn watch_line(e: &super::sse::SseEvent, json: bool) -> Result<String, CliError> {
+    let bad = |err: serde_json::Error| CliError::BadResponse {
+        endpoint: "event stream".into(),
+        message: format!("event `{}` is not the expected JSON ({err})", e.event),
+    };
+    if json {
+        let data: serde_json::Value = serde_json::from_str(&e.data).map_err(bad)?;
+        return Ok(serde_json::json!({"event": e.event, "data": data}).to_string());
+    }
+    Ok(match e.event.as_str() {
+        "monitor_round" => {
+            let r: MonitorRoundEvent = serde_json::from_str(&e.data).map_err(bad)?;
+            super::monitor::round_event_line(&r)
+        }
+        "lagged" => {
+            let l: crate::api::types::LaggedEvent = serde_json::from_str(&e.data).map_err(bad)?;
+            format!(
+                "missed {} {} events (this client fell behind)",
+                l.missed, l.stream
+            )
+        }
+        _ => {
+            let t: TopologyEventView = serde_json::from_str(&e.data).map_err(bad)?;
+            super::monitor::topology_event_line(&t)
+        }
+    })
+}
+
+/// Pause before `watch` reconnects after its stream ended.
+pub const WATCH_RECONNECT_DELAY: Duration = Duration::from_millis(500);
+
+/// `watch`: prints events from `GET /v1/events` as they arrive. When the
+/// stream ends (the node stopped), it reconnects through the endpoints
+/// (events in between are missed, and it says so).
+async fn watch_events(
+    client: &ApiClient,
+    args: &WatchArgs,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    use http_body_util::BodyExt;
+    let mut printed = 0u64;
+    let done = |n: u64| args.count.is_some_and(|c| n >= c);
+    loop {
+        let (endpoint, mut body) = client.open_stream("/v1/events").await?;
+        let mut parser = super::sse::SseParser::default();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| CliError::Network {
+                endpoint: endpoint.to_string(),
+                message: e.to_string(),
+            })?;
+            let Some(data) = frame.data_ref() else {
+                continue;
+            };
+            let events = parser.push(data).map_err(|e| CliError::BadResponse {
+                endpoint: endpoint.to_string(),
+                message: e.to_string(),
+            })?;
+            for e in events {
+                writeln!(out, "{}", watch_line(&e, json)?)?;
+                out.flush()?;
+                printed += 1;
+                if done(printed) {
+                    return Ok(());
+                }
+            }
+        }
+        if !json {
+            writeln!(
+                out,
+                "stream from {endpoint} ended; reconnecting (events in between are missed)"
+            )?;
+        }
+        tokio::time::sleep(WATCH_RECONNECT_DELAY).await;
+    }
 }

@@ -6,6 +6,8 @@
 //! - [`commands`]: one function per command, printing tables or raw JSON.
 //! - [`render`]: pure functions from API views to table rows.
 //! - [`watch`]: `switch --wait`, polling a transition and showing phases.
+//! - [`monitor`]: rows and lines of `monitor`, `info`'s metrics and `watch`.
+//! - [`sse`]: the Server-Sent Events parser behind `watch`.
 //! - [`faults`]: `faults set` flags to the `PUT /v1/node/faults` body.
 //! - [`endpoint`], [`error`]: `--endpoints` parsing and [`CliError`].
 //!
@@ -19,7 +21,9 @@ pub mod commands;
 pub mod endpoint;
 pub mod error;
 pub mod faults;
+pub mod monitor;
 pub mod render;
+pub mod sse;
 pub mod watch;
 
 #[cfg(test)]

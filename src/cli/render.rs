@@ -154,6 +154,10 @@ pub fn info_rows(info: &TopologyInfo) -> Vec<Vec<String>> {
         kv("in flight", in_flight),
         kv("links (this node)", ids(&info.links)),
     ];
+    match &info.metrics {
+        Some(m) => rows.extend(super::monitor::metrics_rows(m)),
+        None => rows.push(kv("metrics", "- (no monitor round yet)")),
+    }
     let mut config = Vec::new();
     flatten("", &info.overlay_config, &mut config);
     rows.extend(
@@ -224,6 +228,7 @@ pub fn transition_rows(t: &TransitionView) -> Vec<Vec<String>> {
             t.decided_at_ms.map_or("-".to_string(), format_unix_ms),
         ),
         kv("outcome", outcome_text(t)),
+        kv("request id", t.request_id.as_deref().unwrap_or("-")),
     ];
     for m in &t.members {
         let report = t.reports.get(m).map_or("waiting".to_string(), phase_text);
@@ -237,11 +242,42 @@ pub fn transition_rows(t: &TransitionView) -> Vec<Vec<String>> {
 
 /// Key-value rows of the policy.
 pub fn policy_rows(p: &PolicyView) -> Vec<Vec<String>> {
-    vec![
+    let mut rows = vec![
         kv("cooldown_ms", p.cooldown_ms),
         kv("auto_switch", if p.auto_switch { "on" } else { "off" }),
         kv("history_retention", p.history_retention),
-    ]
+        kv("monitor_interval_ms", p.monitor_interval_ms),
+        kv("hold_rounds", p.hold_rounds),
+        kv("flap_window_ms", p.flap_window_ms),
+    ];
+    rows.extend(
+        p.thresholds
+            .pairs()
+            .into_iter()
+            .map(|(k, v)| kv(format!("thresholds.{k}"), v)),
+    );
+    let builtin = if p.builtin_profiles.is_empty() {
+        "-".to_string()
+    } else {
+        p.builtin_profiles.join(", ")
+    };
+    rows.push(kv("builtin_profiles", builtin));
+    for (name, profile) in &p.profiles {
+        for (i, r) in profile.ranges.iter().enumerate() {
+            let size = r
+                .max_nodes
+                .map_or("rest".to_string(), |m| format!("<= {m}"));
+            let config = match &r.overlay_config {
+                Some(c) => c.to_string(),
+                None => "defaults".to_string(),
+            };
+            rows.push(kv(
+                format!("profiles.{name}[{i}]"),
+                format!("{size}: {} ({config})", r.topology),
+            ));
+        }
+    }
+    rows
 }
 
 /// Unix milliseconds as `YYYY-MM-DD HH:MM:SS.mmmZ` (UTC).

@@ -38,7 +38,10 @@ pub use node::{NodeConfig, VoterConfig, ENV_IGNORED, ENV_PREFIX, MAX_INITIAL_VOT
 pub use overlay::OverlayDefaults;
 pub use raft::RaftConfig;
 pub use rules::{MonitorConfig, RulesConfig};
-pub use sections::{ApiConfig, StorageConfig, SwitchConfig};
+pub use sections::{
+    determine_initial_topology, ApiConfig, InitialTopology, StorageConfig, SwitchConfig,
+    AUTO_HYPARVIEW_MIN_NODES,
+};
 
 /// `Invalid` naming `key` unless `min <= value <= max`.
 pub(crate) fn check_range(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {

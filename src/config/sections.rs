@@ -28,10 +28,11 @@ pub struct SwitchConfig {
     /// Transitions kept in the history. 1..=100_000. Default 1000
     /// (`Policy::default`).
     pub history_retention: u32,
-    /// The topology a new cluster starts with. Default `full_mesh` (the
-    /// state machine's initial state; right for the small clusters a
-    /// cluster starts as).
-    pub initial_topology: Topology,
+    /// The topology a new cluster starts with: a topology name, or `auto`
+    /// to pick by the node count at bootstrap (see [`InitialTopology`]).
+    /// Default `full_mesh` (the state machine's initial state; right for
+    /// the small clusters a cluster starts as).
+    pub initial_topology: InitialTopology,
 }
 
 impl Default for SwitchConfig {
@@ -42,8 +43,67 @@ impl Default for SwitchConfig {
             prepare_timeout_ms: 10_000,
             auto_switch: p.auto_switch,
             history_retention: p.history_retention,
-            initial_topology: Topology::FullMesh,
+            initial_topology: InitialTopology::Fixed(Topology::FullMesh),
         }
+    }
+}
+
+/// `switch.initial_topology`: a fixed topology, or `auto`: fewer than
+/// [`AUTO_HYPARVIEW_MIN_NODES`] members start on `full_mesh`, more on
+/// `hyparview` (the design's `determine_initial_topology`). The count is
+/// the membership when the one-time setup runs on the first leader, i.e.
+/// the initial voters (learners join later and do not count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitialTopology {
+    Auto,
+    Fixed(Topology),
+}
+
+/// Clusters of at least this many members start on `hyparview` under
+/// `initial_topology = "auto"` (the design's threshold).
+pub const AUTO_HYPARVIEW_MIN_NODES: usize = 10;
+
+/// The design's `determine_initial_topology`: by the node count at
+/// bootstrap.
+pub fn determine_initial_topology(node_count: usize) -> Topology {
+    if node_count < AUTO_HYPARVIEW_MIN_NODES {
+        Topology::FullMesh
+    } else {
+        Topology::HyParView
+    }
+}
+
+impl InitialTopology {
+    /// The topology to start with for `node_count` members.
+    pub fn resolve(self, node_count: usize) -> Topology {
+        match self {
+            InitialTopology::Auto => determine_initial_topology(node_count),
+            InitialTopology::Fixed(t) => t,
+        }
+    }
+}
+
+impl Serialize for InitialTopology {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            InitialTopology::Auto => s.serialize_str("auto"),
+            InitialTopology::Fixed(t) => s.serialize_str(t.as_str()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for InitialTopology {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        if name == "auto" {
+            return Ok(InitialTopology::Auto);
+        }
+        name.parse().map(InitialTopology::Fixed).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "unknown initial topology `{name}`: expected auto, full_mesh, hyparview, \
+                 client_server or pub_sub"
+            ))
+        })
     }
 }
 

@@ -111,7 +111,10 @@ fn defaults_fill_absent_keys() {
         (50, 150, 300)
     );
     assert_eq!(c.api.max_body_bytes, 64 * 1024);
-    assert_eq!(c.switch.initial_topology, Topology::FullMesh);
+    assert_eq!(
+        c.switch.initial_topology,
+        InitialTopology::Fixed(Topology::FullMesh)
+    );
     assert!(c.initial_voters.is_empty() && c.join.is_empty());
     c.raft.to_openraft(&c.cluster_id).unwrap();
 }
@@ -131,7 +134,10 @@ fn partial_tables_merge_over_defaults() {
     assert_eq!(c.overlay.hyparview.passive_view, 30);
     assert_eq!(c.overlay.pub_sub.hyparview.passive_view, 12);
     assert_eq!(c.overlay.pub_sub.optimization_threshold, 7);
-    assert_eq!(c.switch.initial_topology, Topology::HyParView);
+    assert_eq!(
+        c.switch.initial_topology,
+        InitialTopology::Fixed(Topology::HyParView)
+    );
     let OverlayConfig::HyParView(h) = c.overlay_default(Topology::HyParView) else {
         panic!("wrong topology")
     };
@@ -327,5 +333,35 @@ fn dev_configs_follow_the_port_layout() {
     assert_eq!(
         NodeConfig::dev(3, 65500, dir).unwrap_err().key(),
         "api_base_port"
+    );
+}
+
+#[test]
+fn initial_topology_takes_auto_or_a_name_and_names_the_key() {
+    let c = load("[switch]\ninitial_topology = \"auto\"").unwrap();
+    assert_eq!(c.switch.initial_topology, InitialTopology::Auto);
+    let c = load("[switch]\ninitial_topology = \"pub_sub\"").unwrap();
+    assert_eq!(
+        c.switch.initial_topology,
+        InitialTopology::Fixed(Topology::PubSub)
+    );
+    let e = load("[switch]\ninitial_topology = \"automatic\"").unwrap_err();
+    assert_eq!(e.key(), "switch.initial_topology");
+    assert!(e.to_string().contains("expected auto, full_mesh"), "{e}");
+    let e = load("[switch]\ninitial_topology = 3").unwrap_err();
+    assert_eq!(e.key(), "switch.initial_topology");
+}
+
+#[test]
+fn auto_initial_topology_follows_the_design_threshold() {
+    assert_eq!(determine_initial_topology(1), Topology::FullMesh);
+    assert_eq!(determine_initial_topology(9), Topology::FullMesh);
+    assert_eq!(determine_initial_topology(10), Topology::HyParView);
+    assert_eq!(determine_initial_topology(5000), Topology::HyParView);
+    assert_eq!(InitialTopology::Auto.resolve(3), Topology::FullMesh);
+    assert_eq!(InitialTopology::Auto.resolve(12), Topology::HyParView);
+    assert_eq!(
+        InitialTopology::Fixed(Topology::ClientServer).resolve(3),
+        Topology::ClientServer
     );
 }

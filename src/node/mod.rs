@@ -3,6 +3,7 @@
 //! together by [`start_node`]. Binaries and tests call the same function.
 
 pub mod bootstrap;
+pub mod events;
 pub mod reporter;
 pub mod setup;
 pub mod telemetry;
@@ -81,6 +82,7 @@ pub struct Node {
     tracker: TaskTracker,
     fatal: Arc<AtomicBool>,
     dataplane: Option<ExecutorHandle>,
+    events: events::EventHub,
     monitor: crate::monitor::MonitorHandle,
 }
 
@@ -94,11 +96,6 @@ enum ExecutorChoice {
 }
 
 impl Node {
-    /// Where this node's monitor publishes its rounds (while it leads).
-    pub fn monitor(&self) -> &crate::monitor::MonitorHandle {
-        &self.monitor
-    }
-
     /// The data plane's executor handle (`None` for a node started with a
     /// given executor).
     pub fn executor(&self) -> Option<&ExecutorHandle> {
@@ -139,6 +136,24 @@ impl Node {
     /// The messages of `channel`, each at most once, or `Lagged(n)`.
     pub async fn subscribe(&self, channel: &str) -> Result<Subscription, ChannelError> {
         self.channels()?.subscribe(channel).await
+    }
+
+    /// The topology events this node applies from now on (`Announced`,
+    /// `Prepared`, `Committed`, `Aborted`, `RolledBack`), or `Lagged(n)`
+    /// for a subscriber that fell behind (see [`events`]).
+    pub fn topology_events(&self) -> events::TopologyEvents {
+        self.events.subscribe()
+    }
+
+    /// Where this node's monitor publishes its rounds (while it leads).
+    pub fn monitor(&self) -> &crate::monitor::MonitorHandle {
+        &self.monitor
+    }
+
+    /// The current topology, its config and epoch, as this node applied
+    /// them.
+    pub fn topology(&self) -> events::CurrentTopology {
+        (&self.applied.borrow().state).into()
     }
 
     pub fn id(&self) -> NodeId {
@@ -326,6 +341,13 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
     });
 
     let monitor = crate::monitor::MonitorHandle::new();
+    let events = events::EventHub::new(cancel.clone());
+    tracker.spawn(events::run(
+        applied.clone(),
+        events.clone(),
+        config.node_id,
+        cancel.clone(),
+    ));
 
     // Admin API server.
     let defaults_cfg = config.overlay.clone();
@@ -346,6 +368,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         membership_lock: tokio::sync::Mutex::new(()),
         dataplane: dataplane.clone(),
         monitor: monitor.clone(),
+        events: events.clone(),
     });
     let api = crate::api::routes::router(ctx);
     let c = cancel.clone();
@@ -456,6 +479,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         tracker,
         fatal,
         dataplane,
+        events,
         monitor,
     })
 }

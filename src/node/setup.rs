@@ -2,12 +2,16 @@
 //! the configured policy, and the configured initial topology when it is
 //! not the bootstrap `full_mesh`. Both are idempotent (the policy is set
 //! only while never set; the switch carries a fixed request id).
+//!
+//! `initial_topology = "auto"` is resolved when the switch would be
+//! proposed, from the membership applied at that moment: on a new cluster
+//! that is the initial voters (learners join later and are not counted).
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{OverlayDefaults, RulesConfig, SwitchConfig};
+use crate::config::{InitialTopology, OverlayDefaults, RulesConfig, SwitchConfig};
 use crate::control::applied::AppliedRx;
 use crate::control::proposer::Proposer;
 use crate::model::{Command, ProposeSwitch, SwitchReason, Topology};
@@ -24,13 +28,14 @@ pub async fn run(
     overlay: OverlayDefaults,
     cancel: CancellationToken,
 ) {
-    let mut topology_asked = switch.initial_topology == Topology::FullMesh;
+    let mut topology_asked = switch.initial_topology == InitialTopology::Fixed(Topology::FullMesh);
     loop {
-        let (policy_set, fresh) = {
+        let (policy_set, fresh, members) = {
             let a = applied.borrow_and_update();
             (
                 a.state.policy_set,
                 a.state.history.is_empty() && a.state.epoch == 0,
+                a.members().len(),
             )
         };
         if !fresh {
@@ -46,9 +51,15 @@ pub async fn run(
                     tracing::debug!(error = %e, "initial policy not written yet");
                 }
             } else if !topology_asked {
+                let target = switch.initial_topology.resolve(members);
+                if target == Topology::FullMesh {
+                    tracing::info!(members, "initial topology: full_mesh (bootstrap state)");
+                    topology_asked = true;
+                    continue;
+                }
                 let proposal = ProposeSwitch::new(
-                    switch.initial_topology,
-                    overlay.default_for(switch.initial_topology),
+                    target,
+                    overlay.default_for(target),
                     SwitchReason::Manual,
                     Some(INITIAL_TOPOLOGY_REQUEST.into()),
                     "bootstrap",

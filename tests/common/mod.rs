@@ -27,7 +27,8 @@ use tempfile::TempDir;
 use tokio::time::Instant;
 use topod::api::types::{MembersView, TransitionView, SERVED_BY_HEADER};
 use topod::config::{
-    ApiConfig, NodeConfig, OverlayDefaults, RaftConfig, StorageConfig, SwitchConfig, VoterConfig,
+    ApiConfig, InitialTopology, NodeConfig, OverlayDefaults, RaftConfig, StorageConfig,
+    SwitchConfig, VoterConfig,
 };
 use topod::control::applied::Applied;
 use topod::control::executor::ScriptedExecutor;
@@ -266,6 +267,8 @@ pub struct Options {
     pub request_timeout_ms: u64,
     /// `[rules]`: seeds of the policy's monitor and rule keys.
     pub rules: topod::config::RulesConfig,
+    /// `switch.initial_topology`.
+    pub initial_topology: InitialTopology,
 }
 
 impl Default for Options {
@@ -274,6 +277,7 @@ impl Default for Options {
             prepare_timeout_ms: 10_000,
             request_timeout_ms: 5_000,
             rules: Default::default(),
+            initial_topology: SwitchConfig::default().initial_topology,
         }
     }
 }
@@ -327,6 +331,7 @@ pub fn node_config(
         raft: raft_config(),
         switch: SwitchConfig {
             prepare_timeout_ms: opts.prepare_timeout_ms,
+            initial_topology: opts.initial_topology,
             ..SwitchConfig::default()
         },
         rules: opts.rules.clone(),

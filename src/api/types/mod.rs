@@ -16,6 +16,10 @@
 //! | `POST /v1/cluster/members` | [`JoinRequest`] | [`MembersView`] |
 //! | `POST /v1/cluster/members/{id}/promote` | | [`MembersView`] |
 //! | `DELETE /v1/cluster/members/{id}` | | [`MembersView`] |
+//! | `GET /v1/transitions?request_id=X` | | [`TransitionView`] (404 if none) |
+//! | `POST /v1/topology/optimize` | [`OptimizeRequest`] | 202 [`OptimizeAnswer`]; 200 when waiting or `already_current` |
+//! | `GET /v1/monitor` (forwarded to the leader) | | [`MonitorView`] |
+//! | `GET /v1/events` (Server-Sent Events) | | `announced`, `prepared`, `committed`, `aborted`, `rolled_back`, `monitor_round`, `lagged` |
 //! | `GET /v1/policy`, `PUT /v1/policy` | [`PolicyRequest`] | [`PolicyView`] |
 //! | `GET /v1/node/stats` (this node, never forwarded) | | [`NodeStats`] |
 //! | `GET /v1/node/summary?window_ms=` (this node, never forwarded) | [`summary_window`] | [`crate::model::NodeSummary`] |
@@ -31,8 +35,11 @@
 
 mod cluster;
 mod error;
+mod events;
 mod faults;
+mod monitor;
 mod node;
+mod optimize;
 mod policy;
 mod summary;
 mod switch;
@@ -41,17 +48,26 @@ mod transition;
 
 pub use cluster::{ClusterStatus, JoinRequest, MemberView, MembersView, Role};
 pub use error::{codes, BadRequest, ErrorBody, ErrorDetail, LeaderHint};
+pub use events::{LaggedEvent, MonitorRoundEvent, TopologyEventView};
 pub use faults::{
     DirectionView, FaultRuleView, FaultsRequest, FaultsView, MAX_FAULT_DELAY_MS, MAX_FAULT_RULES,
 };
+pub use monitor::MonitorView;
 pub use node::{CountersView, ExecStateView, NodeStats, OverlayView, PeerView, TotalsView};
-pub use policy::{PolicyRequest, PolicyView};
+pub use optimize::{
+    plan as plan_optimize, OptimizeAnswer, OptimizePlan, OptimizeRequest, OptimizeStatus,
+    UNKNOWN_WORKLOAD,
+};
+pub use policy::{
+    PolicyRequest, PolicyView, ProfileRangeRequest, ProfileRangeView, ProfileRequest, ProfileView,
+    ThresholdsRequest, ThresholdsView, POLICY_KEYS, THRESHOLD_KEYS,
+};
 pub use summary::{summary_window, DEFAULT_SUMMARY_WINDOW_MS, MAX_SUMMARY_WINDOW_MS};
 pub use switch::{SwitchAccepted, SwitchRequest, DEFAULT_WAIT_TIMEOUT_MS, MAX_WAIT_TIMEOUT_MS};
 pub use topology::TopologyInfo;
 pub use transition::{
-    HistoryPage, HistoryQuery, PhaseView, ReasonView, TransitionStatus, TransitionView,
-    DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT,
+    HistoryPage, HistoryQuery, PhaseView, ReasonView, RequestQuery, TransitionStatus,
+    TransitionView, DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT,
 };
 
 /// Response header naming the node id that served the request (after any

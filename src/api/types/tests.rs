@@ -92,7 +92,8 @@ fn in_flight_transition_has_the_documented_json() {
             "proposed_at_ms": 3000, "status": "in_progress",
             "decided_at_ms": null, "missing": [], "abort_reason": null,
             "epoch": null, "members": [1, 2, 3],
-            "reports": {"2": {"phase": "prepared"}}, "health": {}
+            "reports": {"2": {"phase": "prepared"}}, "health": {},
+            "request_id": null
         })
     );
     assert_eq!(view.waiting_for(), vec![1, 3]);
@@ -179,7 +180,7 @@ fn topology_info_shows_config_and_in_flight() {
         serde_json::to_value(&idle).unwrap(),
         json!({"topology": "full_mesh", "overlay_config": {}, "epoch": 0,
             "node_count": 1, "leader": null, "in_flight": null, "current_instance": 0,
-            "links": []})
+            "links": [], "metrics": null})
     );
     let linked = TopologyInfo::new(&state(), 3, Some(1)).with_links(vec![3, 2]);
     assert_eq!(
@@ -274,27 +275,155 @@ fn requests_refuse_unknown_fields_by_name() {
     assert!(e.to_string().contains("unknown field `limt`"), "{e}");
 }
 
+fn defaults(t: crate::model::Topology) -> crate::model::OverlayConfig {
+    crate::model::OverlayConfig::default_for(t)
+}
+
+/// The `invalid_policy` message of a refused `PUT /v1/policy` body.
+fn refused(body: serde_json::Value) -> String {
+    let e = PolicyRequest::from_json(&body)
+        .and_then(|r| r.to_update(defaults))
+        .unwrap_err();
+    assert_eq!(e.code, "invalid_policy", "{e}");
+    e.message
+}
+
 #[test]
 fn policy_request_maps_to_an_update() {
-    let req: PolicyRequest = serde_json::from_value(json!({"auto_switch": true})).unwrap();
+    let req = PolicyRequest::from_json(&json!({"auto_switch": true,
+        "thresholds": {"min_connectivity": 0.5}}))
+    .unwrap();
     assert_eq!(
-        req.to_update().unwrap(),
+        req.to_update(defaults).unwrap(),
         PolicyUpdate {
             auto_switch: Some(true),
+            thresholds: crate::model::ThresholdsUpdate {
+                min_connectivity: Some(0.5),
+                ..Default::default()
+            },
             ..PolicyUpdate::default()
         }
     );
-    assert!(PolicyRequest::default().to_update().is_err());
-    for bad in [
-        json!({"history_retention": 0}),
-        json!({"cooldown_ms": 604_800_001u64}),
-    ] {
-        let req: PolicyRequest = serde_json::from_value(bad).unwrap();
-        assert_eq!(req.to_update().unwrap_err().code, "invalid_policy");
+    let e = PolicyRequest::default().to_update(defaults).unwrap_err();
+    assert_eq!(e.code, "bad_request");
+    assert!(e.message.contains("monitor_interval_ms"), "{e}");
+    let view = serde_json::to_value(PolicyView::from(&crate::model::Policy::default())).unwrap();
+    let keys: Vec<&str> = view
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut expected = POLICY_KEYS.to_vec();
+    expected.push("builtin_profiles");
+    expected.sort_unstable();
+    assert_eq!(keys, expected);
+    let mut thresholds: Vec<&str> = view["thresholds"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    thresholds.sort_unstable();
+    let mut names = THRESHOLD_KEYS.to_vec();
+    names.sort_unstable();
+    assert_eq!(thresholds, names);
+    assert_eq!(view["monitor_interval_ms"], 60_000);
+}
+
+#[test]
+fn bad_policy_values_name_the_key_and_its_range() {
+    assert!(refused(json!({"history_retention": 0}))
+        .contains("history_retention: 0 is outside 1..=100000"));
+    assert!(refused(json!({"cooldown_ms": 604_800_001u64})).contains("cooldown_ms"));
+    assert!(refused(json!({"monitor_interval_ms": 99}))
+        .contains("monitor_interval_ms: 99 is outside 100..="));
+    assert!(refused(json!({"hold_rounds": 0})).contains("hold_rounds"));
+    assert!(refused(json!({"flap_window_ms": -1})).contains("flap_window_ms"));
+    let m = refused(json!({"thresholds": {"min_connectivity": 1.5}}));
+    assert!(
+        m.contains("thresholds.min_connectivity: 1.5 is outside 0..=1"),
+        "{m}"
+    );
+    let m = refused(json!({"thresholds": {"latency_p99_ms": "NaN"}}));
+    assert!(m.contains("thresholds.latency_p99_ms"), "{m}");
+    let m = refused(json!({"thresholds": {"max_hop": 3}}));
+    assert!(
+        m.contains("thresholds.max_hop: unknown key; known: small_cluster_max_nodes"),
+        "{m}"
+    );
+    let m = refused(json!({"cooldown": 5}));
+    assert!(m.contains("cooldown: unknown key"), "{m}");
+    assert!(refused(json!({"auto_switch": "yes"})).contains("auto_switch"));
+    assert!(refused(json!({"thresholds": 3})).contains("thresholds: must be a JSON object"));
+}
+
+#[test]
+fn bad_profiles_are_refused_by_key() {
+    let range = |max: Option<u32>, t: &str| match max {
+        Some(m) => json!({"max_nodes": m, "topology": t}),
+        None => json!({"topology": t}),
+    };
+    let m = refused(
+        json!({"profiles": {"p": {"ranges": [range(Some(10), "full_mesh"),
+        range(Some(5), "hyparview"), range(None, "pub_sub")]}}}),
+    );
+    assert!(
+        m.contains("profiles.p.ranges[1].max_nodes: 5 must exceed"),
+        "{m}"
+    );
+    let m = refused(json!({"profiles": {"p": {"ranges": [range(Some(10), "full_mesh")]}}}));
+    assert!(
+        m.contains("profiles.p.ranges[0].max_nodes: must be absent"),
+        "{m}"
+    );
+    let m = refused(
+        json!({"profiles": {"p": {"ranges": [{"topology": "full_mesh",
+        "overlay_config": {"active_view": 4}}]}}}),
+    );
+    assert!(m.contains("profiles.p.ranges[0].overlay_config"), "{m}");
+    assert!(m.contains("active_view"), "{m}");
+    let m = refused(json!({"profiles": {"event_driven": {"ranges": [range(None, "pub_sub")]}}}));
+    assert!(
+        m.contains("profiles.event_driven: `event_driven` is a built-in profile"),
+        "{m}"
+    );
+    let m = refused(json!({"profiles": {"p": {"ranges": [range(None, "ring")]}}}));
+    assert!(m.contains("profiles.p.ranges[0].topology"), "{m}");
+    let m = refused(json!({"profiles": {"p": {"ranges": [], "extra": 1}}}));
+    assert!(m.contains("profiles.p.extra: unknown key"), "{m}");
+    let m = refused(json!({"profiles": {"Bad Name": {"ranges": [range(None, "pub_sub")]}}}));
+    assert!(m.contains("profiles.Bad Name"), "{m}");
+}
+
+#[test]
+fn a_profile_patch_resolves_over_the_defaults() {
+    let req = PolicyRequest::from_json(&json!({"profiles": {
+        "mine": {"description": "d", "ranges": [
+            {"max_nodes": 3, "topology": "full_mesh"},
+            {"topology": "hyparview", "overlay_config": {"active_view": 4}}]},
+        "gone": null}}))
+    .unwrap();
+    let update = req.to_update(defaults).unwrap();
+    assert_eq!(update.profiles["gone"], None);
+    let mine = update.profiles["mine"].as_ref().unwrap();
+    assert_eq!(mine.ranges[0].config, None);
+    match &mine.ranges[1].config {
+        Some(crate::model::OverlayConfig::HyParView(c)) => {
+            assert_eq!(c.active_view, 4);
+            assert_eq!(c.passive_view, 30, "other keys are the defaults");
+        }
+        other => panic!("{other:?}"),
     }
+    let mut policy = crate::model::Policy::default();
+    update.apply(&mut policy).unwrap();
+    let view = PolicyView::from(&policy);
     assert_eq!(
-        serde_json::to_value(PolicyView::from(&crate::model::Policy::default())).unwrap(),
-        json!({"cooldown_ms": 300000, "auto_switch": false, "history_retention": 1000})
+        view.profiles["mine"].ranges[1]
+            .overlay_config
+            .as_ref()
+            .unwrap()["active_view"],
+        4
     );
 }
 

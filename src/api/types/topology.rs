@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::TransitionView;
-use crate::model::{NodeId, Topology, TopologyState, TransitionId};
+use crate::model::{ClusterMetrics, NodeId, Topology, TopologyState, TransitionId};
 
 /// The current topology, as the answering node has applied it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +26,12 @@ pub struct TopologyInfo {
     /// without a data plane or before the first overlay is built).
     #[serde(default)]
     pub links: Vec<NodeId>,
+    /// The cluster's performance metrics from the leader's last monitor
+    /// round: `null` before the first round, and on a follower that could
+    /// not fetch them from the leader's `GET /v1/monitor` within a short
+    /// deadline (leader unknown, unreachable or slow).
+    #[serde(default)]
+    pub metrics: Option<ClusterMetrics>,
 }
 
 impl TopologyInfo {
@@ -33,6 +39,12 @@ impl TopologyInfo {
     pub fn with_links(mut self, mut links: Vec<NodeId>) -> Self {
         links.sort_unstable();
         self.links = links;
+        self
+    }
+
+    /// With the monitor's last metrics.
+    pub fn with_metrics(mut self, metrics: Option<ClusterMetrics>) -> Self {
+        self.metrics = metrics;
         self
     }
 
@@ -47,6 +59,7 @@ impl TopologyInfo {
             in_flight: TransitionView::in_flight(state),
             current_instance: state.current_instance,
             links: Vec::new(),
+            metrics: None,
         }
     }
 }

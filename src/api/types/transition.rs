@@ -121,6 +121,10 @@ pub struct TransitionView {
     pub reports: BTreeMap<NodeId, PhaseView>,
     /// Post-cut-over health reports.
     pub health: BTreeMap<NodeId, PhaseView>,
+    /// The idempotency key the proposal carried, if any
+    /// (`GET /v1/transitions?request_id=` finds it).
+    #[serde(default)]
+    pub request_id: Option<String>,
 }
 
 impl TransitionView {
@@ -165,6 +169,7 @@ impl TransitionView {
             members: live.map_or_else(|| record.members.clone(), |t| t.members.clone()),
             reports: phase_map(live.map_or(&record.reports, |t| &t.reports)),
             health: phase_map(&record.health),
+            request_id: record.request_id.clone(),
         }
     }
 
@@ -172,6 +177,13 @@ impl TransitionView {
     pub fn lookup(state: &TopologyState, id: TransitionId) -> Option<Self> {
         state
             .record(id)
+            .map(|r| TransitionView::new(r, state.in_flight.as_ref()))
+    }
+
+    /// The newest transition of `state` proposed with `request_id`.
+    pub fn by_request(state: &TopologyState, request_id: &str) -> Option<Self> {
+        state
+            .record_by_request(request_id)
             .map(|r| TransitionView::new(r, state.in_flight.as_ref()))
     }
 
@@ -193,6 +205,13 @@ impl TransitionView {
 
 fn phase_map(m: &BTreeMap<NodeId, Phase>) -> BTreeMap<NodeId, PhaseView> {
     m.iter().map(|(n, p)| (*n, p.into())).collect()
+}
+
+/// Query of `GET /v1/transitions?request_id=X`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestQuery {
+    pub request_id: String,
 }
 
 /// Query of `GET /v1/topology/history`.
