@@ -138,9 +138,14 @@ impl Cmp {
 
 /// The line of one rule.
 pub(crate) fn rule_line(e: &RuleEvaluation, hold_rounds: u32) -> String {
-    if e.holds {
+    if e.holds && e.consecutive <= hold_rounds {
         format!(
             "{}: holds {}/{} rounds ({})",
+            e.rule, e.consecutive, hold_rounds, e.why
+        )
+    } else if e.holds {
+        format!(
+            "{}: holds {} rounds, {} needed ({})",
             e.rule, e.consecutive, hold_rounds, e.why
         )
     } else {
