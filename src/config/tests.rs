@@ -44,6 +44,13 @@ fn every_example_config_loads_and_validates() {
         "expected dev + 3 + 5 files, got {files:?}"
     );
     for file in &files {
+        // Fragments (tables to copy into a node config) load merged into
+        // a minimal one.
+        if FRAGMENTS.iter().any(|f| file.ends_with(f)) {
+            let text = std::fs::read_to_string(file).unwrap();
+            load(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            continue;
+        }
         let figment = NodeConfig::figment(Some(file), "TOPOD_TEST_NO_ENV_").unwrap();
         let config: NodeConfig = figment
             .extract()
@@ -53,6 +60,55 @@ fn every_example_config_loads_and_validates() {
             .validate()
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     }
+}
+
+/// Example files that are tables to copy into a node config, not whole
+/// configs.
+const FRAGMENTS: [&str; 1] = ["config/rules.toml"];
+
+fn rules_toml() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rules.toml");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn config_rules_toml_documents_every_key_at_its_default() {
+    let c = load(&rules_toml()).unwrap();
+    assert_eq!(
+        c.switch.initial_policy(&c.rules),
+        crate::model::Policy::default()
+    );
+    assert_eq!(c.monitor, MonitorConfig::default());
+    // Every key is written out, not left to the default.
+    let whole = crate::model::PolicyUpdate::whole(&crate::model::Policy::default());
+    assert_eq!(c.rules.thresholds, whole.thresholds);
+    assert_eq!(c.rules.monitor_interval_ms, whole.monitor_interval_ms);
+    assert_eq!(c.rules.hold_rounds, whole.hold_rounds);
+    assert_eq!(c.rules.flap_window_ms, whole.flap_window_ms);
+    let file: toml::Table = toml::from_str(&rules_toml()).unwrap();
+    let monitor = file["monitor"].as_table().unwrap();
+    let defaults = toml::Table::try_from(MonitorConfig::default()).unwrap();
+    let keys = |t: &toml::Table| t.keys().cloned().collect::<BTreeSet<String>>();
+    assert_eq!(keys(monitor), keys(&defaults));
+}
+
+#[test]
+fn a_bad_threshold_in_config_names_its_key() {
+    let bad = rules_toml().replace("min_connectivity = 0.9", "min_connectivity = 1.5");
+    assert_ne!(
+        bad,
+        rules_toml(),
+        "the file no longer sets min_connectivity"
+    );
+    let e = load(&bad).unwrap_err();
+    assert_eq!(e.key(), "rules.thresholds.min_connectivity", "{e}");
+    assert!(e.to_string().contains("1.5 is outside 0..=1"), "{e}");
+    let e = load("[rules.thresholds]\nmax_hops = 0\n").unwrap_err();
+    assert_eq!(e.key(), "rules.thresholds.max_hops", "{e}");
+    let e = load("[rules.thresholds]\nmax_hop = 9\n").unwrap_err();
+    assert_eq!(e.key(), "rules.thresholds.max_hop", "{e}");
+    let e = load("[rules]\nhold_rounds = 0\n").unwrap_err();
+    assert_eq!(e.key(), "rules.hold_rounds", "{e}");
 }
 
 fn cluster(dir: &str, n: u64) -> Vec<NodeConfig> {

@@ -4,15 +4,73 @@
 //!
 //! No IO, no clock (`now_ms` is passed in, the leader's stamp clock). The
 //! monitor (`src/monitor/`) calls [`evaluate`] once per round; the
-//! simulator and the table tests call the same function.
+//! simulator and the table tests call the same function. Workload
+//! classification ([`classify_workload`]) and the workload profiles
+//! ([`profiles`]) live here too.
+//!
+//! # A round
+//!
+//! 1. Every rule of [`RULES`] is evaluated, in that order, every round
+//!    (`builtin`): whether its condition holds on this round's figures,
+//!    which figures it looked at, and why, in words. The result is a
+//!    [`RuleEvaluation`] per rule, always four.
+//! 2. Hysteresis (`hysteresis`): a rule's `consecutive` count is the
+//!    previous round's (from [`RuleMemory`]) plus one when it holds, and 0
+//!    when it does not. A rule is *ready* once `consecutive >=
+//!    hold_rounds`. The new counts are the returned memory, to pass to the
+//!    next round; counts keep running while a ready rule is deferred, so it
+//!    acts in the first round the gates let it.
+//! 3. Priority: the ready rules are taken in [`RULES`] order, and only one
+//!    acts: the first ready rule that passes the gates. The order puts
+//!    scale first, then strain, then degradation, then preference:
+//!    `very_large_cluster` (a cluster of thousands cannot afford what the
+//!    others would pick), `large_mesh_strain` (a full mesh that is failing
+//!    now), `small_cluster_degraded` (a small cluster that performs badly),
+//!    `event_driven_workload` (a better fit for the traffic, not a fault).
+//!    With the default thresholds rules 1 and 2 never hold together (fewer
+//!    than 10 and more than 20 nodes); rule 3 and rule 4 can.
+//! 4. Gates, in this order (details in `hysteresis`): a transition in
+//!    flight (defers the first ready rule); the target's own gates,
+//!    `no_servers` and `flap_window` (a rule stopped there gives way to the
+//!    next ready one; if all are stopped, the first is deferred); the
+//!    cooldown; `auto_switch` off (last, so the decision shown is what
+//!    would be carried out).
+//!
+//! Every rule's target differs from the topology its condition requires
+//! (or excludes), so once its switch commits the rule stops holding and
+//! its count returns to 0.
+//!
+//! # The explanation
+//!
+//! One line per rule in [`RULES`] order, then the decision (format in
+//! `explain`):
+//!
+//! ```text
+//! small_cluster_degraded: holds 2/3 rounds (node_count 5 < 10, latency_ms.p99 83.0 > 50)
+//! large_mesh_strain: does not hold (current is hyparview, not full_mesh)
+//! decision: stay
+//! ```
+//!
+//! A `Switch` carries the same text (it goes into the history record's
+//! trigger).
 
+mod builtin;
+mod context;
+mod explain;
+mod hysteresis;
 pub mod profiles;
+mod workload;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ClusterMetrics, Policy, Topology, TopologyState, TransitionId};
+use crate::model::{ClusterMetrics, Policy, Topology, TransitionId};
+
+pub use context::RuleContext;
+pub use workload::classify_workload;
+
+use hysteresis::Verdict;
 
 /// Names of the built-in rules, in the order they are evaluated.
 pub const RULES: [&str; 4] = [
@@ -21,54 +79,6 @@ pub const RULES: [&str; 4] = [
     "small_cluster_degraded",
     "event_driven_workload",
 ];
-
-/// What the rules need to know about the cluster besides its metrics.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleContext {
-    /// The leader's clock, unix ms.
-    pub now_ms: u64,
-    /// The current topology.
-    pub current: Topology,
-    /// A transition in flight, if any.
-    #[serde(default)]
-    pub in_flight: Option<TransitionId>,
-    /// When the last switch committed, unix ms.
-    #[serde(default)]
-    pub last_switch_ms: Option<u64>,
-    /// When the cluster last left each topology (a committed switch away
-    /// from it), unix ms: the flap window's input.
-    #[serde(default)]
-    pub left_at_ms: BTreeMap<Topology, u64>,
-    /// Whether servers can be designated for `client_server` (configured
-    /// servers or voters exist).
-    #[serde(default = "yes")]
-    pub servers_available: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl RuleContext {
-    /// The context of `state` at `now_ms`.
-    pub fn from_state(state: &TopologyState, now_ms: u64, servers_available: bool) -> Self {
-        let mut left_at_ms = BTreeMap::new();
-        for r in state.history.iter() {
-            if let crate::model::Outcome::Committed { at_ms, .. } = r.outcome {
-                left_at_ms.insert(r.from, at_ms);
-            }
-        }
-        RuleContext {
-            now_ms,
-            current: state.topology,
-            in_flight: state.in_flight.as_ref().map(|t| t.id),
-            last_switch_ms: state.last_switch_ms,
-            left_at_ms,
-            servers_available,
-        }
-    }
-}
 
 /// What the rules remember between rounds: for each rule, the consecutive
 /// rounds it has held.
@@ -138,19 +148,74 @@ pub struct Evaluation {
     pub memory: RuleMemory,
 }
 
-/// Evaluates the rules for one round.
+/// Evaluates the rules for one round: every rule's condition, the
+/// hysteresis, the priority and the gates (see the module doc).
 pub fn evaluate(
     ctx: &RuleContext,
     metrics: &ClusterMetrics,
     policy: &Policy,
     memory: &RuleMemory,
 ) -> Evaluation {
-    let _ = (ctx, metrics, policy);
+    let hold_rounds = hysteresis::needed(policy);
+    let mut next = RuleMemory::default();
+    let rules: Vec<RuleEvaluation> = RULES
+        .iter()
+        .filter_map(|&rule| {
+            let c = builtin::condition(rule, ctx, metrics, &policy.thresholds)?;
+            let previous = memory.consecutive.get(rule).copied().unwrap_or(0);
+            let consecutive = hysteresis::next_consecutive(previous, c.holds);
+            next.consecutive.insert(rule.to_string(), consecutive);
+            Some(RuleEvaluation {
+                rule: rule.to_string(),
+                holds: c.holds,
+                target: c.target,
+                consecutive,
+                figures: c.figures,
+                why: c.why,
+            })
+        })
+        .collect();
+    let mut lines: Vec<String> = rules
+        .iter()
+        .map(|e| explain::rule_line(e, hold_rounds))
+        .collect();
+    let verdict = hysteresis::gate(ctx, policy, &rules);
+    lines.push(decision_line(&verdict, hold_rounds, policy.flap_window_ms));
+    let explanation = lines.join("\n");
+    let decision = match verdict {
+        Verdict::Stay => Decision::Stay,
+        Verdict::Switch(e) => Decision::Switch {
+            target: e.target,
+            rule: e.rule.clone(),
+            explanation: explanation.clone(),
+        },
+        Verdict::Deferred(e, why) => Decision::Deferred {
+            target: e.target,
+            rule: e.rule.clone(),
+            why,
+        },
+    };
     Evaluation {
-        rules: Vec::new(),
-        decision: Decision::Stay,
-        explanation: String::new(),
-        memory: memory.clone(),
+        rules,
+        decision,
+        explanation,
+        memory: next,
+    }
+}
+
+fn decision_line(verdict: &Verdict<'_>, hold_rounds: u32, flap_window_ms: u64) -> String {
+    match verdict {
+        Verdict::Stay => "decision: stay".to_string(),
+        Verdict::Switch(e) => format!(
+            "decision: switch to {} ({} held {}/{} rounds)",
+            e.target, e.rule, e.consecutive, hold_rounds
+        ),
+        Verdict::Deferred(e, why) => format!(
+            "decision: deferred {} to {}: {}",
+            e.rule,
+            e.target,
+            explain::defer_text(why, e.target, flap_window_ms)
+        ),
     }
 }
 
