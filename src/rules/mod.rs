@@ -218,33 +218,3 @@ fn decision_line(verdict: &Verdict<'_>, hold_rounds: u32, flap_window_ms: u64) -
         ),
     }
 }
-
-/// The workload of a window in which the nodes sent `broadcasts`
-/// application broadcasts and `direct` point-to-point messages.
-pub fn classify_workload(
-    broadcasts: u64,
-    direct: u64,
-    thresholds: &crate::model::Thresholds,
-) -> crate::model::metrics::Workload {
-    use crate::model::WorkloadPattern;
-    let messages = broadcasts + direct;
-    let share = if messages == 0 {
-        0.0
-    } else {
-        broadcasts as f64 / messages as f64
-    };
-    let pattern = if messages < thresholds.min_messages {
-        WorkloadPattern::Mixed
-    } else if share >= thresholds.event_driven_share {
-        WorkloadPattern::EventDriven
-    } else if share <= 1.0 - thresholds.event_driven_share {
-        WorkloadPattern::RequestResponse
-    } else {
-        WorkloadPattern::Mixed
-    };
-    crate::model::metrics::Workload {
-        pattern,
-        broadcast_share: share,
-        messages,
-    }
-}
