@@ -19,6 +19,8 @@
 //! | `GET /v1/policy`, `PUT /v1/policy` | [`PolicyRequest`] | [`PolicyView`] |
 //! | `GET /v1/node/stats` (this node, never forwarded) | | [`NodeStats`] |
 //! | `GET`, `PUT`, `DELETE /v1/node/faults` (this node, never forwarded) | `PUT`: [`FaultsRequest`] | [`FaultsView`] |
+//! | `POST /v1/node/broadcast` (chaos mode, this node) | [`BroadcastRequest`] | 202 [`BroadcastAccepted`] |
+//! | `GET /v1/node/deliveries?after=&limit=` (chaos mode, this node) | [`DeliveriesQuery`] | [`DeliveriesPage`] |
 //!
 //! The `/v1/node/...` data-plane routes answer 409 `no_data_plane` on a
 //! node started without the overlay executor (control-plane tests); the
@@ -28,6 +30,7 @@
 //! Every response carries [`SERVED_BY_HEADER`]; a write forwarded by a
 //! follower carries [`FORWARDED_HEADER`] on the forwarded request.
 
+mod chaos;
 mod cluster;
 mod error;
 mod faults;
@@ -37,6 +40,11 @@ mod switch;
 mod topology;
 mod transition;
 
+pub use chaos::{
+    BroadcastAccepted, BroadcastRequest, DeliveriesPage, DeliveriesQuery, DeliveryView,
+    HarnessMessage, HARNESS_CHANNEL, MAX_BROADCAST_ID_LEN, MAX_BROADCAST_PAYLOAD_LEN,
+    MAX_DELIVERIES_LIMIT,
+};
 pub use cluster::{ClusterStatus, JoinRequest, MemberView, MembersView, Role};
 pub use error::{codes, BadRequest, ErrorBody, ErrorDetail, LeaderHint};
 pub use faults::{
