@@ -171,12 +171,14 @@ pub async fn run(
     history.nemesis("stop", "final-heal", json!({}));
     stop_writes.send_replace(true);
     while writes.join_next().await.is_some() {}
-    tokio::time::sleep(Duration::from_millis(scenario.workload.broadcast_tail_ms)).await;
-    stop_bcast.send_replace(true);
-    while bcasts.join_next().await.is_some() {}
-
     let deadline = Duration::from_secs(scenario.converge_timeout_s);
-    let convergence = converge(&sh, healed, deadline).await;
+    // Convergence is measured while the broadcasts go on for their tail.
+    let tail = async {
+        tokio::time::sleep(Duration::from_millis(scenario.workload.broadcast_tail_ms)).await;
+        stop_bcast.send_replace(true);
+        while bcasts.join_next().await.is_some() {}
+    };
+    let (convergence, ()) = tokio::join!(converge(&sh, healed, deadline), tail);
     println!(
         "convergence: {:?}",
         convergence
@@ -189,6 +191,7 @@ pub async fn run(
     stop_samples.send_replace(true);
     while samplers.join_next().await.is_some() {}
 
+    save_final_views(&sh, out).await;
     let mut evidence = collect(&sh, &nodes).await;
     evidence.convergence = convergence;
     cluster.stop_all().await;
@@ -452,7 +455,17 @@ async fn agreement(sh: &Shared) -> Result<(), String> {
             .collect();
         return Err(format!("nodes disagree: {}", each.join(", ")));
     }
-    connected(&infos)
+    connected(&infos).map_err(|e| {
+        let links: Vec<String> = infos
+            .iter()
+            .map(|(id, i)| format!("{id}→{:?}", i.links))
+            .collect();
+        format!(
+            "{e} (on {}; links {})",
+            infos.values().next().map_or("?", |i| i.topology.as_str()),
+            links.join(" ")
+        )
+    })
 }
 
 /// Whether the union of the nodes' links connects every node.
@@ -570,6 +583,35 @@ async fn deliveries(sh: &Shared, id: NodeId) -> Result<(Vec<DeliveryView>, u64),
         match p.next_after {
             Some(n) => after = n,
             None => return Ok((out, p.dropped + p.lagged + p.undecodable)),
+        }
+    }
+}
+
+/// Writes each node's final `/v1/topology` and `/v1/node/stats` to
+/// `final-node{N}.json`, for diagnosis.
+async fn save_final_views(sh: &Shared, out: &Path) {
+    for id in sh.cluster.ids() {
+        let mut v = json!({});
+        for (key, path) in [
+            ("topology", "/v1/topology"),
+            ("stats", "/v1/node/stats"),
+            ("status", "/v1/cluster/status"),
+        ] {
+            v[key] = match sh
+                .api
+                .get(sh.cluster.api_addr(id), path, Duration::from_secs(5))
+                .await
+            {
+                Ok(a) => a.body,
+                Err(e) => json!({"error": e.to_string()}),
+            };
+        }
+        let file = out.join(format!("final-node{id}.json"));
+        let written = serde_json::to_vec_pretty(&v)
+            .map_err(|e| e.to_string())
+            .and_then(|b| std::fs::write(&file, b).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!("topod-chaos: writing {}: {e}", file.display());
         }
     }
 }
