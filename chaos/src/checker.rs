@@ -106,7 +106,7 @@ fn read_histories(
     out
 }
 
-/// 1. Applied histories agree index by index on every node.
+/// Property 1: Applied histories agree index by index on every node.
 pub fn histories_agree(e: &Evidence) -> Verdict {
     let mut problems = Vec::new();
     let hs = read_histories(e, &mut problems);
@@ -171,7 +171,7 @@ fn acknowledged(records: &[Record]) -> Vec<(u64, String, String)> {
     out
 }
 
-/// 2. Every acknowledged switch (202 with id N) is in the final history
+/// Property 2: Every acknowledged switch (202 with id N) is in the final history
 /// at N, with the target asked for.
 pub fn acknowledged_switches_kept(e: &Evidence) -> Verdict {
     let mut problems = Vec::new();
@@ -197,7 +197,7 @@ pub fn acknowledged_switches_kept(e: &Evidence) -> Verdict {
     )
 }
 
-/// 3. Every transition ends committed on all nodes or aborted on all, none
+/// Property 3: Every transition ends committed on all nodes or aborted on all, none
 /// left in flight after the heal.
 pub fn transitions_decided_alike(e: &Evidence) -> Verdict {
     let mut problems = Vec::new();
@@ -236,7 +236,7 @@ pub fn transitions_decided_alike(e: &Evidence) -> Verdict {
     )
 }
 
-/// 4. At most one leader per term, from the status samples.
+/// Property 4: At most one leader per term, from the status samples.
 pub fn one_leader_per_term(e: &Evidence) -> Verdict {
     let mut leaders: BTreeMap<u64, BTreeSet<NodeId>> = BTreeMap::new();
     let mut samples = 0;
@@ -268,7 +268,7 @@ pub fn one_leader_per_term(e: &Evidence) -> Verdict {
     )
 }
 
-/// 5. After the heal every node runs the same topology and epoch and the
+/// Property 5: After the heal every node runs the same topology and epoch and the
 /// overlay graph is connected, within the deadline; reports T.
 pub fn converged_after_heal(e: &Evidence) -> Verdict {
     let c = &e.convergence;
@@ -331,7 +331,7 @@ fn broadcasts(records: &[Record]) -> (Vec<(NodeId, String)>, BTreeSet<String>) {
     (acked, maybe)
 }
 
-/// 6. Every broadcast acknowledged by a node that stayed up is delivered
+/// Property 6: Every broadcast acknowledged by a node that stayed up is delivered
 /// exactly once to every node that stayed up; no node delivers a
 /// broadcast twice or one that was never sent.
 pub fn broadcasts_exactly_once(e: &Evidence) -> Verdict {
@@ -398,7 +398,7 @@ pub fn broadcasts_exactly_once(e: &Evidence) -> Verdict {
     )
 }
 
-/// 7. No node exited other than by the nemesis, and every node restarted
+/// Property 7: No node exited other than by the nemesis, and every node restarted
 /// by it became ready again.
 pub fn no_unexpected_crash(e: &Evidence) -> Verdict {
     let mut problems = Vec::new();
@@ -418,9 +418,8 @@ pub fn no_unexpected_crash(e: &Evidence) -> Verdict {
                     problems.push(format!("node {node} exited by itself: {detail}"))
                 }
                 "started" => {
-                    if awaiting_ready.insert(*node, true).is_some() {
-                        restarts += 1;
-                    }
+                    let again = awaiting_ready.insert(*node, true).is_some();
+                    restarts += u32::from(again);
                 }
                 "ready" => {
                     awaiting_ready.insert(*node, false);
@@ -589,12 +588,14 @@ mod tests {
 
     #[test]
     fn two_leaders_in_one_term_fail_property_4() {
-        let mut e = Evidence::default();
-        e.records = vec![
-            status(1, 1, 2, "leader"),
-            status(2, 2, 2, "follower"),
-            status(3, 2, 3, "leader"),
-        ];
+        let mut e = Evidence {
+            records: vec![
+                status(1, 1, 2, "leader"),
+                status(2, 2, 2, "follower"),
+                status(3, 2, 3, "leader"),
+            ],
+            ..Evidence::default()
+        };
         assert!(one_leader_per_term(&e).pass);
         e.records.push(status(4, 3, 3, "leader"));
         let v = one_leader_per_term(&e);
@@ -603,11 +604,13 @@ mod tests {
 
     #[test]
     fn property_5_reports_t_or_the_last_problem() {
-        let mut e = Evidence::default();
-        e.convergence = Convergence {
-            t_ms: Some(1234),
-            deadline_ms: 60_000,
-            last_problem: String::new(),
+        let mut e = Evidence {
+            convergence: Convergence {
+                t_ms: Some(1234),
+                deadline_ms: 60_000,
+                last_problem: String::new(),
+            },
+            ..Evidence::default()
         };
         assert_eq!(
             converged_after_heal(&e).reason,
@@ -695,15 +698,17 @@ mod tests {
 
     #[test]
     fn a_crash_or_a_restart_never_ready_fails_property_7() {
-        let mut e = Evidence::default();
-        e.records = vec![
-            proc(1, "started", true),
-            proc(1, "ready", true),
-            proc(1, "killed", true),
-            proc(1, "exited", true),
-            proc(1, "started", true),
-            proc(1, "ready", true),
-        ];
+        let mut e = Evidence {
+            records: vec![
+                proc(1, "started", true),
+                proc(1, "ready", true),
+                proc(1, "killed", true),
+                proc(1, "exited", true),
+                proc(1, "started", true),
+                proc(1, "ready", true),
+            ],
+            ..Evidence::default()
+        };
         let v = no_unexpected_crash(&e);
         assert!(v.pass && v.reason.contains("1 restarts"), "{v:?}");
         e.records.push(proc(2, "exited", false));

@@ -109,9 +109,9 @@ pub fn classify(res: &Result<Answer, CallError>, ok_status: u16) -> (Outcome, Op
         Ok(a) => {
             let outcome = if a.status == ok_status {
                 Outcome::Ok
-            } else if (400..500).contains(&a.status) {
-                Outcome::Fail
-            } else if a.status == 503 && matches!(a.code(), "no_leader" | "not_leader") {
+            } else if (400..500).contains(&a.status)
+                || (a.status == 503 && matches!(a.code(), "no_leader" | "not_leader"))
+            {
                 Outcome::Fail
             } else {
                 Outcome::Unknown
