@@ -111,13 +111,13 @@ pub async fn run(
     );
 
     let temp = std::env::temp_dir().join(format!("{TEMP_PREFIX}{}", std::process::id()));
-    std::fs::create_dir_all(&temp)?;
     let net = Arc::new(Net::create(scenario.subnet, scenario.nodes)?);
     let mut guard = Guard {
         net: net.clone(),
         cluster: None,
         temp: temp.clone(),
     };
+    std::fs::create_dir_all(&temp)?;
     crate::probe::check_mesh(&net)
         .await
         .context("TCP check between namespaces")?;
