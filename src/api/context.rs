@@ -49,6 +49,9 @@ pub struct ApiContext {
     /// control-plane-only executor: the `/v1/node/stats` and
     /// `/v1/node/faults` routes then answer 409 `no_data_plane`).
     pub dataplane: Option<ExecutorHandle>,
+    /// This node's deliveries of chaos-harness broadcasts (`Some` in chaos
+    /// mode with a data plane).
+    pub deliveries: Option<Arc<crate::api::deliveries::DeliveryLog>>,
     /// Where this node's monitor publishes its rounds (it runs while the
     /// node leads).
     pub monitor: crate::monitor::MonitorHandle,

@@ -10,10 +10,13 @@
 //! data-plane metrics when `/metrics` is scraped. [`optimize`] serves
 //! `POST /v1/topology/optimize`, [`monitor`] the leader's monitor rounds
 //! (`GET /v1/monitor`, the metrics of `GET /v1/topology`) and [`events`]
-//! the Server-Sent Events of `GET /v1/events`.
+//! the Server-Sent Events of `GET /v1/events`. [`chaos`] serves the chaos
+//! harness's broadcasts and the deliveries [`deliveries`] records.
 
+pub mod chaos;
 pub mod context;
 pub mod dataplane;
+pub mod deliveries;
 pub mod events;
 pub mod exposition;
 pub mod forward;

@@ -64,6 +64,8 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
                 .put(dataplane::set_faults)
                 .delete(dataplane::clear_faults),
         )
+        .route("/v1/node/broadcast", post(super::chaos::broadcast))
+        .route("/v1/node/deliveries", get(super::chaos::deliveries))
         .route("/metrics", get(metrics))
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))

@@ -194,6 +194,7 @@ fn view(status: TransitionStatus, reports: &[(u64, PhaseView)]) -> TransitionVie
         reports: reports.iter().cloned().collect(),
         health: BTreeMap::new(),
         request_id: None,
+        trigger: None,
     }
 }
 

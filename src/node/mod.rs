@@ -366,6 +366,11 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
             + Duration::from_millis(crate::api::types::MAX_WAIT_TIMEOUT_MS),
         fatal: fatal.clone(),
         membership_lock: tokio::sync::Mutex::new(()),
+        deliveries: crate::api::deliveries::start_recorder(
+            dataplane.as_ref(),
+            cancel.clone(),
+            &tracker,
+        ),
         dataplane: dataplane.clone(),
         monitor: monitor.clone(),
         events: events.clone(),

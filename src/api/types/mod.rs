@@ -24,6 +24,8 @@
 //! | `GET /v1/node/stats` (this node, never forwarded) | | [`NodeStats`] |
 //! | `GET /v1/node/summary?window_ms=` (this node, never forwarded) | [`summary_window`] | [`crate::model::NodeSummary`] |
 //! | `GET`, `PUT`, `DELETE /v1/node/faults` (this node, never forwarded) | `PUT`: [`FaultsRequest`] | [`FaultsView`] |
+//! | `POST /v1/node/broadcast` (chaos mode, this node) | [`BroadcastRequest`] | 202 [`BroadcastAccepted`] |
+//! | `GET /v1/node/deliveries?after=&limit=` (chaos mode, this node) | [`DeliveriesQuery`] | [`DeliveriesPage`] |
 //!
 //! The `/v1/node/...` data-plane routes answer 409 `no_data_plane` on a
 //! node started without the overlay executor (control-plane tests); the
@@ -33,6 +35,7 @@
 //! Every response carries [`SERVED_BY_HEADER`]; a write forwarded by a
 //! follower carries [`FORWARDED_HEADER`] on the forwarded request.
 
+mod chaos;
 mod cluster;
 mod error;
 mod events;
@@ -46,6 +49,11 @@ mod switch;
 mod topology;
 mod transition;
 
+pub use chaos::{
+    BroadcastAccepted, BroadcastRequest, DeliveriesPage, DeliveriesQuery, DeliveryView,
+    HarnessMessage, HARNESS_CHANNEL, MAX_BROADCAST_ID_LEN, MAX_BROADCAST_PAYLOAD_LEN,
+    MAX_DELIVERIES_LIMIT,
+};
 pub use cluster::{ClusterStatus, JoinRequest, MemberView, MembersView, Role};
 pub use error::{codes, BadRequest, ErrorBody, ErrorDetail, LeaderHint};
 pub use events::{LaggedEvent, MonitorRoundEvent, TopologyEventView};
@@ -67,7 +75,7 @@ pub use switch::{SwitchAccepted, SwitchRequest, DEFAULT_WAIT_TIMEOUT_MS, MAX_WAI
 pub use topology::TopologyInfo;
 pub use transition::{
     HistoryPage, HistoryQuery, PhaseView, ReasonView, RequestQuery, TransitionStatus,
-    TransitionView, DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT,
+    TransitionView, TriggerView, DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT,
 };
 
 /// Response header naming the node id that served the request (after any

@@ -168,7 +168,7 @@ impl OptimizeStatus {
 /// Answer of `POST /v1/topology/optimize`: 202 when a transition was
 /// accepted, 200 with `transition` when waiting, 200 with status
 /// `already_current` (and no transition) when nothing needed to change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OptimizeAnswer {
     pub workload: String,
     /// Members counted when choosing the range.

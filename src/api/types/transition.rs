@@ -95,7 +95,7 @@ impl From<&Phase> for PhaseView {
 
 /// One transition (`GET /v1/transitions/{id}`, history entries, the
 /// in-flight one of [`super::TopologyInfo`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransitionView {
     /// The log index of the accepted proposal.
     pub id: TransitionId,
@@ -125,6 +125,18 @@ pub struct TransitionView {
     /// (`GET /v1/transitions?request_id=` finds it).
     #[serde(default)]
     pub request_id: Option<String>,
+    /// For an automatic switch: the monitor's metrics and the rules'
+    /// explanation that triggered it.
+    #[serde(default)]
+    pub trigger: Option<TriggerView>,
+}
+
+/// The figures and reasoning behind an automatic switch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TriggerView {
+    pub metrics: crate::model::ClusterMetrics,
+    /// One line per rule, then the decision.
+    pub explanation: String,
 }
 
 impl TransitionView {
@@ -170,6 +182,10 @@ impl TransitionView {
             reports: phase_map(live.map_or(&record.reports, |t| &t.reports)),
             health: phase_map(&record.health),
             request_id: record.request_id.clone(),
+            trigger: record.trigger.as_ref().map(|t| TriggerView {
+                metrics: t.metrics.clone(),
+                explanation: t.explanation.clone(),
+            }),
         }
     }
 
@@ -236,7 +252,7 @@ impl HistoryQuery {
 }
 
 /// One page of the history, newest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryPage {
     pub transitions: Vec<TransitionView>,
     /// Pass as `before` for the next (older) page; `null` on the last page.
