@@ -22,7 +22,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::ChangeMembers;
 use serde::{Deserialize, Serialize};
 
@@ -573,10 +573,18 @@ async fn membership_result(
         )),
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Written::NotLeader,
         Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-            Written::Done(ctx.error(
-                StatusCode::CONFLICT,
-                ErrorBody::new(codes::MEMBERSHIP_IN_PROGRESS, e.to_string()),
-            ))
+            let (status, code) = match &e {
+                ChangeMembershipError::InProgress(_) => {
+                    (StatusCode::CONFLICT, codes::MEMBERSHIP_IN_PROGRESS)
+                }
+                ChangeMembershipError::LearnerNotFound(_) => {
+                    (StatusCode::NOT_FOUND, codes::LEARNER_NOT_FOUND)
+                }
+                ChangeMembershipError::EmptyMembership(_) => {
+                    (StatusCode::CONFLICT, codes::EMPTY_MEMBERSHIP)
+                }
+            };
+            Written::Done(ctx.error(status, ErrorBody::new(code, e.to_string())))
         }
         Err(RaftError::Fatal(e)) => Written::Done(ctx.no_leader(codes::INTERNAL, e.to_string())),
     }
@@ -612,12 +620,118 @@ async fn join(State(ctx): Ctx, req: Request) -> Response<Body> {
             Ok(a) => a,
             Err(e) => return Written::Done(bad(&ctx, e)),
         };
-        let _guard = ctx.membership_lock.lock().await;
+        let guard = ctx.membership_lock.lock().await;
         membership_settled(&ctx).await;
-        let result = ctx.raft.add_learner(r.id, addr, true).await;
-        membership_result(&ctx, result).await
+        if let Some(refused) = known_under_another_uuid(&ctx, r.id, &r.node_uuid) {
+            return Written::Done(refused);
+        }
+        // Not blocking: openraft answers once the membership entry is
+        // committed, not when the learner has caught up (which never
+        // happens for an unreachable Raft address). The catch-up is waited
+        // for below, without the lock, so it holds up no other change.
+        let deadline = ctx.proposer.timeout();
+        let result =
+            match tokio::time::timeout(deadline, ctx.raft.add_learner(r.id, addr, false)).await {
+                Ok(result) => result,
+                Err(_) => return Written::Done(membership_timeout(&ctx, deadline)),
+            };
+        drop(guard);
+        let Ok(added) = result else {
+            return membership_result(&ctx, result).await;
+        };
+        if caught_up(&ctx, r.id, added.log_id.index, deadline).await {
+            return membership_result(&ctx, Ok(added)).await;
+        }
+        Written::Done(ctx.json(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({
+                "status": "catching_up",
+                "message": format!(
+                    "node {} was added as a learner and has not caught up within {} ms",
+                    r.id,
+                    deadline.as_millis()
+                ),
+                "members": MembersView::from(ctx.metrics().membership_config.membership()),
+            }),
+        ))
     })
     .await
+}
+
+/// 504 for a membership change that did not finish within `deadline` (it
+/// may still take effect).
+fn membership_timeout(ctx: &ApiContext, deadline: std::time::Duration) -> Response<Body> {
+    ctx.error(
+        StatusCode::GATEWAY_TIMEOUT,
+        ErrorBody::new(
+            codes::TIMEOUT,
+            format!(
+                "the membership change did not finish within {} ms; it may still take effect",
+                deadline.as_millis()
+            ),
+        ),
+    )
+}
+
+/// The 409 answer when the membership lists node `id` under a UUID other
+/// than `uuid`, whatever its role: a voter whose disk was wiped must not
+/// rejoin with an empty log (it could vote without the entries it helped
+/// commit), and a learner entry of another data dir must be removed first.
+/// An entry without a UUID (an initial voter that did not answer at
+/// bootstrap) cannot be checked.
+fn known_under_another_uuid(ctx: &ApiContext, id: NodeId, uuid: &str) -> Option<Response<Body>> {
+    let m = ctx.metrics();
+    let known = m.membership_config.membership().get_node(&id)?;
+    if known.node_uuid.is_empty() {
+        tracing::warn!(
+            node = id,
+            "join of a member whose UUID is unknown: not checked"
+        );
+        return None;
+    }
+    if known.node_uuid == uuid {
+        return None;
+    }
+    Some(ctx.error(
+        StatusCode::CONFLICT,
+        ErrorBody::new(
+            codes::NODE_UUID_MISMATCH,
+            format!(
+                "node {id} is a member under UUID {}, but the join comes from UUID {uuid}: its \
+                 data dir was wiped or another node took its id. Remove node {id} \
+                 (`topoctl remove {id}`) before it joins again",
+                known.node_uuid
+            ),
+        ),
+    ))
+}
+
+/// Waits up to `deadline` until the leader has replicated up to `index`
+/// to `id`.
+async fn caught_up(
+    ctx: &ApiContext,
+    id: NodeId,
+    index: u64,
+    deadline: std::time::Duration,
+) -> bool {
+    let mut rx = ctx.raft.metrics();
+    let wait = async {
+        loop {
+            let matched = rx
+                .borrow_and_update()
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(&id).copied().flatten())
+                .map(|l| l.index);
+            if matched >= Some(index) {
+                return true;
+            }
+            if rx.changed().await.is_err() {
+                return false;
+            }
+        }
+    };
+    tokio::time::timeout(deadline, wait).await.unwrap_or(false)
 }
 
 async fn promote(State(ctx): Ctx, Path(id): Path<String>, req: Request) -> Response<Body> {
@@ -636,8 +750,11 @@ async fn promote(State(ctx): Ctx, Path(id): Path<String>, req: Request) -> Respo
 /// holds `membership_lock`.
 async fn change_members(ctx: &ApiContext, change: ChangeMembers<NodeId, NodeAddr>) -> Written {
     membership_settled(ctx).await;
-    let result = ctx.raft.change_membership(change, false).await;
-    membership_result(ctx, result).await
+    let deadline = ctx.proposer.timeout();
+    match tokio::time::timeout(deadline, ctx.raft.change_membership(change, false)).await {
+        Ok(result) => membership_result(ctx, result).await,
+        Err(_) => Written::Done(membership_timeout(ctx, deadline)),
+    }
 }
 
 async fn remove(State(ctx): Ctx, Path(id): Path<String>, req: Request) -> Response<Body> {

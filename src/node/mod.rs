@@ -61,6 +61,13 @@ pub enum NodeError {
         data_dir: PathBuf,
         peer: NodeId,
     },
+    #[error(
+        "cannot check that voter {peer} does not list this node under another UUID (a wiped \
+         disk): {detail}"
+    )]
+    WipeCheck { peer: NodeId, detail: String },
+    #[error("the cluster refused this node's join through {target}: {detail}")]
+    JoinRefused { target: String, detail: String },
     #[error("peer transport: {0}")]
     Transport(#[from] crate::transport::TransportError),
     #[error("data dir: {0}")]

@@ -31,6 +31,14 @@ pub mod codes {
     pub const TIMEOUT: &str = "timeout";
     /// 409: a membership change is already in progress.
     pub const MEMBERSHIP_IN_PROGRESS: &str = "membership_in_progress";
+    /// 404: a promote names a node that is not a learner of the cluster.
+    pub const LEARNER_NOT_FOUND: &str = "learner_not_found";
+    /// 409: the change would leave the cluster without voters.
+    pub const EMPTY_MEMBERSHIP: &str = "empty_membership";
+    /// 409: a join names a node id the cluster knows under another UUID
+    /// (its data dir was wiped, or another node took its id); nothing
+    /// changed. Remove the member first.
+    pub const NODE_UUID_MISMATCH: &str = "node_uuid_mismatch";
     /// 500: storage or another internal failure; the node stops serving.
     pub const INTERNAL: &str = "internal";
     /// 409: the node runs no data plane (started with a control-plane-only
