@@ -10,10 +10,34 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{OverlayDefaults, RulesConfig, SwitchConfig};
 use crate::control::applied::AppliedRx;
 use crate::control::proposer::Proposer;
-use crate::model::{Command, ProposeSwitch, SwitchReason, Topology};
+use crate::model::{Command, NodeId, OverlayConfig, ProposeSwitch, SwitchReason, Topology};
 
 /// Request id of the initial-topology switch.
 pub const INITIAL_TOPOLOGY_REQUEST: &str = "bootstrap-initial-topology";
+
+/// The initial-topology switch, with the effective overlay config: an empty
+/// `client_server.servers` becomes `voters` (those of the committed
+/// membership), as the API does, so that every node applies the same
+/// servers rather than its own view of the voters.
+pub fn initial_proposal(
+    switch: &SwitchConfig,
+    overlay: &OverlayDefaults,
+    voters: Vec<NodeId>,
+) -> ProposeSwitch {
+    let mut config = overlay.default_for(switch.initial_topology);
+    if let OverlayConfig::ClientServer(cs) = &mut config {
+        if cs.servers.is_empty() {
+            cs.servers = voters;
+        }
+    }
+    ProposeSwitch::new(
+        switch.initial_topology,
+        config,
+        SwitchReason::Manual,
+        Some(INITIAL_TOPOLOGY_REQUEST.into()),
+        "bootstrap",
+    )
+}
 
 /// Runs until setup is done (or `cancel` fires).
 pub async fn run(
@@ -46,13 +70,13 @@ pub async fn run(
                     tracing::debug!(error = %e, "initial policy not written yet");
                 }
             } else if !topology_asked {
-                let proposal = ProposeSwitch::new(
-                    switch.initial_topology,
-                    overlay.default_for(switch.initial_topology),
-                    SwitchReason::Manual,
-                    Some(INITIAL_TOPOLOGY_REQUEST.into()),
-                    "bootstrap",
-                );
+                let voters: Vec<NodeId> = applied
+                    .borrow()
+                    .membership
+                    .membership()
+                    .voter_ids()
+                    .collect();
+                let proposal = initial_proposal(&switch, &overlay, voters);
                 match proposer.write(Command::ProposeSwitch(proposal)).await {
                     Ok(answer) => {
                         tracing::info!(?answer, "initial topology proposed");
@@ -66,6 +90,42 @@ pub async fn run(
             _ = cancel.cancelled() => return,
             r = applied.changed() => if r.is_err() { return },
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_initial_client_server_switch_names_the_voters_as_servers() {
+        let switch = SwitchConfig {
+            initial_topology: Topology::ClientServer,
+            ..SwitchConfig::default()
+        };
+        let p = initial_proposal(&switch, &OverlayDefaults::default(), vec![1, 2, 3]);
+        match &p.config {
+            OverlayConfig::ClientServer(cs) => assert_eq!(cs.servers, vec![1, 2, 3]),
+            other => panic!("not client_server: {other:?}"),
+        }
+        assert_eq!(p.request_id.as_deref(), Some(INITIAL_TOPOLOGY_REQUEST));
+        assert!(p.config.validate().is_ok());
+    }
+
+    #[test]
+    fn configured_servers_are_kept() {
+        let switch = SwitchConfig {
+            initial_topology: Topology::ClientServer,
+            ..SwitchConfig::default()
+        };
+        let mut overlay = OverlayDefaults::default();
+        overlay.client_server.servers = vec![7];
+        let expected = vec![7];
+        let p = initial_proposal(&switch, &overlay, vec![1, 2]);
+        match &p.config {
+            OverlayConfig::ClientServer(cs) => assert_eq!(cs.servers, expected),
+            other => panic!("not client_server: {other:?}"),
         }
     }
 }
