@@ -333,19 +333,76 @@ where
         Ok(x) => x,
         Err(r) => return r,
     };
+    let deadline = match sender_deadline(&ctx, &parts.headers) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
     if ctx.proposer.is_leader() {
-        match op(ctx.clone(), body.clone()).await {
+        let run = op(ctx.clone(), body.clone());
+        let written = match deadline {
+            None => run.await,
+            Some(d) => match tokio::time::timeout(d, run).await {
+                Ok(w) => w,
+                Err(_) => return deadline_passed(&ctx, d),
+            },
+        };
+        match written {
             Written::Done(r) => return r,
             Written::NotLeader => {}
         }
     }
-    forward(&ctx, &parts, body).await
+    forward(&ctx, &parts, body, deadline).await
+}
+
+/// What a forwarder keeps of its deadline for itself: the leader's answer
+/// (a 504 at the deadline) must arrive before the forwarder gives up.
+const FORWARD_MARGIN: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The sender's deadline from [`DEADLINE_HEADER`], if it sent one.
+fn sender_deadline(
+    ctx: &ApiContext,
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<std::time::Duration>, Response<Body>> {
+    let Some(raw) = headers.get(DEADLINE_HEADER) else {
+        return Ok(None);
+    };
+    let ms = raw
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|ms| *ms > 0);
+    match ms {
+        Some(ms) => Ok(Some(std::time::Duration::from_millis(ms))),
+        None => Err(bad(
+            ctx,
+            BadRequest::new(format!(
+                "header {DEADLINE_HEADER} must be a number of milliseconds >= 1, got `{}`",
+                String::from_utf8_lossy(raw.as_bytes())
+            )),
+        )),
+    }
+}
+
+/// 504 when the sender's deadline passed while the write ran here.
+fn deadline_passed(ctx: &ApiContext, d: std::time::Duration) -> Response<Body> {
+    ctx.error(
+        StatusCode::GATEWAY_TIMEOUT,
+        ErrorBody::new(
+            codes::TIMEOUT,
+            format!(
+                "the sender's deadline ({} ms, {DEADLINE_HEADER}) passed; the write may still \
+                 take effect",
+                d.as_millis()
+            ),
+        ),
+    )
 }
 
 async fn forward(
     ctx: &ApiContext,
     parts: &axum::http::request::Parts,
     body: Bytes,
+    deadline: Option<std::time::Duration>,
 ) -> Response<Body> {
     if parts.headers.contains_key(FORWARDED_HEADER) {
         return ctx.no_leader(
@@ -364,10 +421,22 @@ async fn forward(
     };
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let ct = parts.headers.get(header::CONTENT_TYPE);
-    let timeout = ctx.forward_timeout;
+    // The leader's wait is bounded by what remains of ours.
+    let timeout = deadline.map_or(ctx.forward_timeout, |d| d.min(ctx.forward_timeout));
+    let leader_deadline = timeout
+        .saturating_sub(FORWARD_MARGIN)
+        .max(std::time::Duration::from_millis(1));
     match ctx
         .forwarder
-        .send(&addr, parts.method.clone(), pq, ct, body, timeout)
+        .send(
+            &addr,
+            parts.method.clone(),
+            pq,
+            ct,
+            body,
+            timeout,
+            Some(leader_deadline),
+        )
         .await
     {
         Ok(resp) => ctx.served(resp),
