@@ -422,6 +422,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
             applied: applied.clone(),
             executor,
             reporter: Arc::new(reporter),
+            commit_index: Arc::new(raft.clone()),
             step_timeout: config.switch.prepare_timeout(),
         }
         .run(cancel.clone()),
