@@ -9,6 +9,7 @@ pub mod executor;
 pub mod liveness;
 pub mod network;
 pub mod proposer;
+pub mod reachability;
 pub mod rpc_server;
 pub mod store;
 pub mod types;
