@@ -221,14 +221,12 @@ async fn readyz(State(ctx): Ctx) -> Response<Body> {
     if ctx.is_fatal() {
         return not_ready("storage failed".into());
     }
-    let Some((leader, _)) = ctx.leader() else {
-        return not_ready("no leader is known".into());
-    };
     let committed = committed_index(&ctx).await.unwrap_or(0);
-    let applied = ctx.applied.borrow().applied_index();
-    if applied < committed {
-        return not_ready(format!("applied {applied} < committed {committed}"));
+    if let Err(e) = ctx.serving(committed) {
+        return not_ready(e.to_string());
     }
+    let leader = ctx.leader().map(|(id, _)| id);
+    let applied = ctx.applied.borrow().applied_index();
     ctx.json(
         StatusCode::OK,
         &serde_json::json!({"status": "ready", "leader": leader, "applied_index": applied}),
@@ -337,6 +335,11 @@ where
         Ok(d) => d,
         Err(r) => return r,
     };
+    // On the minority side of a partition: fail at once rather than wait
+    // for a commit (or a forward) that cannot come.
+    if let Err(r) = ctx.can_write() {
+        return r;
+    }
     if ctx.proposer.is_leader() {
         let run = op(ctx.clone(), body.clone());
         let written = match deadline {

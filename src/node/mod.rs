@@ -311,10 +311,12 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
     let forwarder = Forwarder::of_node(config.node_id);
 
     // Raft RPC server.
+    let leader_contact = crate::control::readiness::LeaderContact::default();
     let rpc = crate::control::rpc_server::router(
         raft.clone(),
         config.cluster_id.clone(),
         config.raft.rpc_max_body_bytes as usize,
+        leader_contact.clone(),
     );
     let c = cancel.clone();
     tracker.spawn(async move {
@@ -345,6 +347,8 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
             + Duration::from_millis(crate::api::types::MAX_WAIT_TIMEOUT_MS),
         fatal: fatal.clone(),
         membership_lock: tokio::sync::Mutex::new(()),
+        leader_contact,
+        ready_window: Duration::from_millis(config.raft.election_timeout_max_ms),
         dataplane: dataplane.clone(),
         monitor: monitor.clone(),
     });

@@ -29,6 +29,10 @@ pub mod codes {
     /// 504: the request (or `wait`) did not finish within its timeout. The
     /// write may still take effect.
     pub const TIMEOUT: &str = "timeout";
+    /// 503: this node leads but has not heard from a quorum within the
+    /// election timeout (it may be cut off from the majority); no leader
+    /// hint. Retry on another node.
+    pub const NO_QUORUM: &str = "no_quorum";
     /// 409: a membership change is already in progress.
     pub const MEMBERSHIP_IN_PROGRESS: &str = "membership_in_progress";
     /// 404: a promote names a node that is not a learner of the cluster.
