@@ -20,18 +20,18 @@ pub const INITIAL_TOPOLOGY_REQUEST: &str = "bootstrap-initial-topology";
 /// membership), as the API does, so that every node applies the same
 /// servers rather than its own view of the voters.
 pub fn initial_proposal(
-    switch: &SwitchConfig,
+    target: Topology,
     overlay: &OverlayDefaults,
     voters: Vec<NodeId>,
 ) -> ProposeSwitch {
-    let mut config = overlay.default_for(switch.initial_topology);
+    let mut config = overlay.default_for(target);
     if let OverlayConfig::ClientServer(cs) = &mut config {
         if cs.servers.is_empty() {
             cs.servers = voters;
         }
     }
     ProposeSwitch::new(
-        switch.initial_topology,
+        target,
         config,
         SwitchReason::Manual,
         Some(INITIAL_TOPOLOGY_REQUEST.into()),
@@ -76,7 +76,7 @@ pub async fn run(
                     .membership()
                     .voter_ids()
                     .collect();
-                let proposal = initial_proposal(&switch, &overlay, voters);
+                let proposal = initial_proposal(switch.initial_topology, &overlay, voters);
                 match proposer.write(Command::ProposeSwitch(proposal)).await {
                     Ok(answer) => {
                         tracing::info!(?answer, "initial topology proposed");
@@ -100,11 +100,11 @@ mod tests {
 
     #[test]
     fn the_initial_client_server_switch_names_the_voters_as_servers() {
-        let switch = SwitchConfig {
-            initial_topology: Topology::ClientServer,
-            ..SwitchConfig::default()
-        };
-        let p = initial_proposal(&switch, &OverlayDefaults::default(), vec![1, 2, 3]);
+        let p = initial_proposal(
+            Topology::ClientServer,
+            &OverlayDefaults::default(),
+            vec![1, 2, 3],
+        );
         match &p.config {
             OverlayConfig::ClientServer(cs) => assert_eq!(cs.servers, vec![1, 2, 3]),
             other => panic!("not client_server: {other:?}"),
@@ -115,14 +115,10 @@ mod tests {
 
     #[test]
     fn configured_servers_are_kept() {
-        let switch = SwitchConfig {
-            initial_topology: Topology::ClientServer,
-            ..SwitchConfig::default()
-        };
         let mut overlay = OverlayDefaults::default();
         overlay.client_server.servers = vec![7];
         let expected = vec![7];
-        let p = initial_proposal(&switch, &overlay, vec![1, 2]);
+        let p = initial_proposal(Topology::ClientServer, &overlay, vec![1, 2]);
         match &p.config {
             OverlayConfig::ClientServer(cs) => assert_eq!(cs.servers, expected),
             other => panic!("not client_server: {other:?}"),
