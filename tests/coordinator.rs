@@ -373,3 +373,66 @@ async fn only_the_last_committed_transition_is_rolled_back() {
     });
     assert_eq!(c.decide(&log.state, TERM), None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rollback_first_refused_as_transition_in_progress_happens_later() {
+    let mut log = Log::new();
+    let id = log.committed(Topology::HyParView, SwitchReason::Manual);
+    log.report(
+        id,
+        3,
+        Phase::Unhealthy {
+            reason: "lost".into(),
+        },
+    );
+    let mut c = Coord::new(&[2, 3]);
+    let rollback = c.decide(&log.state, TERM).expect("a rollback");
+    // A client's switch lands between the decision and its entry.
+    let other = log.propose(Topology::PubSub, SwitchReason::Manual);
+    assert!(matches!(
+        log.apply(rollback),
+        CommandResponse::Rejected(topod::model::Rejection::TransitionInProgress { .. })
+    ));
+    log.apply(Command::AbortSwitch {
+        id: other,
+        term: TERM,
+        reason: "test".into(),
+    });
+    let again = c.decide(&log.state, TERM).expect("the rollback again");
+    assert!(
+        matches!(log.apply(again), CommandResponse::Accepted { .. }),
+        "the retry is decided anew, not answered from memory"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rollback_whose_request_id_was_refused_for_good_is_not_proposed() {
+    let mut log = Log::new();
+    let id = log.committed(Topology::HyParView, SwitchReason::Manual);
+    // A proposal under the coordinator's request id, refused for good (a
+    // client could send that id before the API reserved it; or a V1 entry).
+    let refused = log.apply(Command::ProposeSwitch(ProposeSwitch::new(
+        Topology::HyParView,
+        OverlayConfig::default_for(Topology::HyParView),
+        SwitchReason::Manual,
+        Some(format!("rollback-of-{id}")),
+        "client",
+    )));
+    assert!(
+        matches!(refused, CommandResponse::Rejected(_)),
+        "{refused:?}"
+    );
+    log.report(
+        id,
+        3,
+        Phase::Unhealthy {
+            reason: "lost".into(),
+        },
+    );
+    let mut c = Coord::new(&[2, 3]);
+    assert_eq!(
+        c.decide(&log.state, TERM),
+        None,
+        "its answer would only be replayed, a log entry per tick"
+    );
+}

@@ -300,7 +300,12 @@ fn cases() -> Vec<Case> {
                     applied(),
                 ),
                 at(1_002, commit(1, 1, &[3]), Expect::Stale("node 2")),
-                at(1_002, commit(1, 1, &[2]), Expect::Stale("node 3")),
+                // Listed missing, node 2 still failed: its report decides.
+                at(
+                    1_002,
+                    commit(1, 1, &[2]),
+                    Expect::Stale("node 2 reported Failed"),
+                ),
             ],
             check: |s| {
                 assert_eq!(s.epoch, 0);

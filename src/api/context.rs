@@ -18,6 +18,7 @@ use super::forward::Forwarder;
 use super::types::{codes, ErrorBody, LeaderHint, SERVED_BY_HEADER};
 use crate::control::applied::AppliedRx;
 use crate::control::proposer::Proposer;
+use crate::control::readiness::{self, LeaderContact, NotServing, View};
 use crate::control::types::{NodeAddr, Raft};
 use crate::executor::ExecutorHandle;
 use crate::model::{NodeId, OverlayConfig, Topology};
@@ -45,6 +46,12 @@ pub struct ApiContext {
     pub fatal: Arc<AtomicBool>,
     /// Serialises membership changes (openraft refuses concurrent ones).
     pub membership_lock: tokio::sync::Mutex<()>,
+    /// When this node last accepted an AppendEntries from its leader.
+    pub leader_contact: LeaderContact,
+    /// How recent a leader's quorum ack, or a follower's contact with its
+    /// leader, must be for the node to serve (the election timeout's
+    /// maximum).
+    pub ready_window: Duration,
     /// The data plane's executor (`None` on a node started with a
     /// control-plane-only executor: the `/v1/node/stats` and
     /// `/v1/node/faults` routes then answer 409 `no_data_plane`).
@@ -77,6 +84,45 @@ impl ApiContext {
             .get_node(&id)
             .map(|n| n.api_addr.clone());
         Some((id, addr))
+    }
+
+    /// Whether this node can serve a write or a current read now, given
+    /// the `committed` index (see [`crate::control::readiness`]).
+    pub fn serving(&self, committed: u64) -> Result<(), NotServing> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let leader = m.current_leader;
+        let view = View {
+            me: self.node_id,
+            leader,
+            millis_since_quorum_ack: m.millis_since_quorum_ack,
+            since_leader_contact: leader.and_then(|l| self.leader_contact.since(l)),
+            applied: self.applied.borrow().applied_index(),
+            committed,
+        };
+        readiness::check(&view, self.ready_window)
+    }
+
+    /// Whether a write can be run or forwarded now: [`Self::serving`]
+    /// without the catch-up (a follower behind its leader still forwards).
+    /// The 503 answer when not: no leader hint, since the leader this
+    /// node knows is itself or one it lost contact with.
+    #[allow(clippy::result_large_err)]
+    pub fn can_write(&self) -> Result<(), Response<Body>> {
+        match self.serving(0) {
+            Ok(()) | Err(NotServing::CatchingUp { .. }) => Ok(()),
+            Err(NotServing::NoLeader) => {
+                Err(self.no_leader(codes::NO_LEADER, "no leader is known; retry shortly"))
+            }
+            Err(e @ NotServing::NoQuorum { .. }) => Err(self.error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorBody::new(codes::NO_QUORUM, e.to_string()),
+            )),
+            Err(e @ NotServing::LeaderSilent { .. }) => Err(self.error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorBody::new(codes::NO_LEADER, e.to_string()),
+            )),
+        }
     }
 
     /// The data plane, or the 409 `no_data_plane` answer (a handler's early

@@ -5,7 +5,10 @@
 //! leader's answer as is, including the leader's
 //! [`SERVED_BY_HEADER`](super::types::SERVED_BY_HEADER). A request that
 //! already carries the header is not forwarded again: the caller answers
-//! 503 with the leader hint instead.
+//! 503 with the leader hint instead. The forwarded request carries what
+//! remains of the sender's deadline in
+//! [`DEADLINE_HEADER`](super::types::DEADLINE_HEADER), so the leader stops
+//! waiting when the follower does.
 
 use std::time::Duration;
 
@@ -16,7 +19,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 
-use super::types::FORWARDED_HEADER;
+use super::types::{DEADLINE_HEADER, FORWARDED_HEADER};
 use crate::model::NodeId;
 
 /// Largest answer relayed from the leader, bytes.
@@ -69,7 +72,10 @@ impl Forwarder {
     }
 
     /// Sends `body` to `addr` (`host:port`) as `method path_and_query`,
-    /// marked as forwarded, and returns the answer.
+    /// marked as forwarded, and returns the answer. `deadline`, when given,
+    /// is sent in [`DEADLINE_HEADER`]: the receiver stops waiting then
+    /// (pass a little less than `timeout`, so that its answer arrives).
+    #[allow(clippy::too_many_arguments)]
     pub async fn send(
         &self,
         addr: &str,
@@ -78,6 +84,7 @@ impl Forwarder {
         content_type: Option<&HeaderValue>,
         body: Bytes,
         timeout: Duration,
+        deadline: Option<Duration>,
     ) -> Result<Response<Body>, ForwardError> {
         let unreachable = |detail: String| ForwardError::Unreachable {
             addr: addr.to_string(),
@@ -89,6 +96,9 @@ impl Forwarder {
             .header(FORWARDED_HEADER, self.marker.clone());
         if let Some(ct) = content_type {
             builder = builder.header(header::CONTENT_TYPE, ct);
+        }
+        if let Some(d) = deadline {
+            builder = builder.header(DEADLINE_HEADER, d.as_millis().max(1).to_string());
         }
         let request = builder
             .body(Full::new(body))
@@ -134,6 +144,7 @@ impl Forwarder {
                 Some(&ct),
                 Bytes::from(json),
                 timeout,
+                Some(timeout.saturating_sub(timeout / 10)),
             )
             .await?;
         let status = resp.status();

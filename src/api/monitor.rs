@@ -65,6 +65,7 @@ pub(super) async fn monitor(State(ctx): Ctx, req: Request) -> Response<Body> {
             None,
             Bytes::new(),
             MONITOR_FORWARD_TIMEOUT,
+            None,
         )
         .await;
     match sent {
@@ -93,6 +94,7 @@ pub(super) async fn last_metrics(ctx: &ApiContext) -> Option<ClusterMetrics> {
                 None,
                 Bytes::new(),
                 METRICS_FETCH_TIMEOUT,
+                None,
             )
             .await
             .map_err(|e| e.to_string())?;

@@ -22,7 +22,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::ChangeMembers;
 use serde::{Deserialize, Serialize};
 
@@ -257,14 +257,12 @@ async fn readyz(State(ctx): Ctx) -> Response<Body> {
     if ctx.is_fatal() {
         return not_ready("storage failed".into());
     }
-    let Some((leader, _)) = ctx.leader() else {
-        return not_ready("no leader is known".into());
-    };
     let committed = committed_index(&ctx).await.unwrap_or(0);
-    let applied = ctx.applied.borrow().applied_index();
-    if applied < committed {
-        return not_ready(format!("applied {applied} < committed {committed}"));
+    if let Err(e) = ctx.serving(committed) {
+        return not_ready(e.to_string());
     }
+    let leader = ctx.leader().map(|(id, _)| id);
+    let applied = ctx.applied.borrow().applied_index();
     ctx.json(
         StatusCode::OK,
         &serde_json::json!({"status": "ready", "leader": leader, "applied_index": applied}),
@@ -369,19 +367,81 @@ where
         Ok(x) => x,
         Err(r) => return r,
     };
+    let deadline = match sender_deadline(&ctx, &parts.headers) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    // On the minority side of a partition: fail at once rather than wait
+    // for a commit (or a forward) that cannot come.
+    if let Err(r) = ctx.can_write() {
+        return r;
+    }
     if ctx.proposer.is_leader() {
-        match op(ctx.clone(), body.clone()).await {
+        let run = op(ctx.clone(), body.clone());
+        let written = match deadline {
+            None => run.await,
+            Some(d) => match tokio::time::timeout(d, run).await {
+                Ok(w) => w,
+                Err(_) => return deadline_passed(&ctx, d),
+            },
+        };
+        match written {
             Written::Done(r) => return r,
             Written::NotLeader => {}
         }
     }
-    forward(&ctx, &parts, body).await
+    forward(&ctx, &parts, body, deadline).await
+}
+
+/// What a forwarder keeps of its deadline for itself: the leader's answer
+/// (a 504 at the deadline) must arrive before the forwarder gives up.
+const FORWARD_MARGIN: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The sender's deadline from [`DEADLINE_HEADER`], if it sent one.
+fn sender_deadline(
+    ctx: &ApiContext,
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<std::time::Duration>, Response<Body>> {
+    let Some(raw) = headers.get(DEADLINE_HEADER) else {
+        return Ok(None);
+    };
+    let ms = raw
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|ms| *ms > 0);
+    match ms {
+        Some(ms) => Ok(Some(std::time::Duration::from_millis(ms))),
+        None => Err(bad(
+            ctx,
+            BadRequest::new(format!(
+                "header {DEADLINE_HEADER} must be a number of milliseconds >= 1, got `{}`",
+                String::from_utf8_lossy(raw.as_bytes())
+            )),
+        )),
+    }
+}
+
+/// 504 when the sender's deadline passed while the write ran here.
+fn deadline_passed(ctx: &ApiContext, d: std::time::Duration) -> Response<Body> {
+    ctx.error(
+        StatusCode::GATEWAY_TIMEOUT,
+        ErrorBody::new(
+            codes::TIMEOUT,
+            format!(
+                "the sender's deadline ({} ms, {DEADLINE_HEADER}) passed; the write may still \
+                 take effect",
+                d.as_millis()
+            ),
+        ),
+    )
 }
 
 async fn forward(
     ctx: &ApiContext,
     parts: &axum::http::request::Parts,
     body: Bytes,
+    deadline: Option<std::time::Duration>,
 ) -> Response<Body> {
     if parts.headers.contains_key(FORWARDED_HEADER) {
         return ctx.no_leader(
@@ -400,10 +460,22 @@ async fn forward(
     };
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let ct = parts.headers.get(header::CONTENT_TYPE);
-    let timeout = ctx.forward_timeout;
+    // The leader's wait is bounded by what remains of ours.
+    let timeout = deadline.map_or(ctx.forward_timeout, |d| d.min(ctx.forward_timeout));
+    let leader_deadline = timeout
+        .saturating_sub(FORWARD_MARGIN)
+        .max(std::time::Duration::from_millis(1));
     match ctx
         .forwarder
-        .send(&addr, parts.method.clone(), pq, ct, body, timeout)
+        .send(
+            &addr,
+            parts.method.clone(),
+            pq,
+            ct,
+            body,
+            timeout,
+            Some(leader_deadline),
+        )
         .await
     {
         Ok(resp) => ctx.served(resp),
@@ -613,10 +685,18 @@ async fn membership_result(
         )),
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Written::NotLeader,
         Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-            Written::Done(ctx.error(
-                StatusCode::CONFLICT,
-                ErrorBody::new(codes::MEMBERSHIP_IN_PROGRESS, e.to_string()),
-            ))
+            let (status, code) = match &e {
+                ChangeMembershipError::InProgress(_) => {
+                    (StatusCode::CONFLICT, codes::MEMBERSHIP_IN_PROGRESS)
+                }
+                ChangeMembershipError::LearnerNotFound(_) => {
+                    (StatusCode::NOT_FOUND, codes::LEARNER_NOT_FOUND)
+                }
+                ChangeMembershipError::EmptyMembership(_) => {
+                    (StatusCode::CONFLICT, codes::EMPTY_MEMBERSHIP)
+                }
+            };
+            Written::Done(ctx.error(status, ErrorBody::new(code, e.to_string())))
         }
         Err(RaftError::Fatal(e)) => Written::Done(ctx.no_leader(codes::INTERNAL, e.to_string())),
     }
@@ -652,12 +732,118 @@ async fn join(State(ctx): Ctx, req: Request) -> Response<Body> {
             Ok(a) => a,
             Err(e) => return Written::Done(bad(&ctx, e)),
         };
-        let _guard = ctx.membership_lock.lock().await;
+        let guard = ctx.membership_lock.lock().await;
         membership_settled(&ctx).await;
-        let result = ctx.raft.add_learner(r.id, addr, true).await;
-        membership_result(&ctx, result).await
+        if let Some(refused) = known_under_another_uuid(&ctx, r.id, &r.node_uuid) {
+            return Written::Done(refused);
+        }
+        // Not blocking: openraft answers once the membership entry is
+        // committed, not when the learner has caught up (which never
+        // happens for an unreachable Raft address). The catch-up is waited
+        // for below, without the lock, so it holds up no other change.
+        let deadline = ctx.proposer.timeout();
+        let result =
+            match tokio::time::timeout(deadline, ctx.raft.add_learner(r.id, addr, false)).await {
+                Ok(result) => result,
+                Err(_) => return Written::Done(membership_timeout(&ctx, deadline)),
+            };
+        drop(guard);
+        let Ok(added) = result else {
+            return membership_result(&ctx, result).await;
+        };
+        if caught_up(&ctx, r.id, added.log_id.index, deadline).await {
+            return membership_result(&ctx, Ok(added)).await;
+        }
+        Written::Done(ctx.json(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({
+                "status": "catching_up",
+                "message": format!(
+                    "node {} was added as a learner and has not caught up within {} ms",
+                    r.id,
+                    deadline.as_millis()
+                ),
+                "members": MembersView::from(ctx.metrics().membership_config.membership()),
+            }),
+        ))
     })
     .await
+}
+
+/// 504 for a membership change that did not finish within `deadline` (it
+/// may still take effect).
+fn membership_timeout(ctx: &ApiContext, deadline: std::time::Duration) -> Response<Body> {
+    ctx.error(
+        StatusCode::GATEWAY_TIMEOUT,
+        ErrorBody::new(
+            codes::TIMEOUT,
+            format!(
+                "the membership change did not finish within {} ms; it may still take effect",
+                deadline.as_millis()
+            ),
+        ),
+    )
+}
+
+/// The 409 answer when the membership lists node `id` under a UUID other
+/// than `uuid`, whatever its role: a voter whose disk was wiped must not
+/// rejoin with an empty log (it could vote without the entries it helped
+/// commit), and a learner entry of another data dir must be removed first.
+/// An entry without a UUID (an initial voter that did not answer at
+/// bootstrap) cannot be checked.
+fn known_under_another_uuid(ctx: &ApiContext, id: NodeId, uuid: &str) -> Option<Response<Body>> {
+    let m = ctx.metrics();
+    let known = m.membership_config.membership().get_node(&id)?;
+    if known.node_uuid.is_empty() {
+        tracing::warn!(
+            node = id,
+            "join of a member whose UUID is unknown: not checked"
+        );
+        return None;
+    }
+    if known.node_uuid == uuid {
+        return None;
+    }
+    Some(ctx.error(
+        StatusCode::CONFLICT,
+        ErrorBody::new(
+            codes::NODE_UUID_MISMATCH,
+            format!(
+                "node {id} is a member under UUID {}, but the join comes from UUID {uuid}: its \
+                 data dir was wiped or another node took its id. Remove node {id} \
+                 (`topoctl remove {id}`) before it joins again",
+                known.node_uuid
+            ),
+        ),
+    ))
+}
+
+/// Waits up to `deadline` until the leader has replicated up to `index`
+/// to `id`.
+async fn caught_up(
+    ctx: &ApiContext,
+    id: NodeId,
+    index: u64,
+    deadline: std::time::Duration,
+) -> bool {
+    let mut rx = ctx.raft.metrics();
+    let wait = async {
+        loop {
+            let matched = rx
+                .borrow_and_update()
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(&id).copied().flatten())
+                .map(|l| l.index);
+            if matched >= Some(index) {
+                return true;
+            }
+            if rx.changed().await.is_err() {
+                return false;
+            }
+        }
+    };
+    tokio::time::timeout(deadline, wait).await.unwrap_or(false)
 }
 
 async fn promote(State(ctx): Ctx, Path(id): Path<String>, req: Request) -> Response<Body> {
@@ -676,8 +862,11 @@ async fn promote(State(ctx): Ctx, Path(id): Path<String>, req: Request) -> Respo
 /// holds `membership_lock`.
 async fn change_members(ctx: &ApiContext, change: ChangeMembers<NodeId, NodeAddr>) -> Written {
     membership_settled(ctx).await;
-    let result = ctx.raft.change_membership(change, false).await;
-    membership_result(ctx, result).await
+    let deadline = ctx.proposer.timeout();
+    match tokio::time::timeout(deadline, ctx.raft.change_membership(change, false)).await {
+        Ok(result) => membership_result(ctx, result).await,
+        Err(_) => Written::Done(membership_timeout(ctx, deadline)),
+    }
 }
 
 async fn remove(State(ctx): Ctx, Path(id): Path<String>, req: Request) -> Response<Body> {

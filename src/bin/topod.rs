@@ -62,7 +62,14 @@ struct RunArgs {
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,sled=warn"));
+        // openraft logs every failed replication attempt (every heartbeat
+        // to a cut-off peer, as an ERROR); the Raft network logs each peer's
+        // up/down changes once instead.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(
+                "info,openraft=warn,openraft::replication=off,sled=warn",
+            )
+        });
     tracing_subscriber::fmt().with_env_filter(filter).init();
 }
 

@@ -268,6 +268,11 @@ impl ApiClient {
         if body.is_some() {
             req = req.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
+        // The node stops waiting on a write when this client gives up.
+        req = req.header(
+            crate::api::types::DEADLINE_HEADER,
+            HeaderValue::from(self.timeout.as_millis().clamp(1, u64::MAX as u128) as u64),
+        );
         let req = req
             .body(Full::new(body.unwrap_or_default()))
             .map_err(|e| failed(e.to_string()))?;

@@ -103,6 +103,15 @@ pub fn decide(
     None
 }
 
+/// Prefix of the request ids of the coordinator's rollbacks, reserved:
+/// the API refuses client request ids that start with it.
+pub const ROLLBACK_REQUEST_PREFIX: &str = "rollback-of-";
+
+/// The request id of the rollback of transition `of`.
+pub fn rollback_request_id(of: TransitionId) -> String {
+    format!("{ROLLBACK_REQUEST_PREFIX}{of}")
+}
+
 /// A rollback of the last committed transition if a node found it
 /// unhealthy after the cut-over. A rollback is never itself rolled back,
 /// and is proposed once: one that was aborted (a node could not prepare
@@ -120,7 +129,16 @@ fn rollback_decision(state: &TopologyState) -> Option<Command> {
         .history
         .iter()
         .any(|r| r.reason == SwitchReason::Rollback { of });
-    if tried {
+    // The state machine remembers a final (not retryable) answer to the
+    // rollback's request id and would only replay it, a log entry per
+    // applied change; a retryable one is not remembered, so a rollback
+    // first refused `transition_in_progress` is proposed again.
+    let request_id = rollback_request_id(of);
+    let refused = state
+        .requests
+        .iter()
+        .any(|(r, answer)| *r == request_id && !crate::model::state::is_retryable(answer));
+    if tried || refused {
         return None;
     }
     let (node, reason) = record.health.iter().find_map(|(n, p)| match p {
@@ -132,7 +150,7 @@ fn rollback_decision(state: &TopologyState) -> Option<Command> {
         record.from,
         config,
         SwitchReason::Rollback { of },
-        Some(format!("rollback-of-{of}")),
+        Some(request_id),
         format!("coordinator (node {node} unhealthy: {reason})"),
     )))
 }

@@ -2,7 +2,9 @@
 //!
 //! One task per node follows the latest applied state (a node that catches
 //! up skips intermediate states): it builds the committed overlay at
-//! start-up, prepares the target of an in-flight transition and reports
+//! start-up, prepares the target of a transition in flight once the
+//! applied state has reached the committed index (never one a later entry
+//! already decided), and reports
 //! `Prepared` or `Failed`, cuts over on commit and reports `Verified` or
 //! `Unhealthy`, and tears the shadow down on abort. Reports go through a
 //! [`Reporter`], which writes them on the leader (forwarding if needed).
@@ -26,6 +28,31 @@ pub trait Reporter: Send + Sync + 'static {
         node: NodeId,
         phase: Phase,
     ) -> BoxFuture<'static, Result<(), String>>;
+}
+
+/// How far the log is committed, as this node's Raft knows it. The driver
+/// prepares a transition only once the applied state has reached it: a
+/// node that replays its log (after a restart or while it catches up)
+/// must not prepare a transition that a later entry already decided.
+pub trait CommitIndex: Send + Sync + 'static {
+    /// The index of the last committed entry known here (`None`: not
+    /// known, e.g. Raft stopped).
+    fn committed(&self) -> BoxFuture<'static, Option<u64>>;
+}
+
+impl CommitIndex for super::types::Raft {
+    fn committed(&self) -> BoxFuture<'static, Option<u64>> {
+        let raft = self.clone();
+        Box::pin(async move {
+            match raft.with_raft_state(|s| s.committed.map(|l| l.index)).await {
+                Ok(index) => Some(index.unwrap_or(0)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "committed index unknown: raft stopped");
+                    None
+                }
+            }
+        })
+    }
 }
 
 /// The executor's state machine as the contract names it.
@@ -67,6 +94,8 @@ pub struct Driver {
     pub applied: AppliedRx,
     pub executor: Arc<dyn Executor>,
     pub reporter: Arc<dyn Reporter>,
+    /// Where the committed index comes from (the node's Raft).
+    pub commit_index: Arc<dyn CommitIndex>,
     /// Upper bound for one executor step.
     pub step_timeout: Duration,
 }
@@ -180,6 +209,18 @@ impl Driver {
         if !t.members.contains(&self.me) || t.reports.contains_key(&self.me) {
             return st;
         }
+        // Still replaying: a later entry may already have decided `t`. The
+        // next applied state is looked at again.
+        let committed = self.commit_index.committed().await;
+        if committed.is_none_or(|c| applied.applied_index() < c) {
+            tracing::debug!(
+                id = t.id,
+                applied = applied.applied_index(),
+                ?committed,
+                "not preparing while catching up"
+            );
+            return st;
+        }
         let fut = self.executor.prepare(t.id, t.to, t.to_config.clone());
         let phase = match self.run_step("prepare", fut).await {
             Ok(()) => Phase::Prepared,
@@ -242,5 +283,123 @@ impl Driver {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Mutex;
+
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::control::executor::ScriptedExecutor;
+    use crate::model::{
+        ApplyContext, Command, CommandResponse, OverlayConfig, ProposeSwitch, SwitchReason,
+        Topology, TopologyState,
+    };
+
+    struct Committed(AtomicU64);
+    impl CommitIndex for Committed {
+        fn committed(&self) -> BoxFuture<'static, Option<u64>> {
+            let c = self.0.load(Ordering::SeqCst);
+            Box::pin(async move { Some(c) })
+        }
+    }
+
+    #[derive(Default)]
+    struct Reports(Mutex<Vec<(TransitionId, Phase)>>);
+    impl Reporter for Reports {
+        fn report(
+            &self,
+            id: TransitionId,
+            _: NodeId,
+            phase: Phase,
+        ) -> BoxFuture<'static, Result<(), String>> {
+            self.0.lock().unwrap().push((id, phase));
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    fn applied_at(state: &TopologyState, index: u64) -> Arc<Applied> {
+        Arc::new(Applied {
+            state: state.clone(),
+            last_applied: Some(openraft::LogId::new(
+                openraft::CommittedLeaderId::new(1, 1),
+                index,
+            )),
+            membership: Default::default(),
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_replaying_node_does_not_prepare_a_transition_decided_later() {
+        let ctx = |index| ApplyContext {
+            index,
+            term: 1,
+            members: vec![1, 2],
+        };
+        let mut state = TopologyState::default();
+        let proposal = ProposeSwitch::new(
+            Topology::HyParView,
+            OverlayConfig::default_for(Topology::HyParView),
+            SwitchReason::Manual,
+            None,
+            "t",
+        );
+        let answer = state.apply(&ctx(5), 1, &Command::ProposeSwitch(proposal));
+        assert_eq!(answer, CommandResponse::Accepted { id: 5 });
+        let in_flight = state.clone();
+        state.apply(
+            &ctx(6),
+            2,
+            &Command::AbortSwitch {
+                id: 5,
+                term: 1,
+                reason: "x".into(),
+            },
+        );
+
+        let (tx, rx) = watch::channel(applied_at(&TopologyState::default(), 0));
+        let executor = Arc::new(ScriptedExecutor::default());
+        let reports = Arc::new(Reports::default());
+        let committed = Arc::new(Committed(AtomicU64::new(6)));
+        let driver = Driver {
+            me: 2,
+            applied: rx,
+            executor: executor.clone(),
+            reporter: reports.clone(),
+            commit_index: committed.clone(),
+            step_timeout: Duration::from_secs(1),
+        };
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(driver.run(cancel.clone()));
+        let settle = || tokio::time::sleep(Duration::from_millis(50));
+        settle().await;
+        // Replaying: index 5 (transition 5 in flight) is applied, 6 (its
+        // abort) is committed but not applied yet.
+        tx.send_replace(applied_at(&in_flight, 5));
+        settle().await;
+        tx.send_replace(applied_at(&state, 6));
+        settle().await;
+        assert!(
+            executor.calls().iter().all(|c| !c.starts_with("prepare")),
+            "{:?}",
+            executor.calls()
+        );
+        assert!(reports.0.lock().unwrap().is_empty());
+
+        // Caught up with the transition still in flight: prepared.
+        committed.0.store(5, Ordering::SeqCst);
+        tx.send_replace(applied_at(&in_flight, 5));
+        settle().await;
+        assert!(executor.calls().iter().any(|c| c == "prepare 5 hyparview"));
+        assert_eq!(
+            reports.0.lock().unwrap().as_slice(),
+            &[(5, Phase::Prepared)]
+        );
+        cancel.cancel();
+        task.await.unwrap();
     }
 }

@@ -9,6 +9,8 @@ pub mod executor;
 pub mod liveness;
 pub mod network;
 pub mod proposer;
+pub mod reachability;
+pub mod readiness;
 pub mod rpc_server;
 pub mod store;
 pub mod types;

@@ -3,7 +3,19 @@
 //!
 //! Every request carries the cluster id in [`CLUSTER_HEADER`]; the server
 //! refuses other clusters. Every RPC has a deadline (openraft's TTL, capped
-//! by the configured RPC timeout). A failure to connect is reported as
+//! by the configured RPC timeout). For AppendEntries — heartbeats and
+//! replication — openraft 0.9 sets that TTL to the heartbeat interval and
+//! also wraps the call in a timeout of its own of the same length
+//! (`replication/mod.rs`, `C::timeout(heartbeat_interval, ..)`), so
+//! `rpc_timeout_ms` cannot lengthen it: only raising `raft.heartbeat_ms`
+//! (and the election timeouts with it) gives slow peers more time. It does
+//! bound vote and snapshot RPCs.
+//!
+//! A peer that stops answering is logged once (warn) when it goes down
+//! and once (info) when it answers again ([`Reachability`]), not on every
+//! heartbeat; openraft's own per-attempt replication errors are left to
+//! the `openraft::replication` log target, which `topod` silences by
+//! default. A failure to connect is reported as
 //! `Unreachable` (openraft backs off); anything else, a timeout included,
 //! is a `Network` error (openraft retries without backing off).
 //! Connections are pooled and kept alive.
@@ -26,6 +38,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::liveness::Liveness;
+use super::reachability::{Change, Reachability};
 use super::types::{NodeAddr, TypeConfig};
 use crate::model::NodeId;
 
@@ -57,6 +70,7 @@ pub struct Network {
     http: HttpClient,
     settings: NetworkSettings,
     liveness: Liveness,
+    reachability: Reachability,
 }
 
 impl Network {
@@ -73,6 +87,7 @@ impl Network {
             http,
             settings,
             liveness,
+            reachability: Reachability::default(),
         }
     }
 }
@@ -87,6 +102,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             http: self.http.clone(),
             settings: self.settings.clone(),
             liveness: self.liveness.clone(),
+            reachability: self.reachability.clone(),
         }
     }
 }
@@ -98,6 +114,7 @@ pub struct RaftClient {
     http: HttpClient,
     settings: NetworkSettings,
     liveness: Liveness,
+    reachability: Reachability,
 }
 
 /// Why one RPC failed, before mapping to openraft's error.
@@ -127,13 +144,26 @@ impl RaftClient {
         Resp: DeserializeOwned,
     {
         let timeout = option.hard_ttl().min(self.settings.rpc_timeout);
-        match tokio::time::timeout(timeout, self.call_inner(path, req)).await {
+        let result = match tokio::time::timeout(timeout, self.call_inner(path, req)).await {
             Ok(r) => r,
             Err(_) => Err(CallError::Timeout {
                 target: self.target,
                 after: timeout,
             }),
+        };
+        match (
+            self.reachability.observe(self.target, result.is_ok()),
+            &result,
+        ) {
+            (Some(Change::Down), Err(e)) => {
+                tracing::warn!(peer = self.target, error = %e, "Raft peer stopped answering")
+            }
+            (Some(Change::Up { failures }), _) => {
+                tracing::info!(peer = self.target, failures, "Raft peer answers again")
+            }
+            _ => {}
         }
+        result
     }
 
     async fn call_inner<Req, Resp>(&self, path: &str, req: &Req) -> Result<Resp, CallError>

@@ -94,6 +94,11 @@ impl Proposer {
         outcome
     }
 
+    /// How long a write may take before it is given up.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Whether this node currently believes it is the leader.
     pub fn is_leader(&self) -> bool {
         let m = self.raft.metrics();

@@ -15,22 +15,36 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::network::{paths, CLUSTER_HEADER};
-use super::types::Raft;
+use super::readiness::LeaderContact;
+use super::types::{Raft, TypeConfig};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
 
 #[derive(Clone)]
 struct RpcState {
     raft: Raft,
     cluster_id: String,
+    contact: LeaderContact,
 }
 
-/// The Raft RPC routes of one node.
-pub fn router(raft: Raft, cluster_id: String, max_body_bytes: usize) -> Router {
+/// The Raft RPC routes of one node. Every AppendEntries this node accepts
+/// (its sender leads in this node's current term) is recorded in
+/// `contact`.
+pub fn router(
+    raft: Raft,
+    cluster_id: String,
+    max_body_bytes: usize,
+    contact: LeaderContact,
+) -> Router {
     Router::new()
         .route(paths::APPEND, post(append))
         .route(paths::VOTE, post(vote))
         .route(paths::SNAPSHOT, post(snapshot))
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .with_state(RpcState { raft, cluster_id })
+        .with_state(RpcState {
+            raft,
+            cluster_id,
+            contact,
+        })
 }
 
 fn refuse(status: StatusCode, msg: String) -> Response {
@@ -71,10 +85,23 @@ fn encode<T: Serialize>(value: &T) -> Response {
 }
 
 async fn append(State(st): State<RpcState>, headers: HeaderMap, body: Bytes) -> Response {
-    match decode(&st, &headers, &body) {
-        Ok(req) => encode(&st.raft.append_entries(req).await),
-        Err(r) => *r,
+    let req: AppendEntriesRequest<TypeConfig> = match decode(&st, &headers, &body) {
+        Ok(req) => req,
+        Err(r) => return *r,
+    };
+    let leader = req.vote.leader_id().voted_for();
+    let answer = st.raft.append_entries(req).await;
+    // A stale leader gets `HigherVote`: only an accepted one is contact.
+    let accepted = matches!(
+        &answer,
+        Ok(AppendEntriesResponse::Success
+            | AppendEntriesResponse::PartialSuccess(_)
+            | AppendEntriesResponse::Conflict)
+    );
+    if let (true, Some(leader)) = (accepted, leader) {
+        st.contact.record(leader);
     }
+    encode(&answer)
 }
 
 async fn vote(State(st): State<RpcState>, headers: HeaderMap, body: Bytes) -> Response {

@@ -47,6 +47,14 @@ impl Envelope {
         Envelope::V2 { stamp_ms, command }
     }
 
+    /// The rules this envelope's command is applied by.
+    pub fn rules(&self) -> super::state::Rules {
+        match self {
+            Envelope::V1 { .. } => super::state::Rules::V1,
+            Envelope::V2 { .. } => super::state::Rules::V2,
+        }
+    }
+
     /// The leader's stamp and the command, in today's types.
     pub fn into_parts(self) -> (u64, Command) {
         match self {

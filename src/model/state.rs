@@ -5,7 +5,8 @@
 //! leader's stamp in the entry, clamped so it never goes backwards) and
 //! iterates only ordered collections. Every rejection leaves the state
 //! exactly as it was, except that a proposal carrying a request id
-//! remembers its answer (so a retry gets the same one).
+//! remembers its answer (so a retry gets the same one) unless the
+//! rejection is retryable (see [`Rules`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -22,6 +23,23 @@ pub use super::policy::{MAX_COOLDOWN_MS, MAX_HISTORY_RETENTION};
 pub const REQUEST_ID_MEMORY: usize = 1024;
 /// Longest accepted request id, bytes.
 pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Which rules an entry is applied by: those of its envelope's version.
+///
+/// `V1` entries apply exactly as the build that wrote them did, so a node
+/// replaying an old log reaches the state every other node reached. `V2`
+/// (first written by the build that introduced `Envelope::V2`) differs in
+/// two ways (issue 11): a retryable rejection (`transition_in_progress`,
+/// `cooldown_active`, `stale_term`) is not remembered under the
+/// proposal's request id, and a commit never goes past a member that
+/// reported `Failed`, even one listed missing. A build older than `V2`
+/// cannot decode a `V2` entry and stops applying at it, so builds never
+/// disagree on a `V2` entry's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rules {
+    V1,
+    V2,
+}
 
 /// Facts about the entry being applied that come from Raft, not from the
 /// command.
@@ -164,6 +182,19 @@ impl Default for TopologyState {
     }
 }
 
+/// Whether a rejection may not hold for a retry of the same proposal:
+/// such answers are not remembered under a request id (`V2` rules).
+pub fn is_retryable(answer: &CommandResponse) -> bool {
+    matches!(
+        answer,
+        CommandResponse::Rejected(
+            Rejection::TransitionInProgress { .. }
+                | Rejection::CooldownActive { .. }
+                | Rejection::StaleTerm { .. }
+        )
+    )
+}
+
 fn stale(detail: impl Into<String>) -> CommandResponse {
     CommandResponse::Rejected(Rejection::StaleTransition {
         detail: detail.into(),
@@ -171,9 +202,21 @@ fn stale(detail: impl Into<String>) -> CommandResponse {
 }
 
 impl TopologyState {
-    /// Applies one command stamped `stamp_ms` by the leader.
+    /// Applies one command stamped `stamp_ms` by the leader, by the rules
+    /// of the envelope this build writes ([`Rules::V2`]).
     pub fn apply(
         &mut self,
+        ctx: &ApplyContext,
+        stamp_ms: u64,
+        command: &Command,
+    ) -> CommandResponse {
+        self.apply_with(Rules::V2, ctx, stamp_ms, command)
+    }
+
+    /// Applies one command by `rules` (the version of its envelope).
+    pub fn apply_with(
+        &mut self,
+        rules: Rules,
         ctx: &ApplyContext,
         stamp_ms: u64,
         command: &Command,
@@ -183,14 +226,14 @@ impl TopologyState {
             Command::ProposeSwitch(p) => p
                 .request_id
                 .as_ref()
-                .is_some_and(|rid| self.requests.iter().any(|(r, _)| r == rid)),
+                .is_some_and(|rid| self.remembered(rules, rid).is_some()),
             _ => false,
         };
         let response = match command {
-            Command::ProposeSwitch(p) => self.propose(ctx, now, p),
+            Command::ProposeSwitch(p) => self.propose(rules, ctx, now, p),
             Command::ReportPhase { id, node, phase } => self.report(*id, *node, phase),
             Command::CommitSwitch { id, term, missing } => {
-                self.commit(ctx, now, *id, *term, missing)
+                self.commit(rules, ctx, now, *id, *term, missing)
             }
             Command::AbortSwitch { id, term, reason } => self.abort(ctx, now, *id, *term, reason),
             Command::SetPolicy(update) => self.set_policy(update),
@@ -235,20 +278,46 @@ impl TopologyState {
             .find(|r| r.id == id)
     }
 
-    fn propose(&mut self, ctx: &ApplyContext, now: u64, p: &ProposeSwitch) -> CommandResponse {
+    /// The remembered answer to `request_id` that `rules` replay: under
+    /// `V2` a retryable rejection (remembered by a `V1` entry) is not
+    /// replayed but decided anew.
+    fn remembered(&self, rules: Rules, request_id: &str) -> Option<&CommandResponse> {
+        self.requests
+            .iter()
+            .find(|(r, _)| r == request_id)
+            .map(|(_, answer)| answer)
+            .filter(|answer| rules == Rules::V1 || !is_retryable(answer))
+    }
+
+    fn propose(
+        &mut self,
+        rules: Rules,
+        ctx: &ApplyContext,
+        now: u64,
+        p: &ProposeSwitch,
+    ) -> CommandResponse {
         if let Some(rid) = &p.request_id {
-            if let Some((_, answer)) = self.requests.iter().find(|(r, _)| r == rid) {
+            if let Some(answer) = self.remembered(rules, rid) {
                 return answer.clone();
             }
         }
         let answer = self.decide_proposal(ctx, now, p);
-        if let Some(rid) = &p.request_id {
-            if rid.len() <= MAX_REQUEST_ID_LEN {
-                if self.requests.len() >= REQUEST_ID_MEMORY {
-                    self.requests.pop_front();
-                }
-                self.requests.push_back((rid.clone(), answer.clone()));
+        let Some(rid) = &p.request_id else {
+            return answer;
+        };
+        if rules == Rules::V2 {
+            // A V1 entry may have remembered a retryable answer: the new
+            // one takes its place.
+            self.requests.retain(|(r, _)| r != rid);
+            if is_retryable(&answer) {
+                return answer;
             }
+        }
+        if rid.len() <= MAX_REQUEST_ID_LEN {
+            if self.requests.len() >= REQUEST_ID_MEMORY {
+                self.requests.pop_front();
+            }
+            self.requests.push_back((rid.clone(), answer.clone()));
         }
         answer
     }
@@ -416,6 +485,7 @@ impl TopologyState {
 
     fn commit(
         &mut self,
+        rules: Rules,
         ctx: &ApplyContext,
         now: u64,
         id: TransitionId,
@@ -426,6 +496,15 @@ impl TopologyState {
             return r;
         }
         let t = self.in_flight.as_ref().expect("checked above");
+        // A member listed missing may have reported `Failed` after the
+        // coordinator looked: that report decides (the coordinator aborts).
+        if rules == Rules::V2 {
+            if let Some((n, reason)) = t.failure() {
+                return stale(format!(
+                    "node {n} reported Failed for {id} ({reason}): it cannot be committed"
+                ));
+            }
+        }
         if let Some(n) = t
             .members
             .iter()

@@ -25,41 +25,108 @@ pub const MAX_JOIN_ROUNDS: u32 = 600;
 /// Largest members answer read while probing.
 const MAX_PROBE_BYTES: usize = 1024 * 1024;
 
-/// GETs `path` from `api_addr` as JSON; `None` when it does not answer.
-async fn probe<T: serde::de::DeserializeOwned>(api_addr: &str, path: &str) -> Option<T> {
+/// Why a probe got no answer to use. Only `Unreachable` means "not
+/// running": a bad status or an undecodable answer comes from a running
+/// node, and a safety check must not treat it as absent.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("{addr} is unreachable: {detail}")]
+    Unreachable { addr: String, detail: String },
+    #[error("{addr} did not answer within {after:?}")]
+    Timeout { addr: String, after: Duration },
+    #[error("{addr} answered {status}")]
+    Status {
+        addr: String,
+        status: hyper::StatusCode,
+    },
+    #[error("{addr}'s answer cannot be read: {detail}")]
+    Body { addr: String, detail: String },
+    #[error("{addr}'s answer is not the expected JSON: {detail}")]
+    Decode { addr: String, detail: String },
+}
+
+impl ProbeError {
+    /// Whether the node did not answer at all (down, or not listening).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            ProbeError::Unreachable { .. } | ProbeError::Timeout { .. }
+        )
+    }
+}
+
+/// Deadline of one probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// GETs `path` from `api_addr` as JSON.
+async fn probe<T: serde::de::DeserializeOwned>(
+    api_addr: &str,
+    path: &str,
+) -> Result<T, ProbeError> {
     let client: Client<_, http_body_util::Empty<bytes::Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
-    let uri = format!("http://{api_addr}{path}").parse().ok()?;
+    let addr = api_addr.to_string();
+    let uri: hyper::Uri =
+        format!("http://{api_addr}{path}")
+            .parse()
+            .map_err(|e: hyper::http::uri::InvalidUri| ProbeError::Unreachable {
+                addr: addr.clone(),
+                detail: format!("bad address: {e}"),
+            })?;
     let call = async {
-        let resp = client.get(uri).await.ok()?;
+        let resp = client.get(uri).await.map_err(|e| ProbeError::Unreachable {
+            addr: addr.clone(),
+            detail: e.to_string(),
+        })?;
         if !resp.status().is_success() {
-            return None;
+            return Err(ProbeError::Status {
+                addr: addr.clone(),
+                status: resp.status(),
+            });
         }
         let bytes = Limited::new(resp.into_body(), MAX_PROBE_BYTES)
             .collect()
             .await
-            .ok()?
+            .map_err(|e| ProbeError::Body {
+                addr: addr.clone(),
+                detail: e.to_string(),
+            })?
             .to_bytes();
-        serde_json::from_slice::<T>(&bytes).ok()
+        serde_json::from_slice::<T>(&bytes).map_err(|e| ProbeError::Decode {
+            addr: addr.clone(),
+            detail: e.to_string(),
+        })
     };
-    tokio::time::timeout(Duration::from_secs(1), call)
-        .await
-        .ok()
-        .flatten()
+    match tokio::time::timeout(PROBE_TIMEOUT, call).await {
+        Ok(r) => r,
+        Err(_) => Err(ProbeError::Timeout {
+            addr,
+            after: PROBE_TIMEOUT,
+        }),
+    }
 }
+
+/// Probes of one voter before the wiped-disk check gives up on an answer
+/// it cannot use (a bad status or an undecodable body), with
+/// [`WIPE_CHECK_RETRY`] between.
+pub const WIPE_CHECK_ATTEMPTS: u32 = 5;
+/// Pause between those probes.
+pub const WIPE_CHECK_RETRY: Duration = Duration::from_millis(200);
 
 /// Refuses to start a voter whose data dir is empty while the other
 /// voters already run a cluster that lists it under another UUID: its disk
 /// was wiped, and rejoining with an empty log could elect a leader that
-/// lacks committed entries.
+/// lacks committed entries. A voter that does not answer is skipped (it
+/// is down: the others decide); one that answers something unusable
+/// several times stops the start ([`NodeError::WipeCheck`]), since
+/// skipping it could skip the check.
 pub async fn check_not_wiped(config: &NodeConfig, my_uuid: &str) -> Result<(), NodeError> {
     for voter in config
         .initial_voters
         .iter()
         .filter(|v| v.id != config.node_id)
     {
-        let path = "/v1/cluster/members";
-        let Some(view) = probe::<MembersView>(&voter.api_addr.to_string(), path).await else {
+        let Some(view) = members_of(voter.id, &voter.api_addr.to_string()).await? else {
             continue;
         };
         let listed = view.members.iter().find(|m| m.id == config.node_id);
@@ -72,6 +139,31 @@ pub async fn check_not_wiped(config: &NodeConfig, my_uuid: &str) -> Result<(), N
         }
     }
     Ok(())
+}
+
+/// Voter `id`'s membership view; `None` when it is unreachable.
+async fn members_of(id: NodeId, api_addr: &str) -> Result<Option<MembersView>, NodeError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match probe::<MembersView>(api_addr, "/v1/cluster/members").await {
+            Ok(view) => return Ok(Some(view)),
+            Err(e) if e.is_unreachable() => {
+                tracing::info!(voter = id, error = %e, "voter unreachable: not checked");
+                return Ok(None);
+            }
+            Err(e) if attempt >= WIPE_CHECK_ATTEMPTS => {
+                return Err(NodeError::WipeCheck {
+                    peer: id,
+                    detail: e.to_string(),
+                })
+            }
+            Err(e) => {
+                tracing::warn!(voter = id, error = %e, attempt, "unusable members answer");
+                tokio::time::sleep(WIPE_CHECK_RETRY).await;
+            }
+        }
+    }
 }
 
 /// How long the first voter waits for the others to answer with their
@@ -93,16 +185,19 @@ async fn voter_uuids(config: &NodeConfig) -> BTreeMap<NodeId, String> {
                 continue;
             }
             let addr = v.api_addr.to_string();
-            if let Some(id) = probe::<NodeIdentity>(&addr, "/v1/node/identity").await {
-                if id.node_id == v.id && id.cluster_id == config.cluster_id {
+            match probe::<NodeIdentity>(&addr, "/v1/node/identity").await {
+                Ok(id) if id.node_id == v.id && id.cluster_id == config.cluster_id => {
                     found.insert(v.id, id.node_uuid);
-                } else {
-                    tracing::warn!(
-                        voter = v.id,
-                        ?id,
-                        "initial voter answers with another identity"
-                    );
                 }
+                Ok(id) => tracing::warn!(
+                    voter = v.id,
+                    ?id,
+                    "initial voter answers with another identity"
+                ),
+                Err(e) if e.is_unreachable() => {
+                    tracing::debug!(voter = v.id, error = %e, "initial voter not up yet")
+                }
+                Err(e) => tracing::warn!(voter = v.id, error = %e, "initial voter's identity"),
             }
         }
         if found.len() + 1 >= config.initial_voters.len() || tokio::time::Instant::now() >= deadline
@@ -152,6 +247,14 @@ pub async fn initialize_if_first(
     Ok(true)
 }
 
+/// Whether a join answer refuses this node for good: retrying cannot
+/// help (the cluster knows its id under another UUID).
+fn refused_for_good(status: hyper::StatusCode, body: &[u8]) -> bool {
+    status == hyper::StatusCode::CONFLICT
+        && serde_json::from_slice::<crate::api::types::ErrorBody>(body)
+            .is_ok_and(|e| e.error.code == crate::api::types::codes::NODE_UUID_MISMATCH)
+}
+
 /// Asks the cluster (through any of `targets`) to add this node as a
 /// learner; retries until one accepts, `cancel` fires, or the rounds run
 /// out.
@@ -184,6 +287,12 @@ pub async fn join(
                     tracing::info!(%target, "joined the cluster as a learner");
                     return Ok(());
                 }
+                Ok((status, body)) if refused_for_good(status, &body) => {
+                    return Err(NodeError::JoinRefused {
+                        target: target.clone(),
+                        detail: String::from_utf8_lossy(&body).into_owned(),
+                    })
+                }
                 Ok((status, body)) => tracing::info!(
                     %target, %status, round,
                     body = %String::from_utf8_lossy(&body), "join not accepted yet"
@@ -197,4 +306,73 @@ pub async fn join(
         }
     }
     Err(NodeError::JoinFailed { targets })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+
+    /// A server answering `/v1/cluster/members` with `status` and `body`.
+    async fn serve(status: hyper::StatusCode, body: &'static str) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route(
+            "/v1/cluster/members",
+            get(move || async move { (status, body) }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+
+    /// Node 1 of a dev cluster whose voter 2 answers at `addr`.
+    fn config_with_voter_2_at(addr: std::net::SocketAddr) -> NodeConfig {
+        let dir = std::env::temp_dir();
+        let mut config = NodeConfig::dev(1, 17101, &dir).unwrap();
+        let v2 = config
+            .initial_voters
+            .iter_mut()
+            .find(|v| v.id == 2)
+            .unwrap();
+        v2.api_addr = addr;
+        // Voter 3's port is unused: unreachable, skipped.
+        let v3 = config
+            .initial_voters
+            .iter_mut()
+            .find(|v| v.id == 3)
+            .unwrap();
+        v3.api_addr = "127.0.0.1:1".parse().unwrap();
+        config
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_or_failing_answer_is_not_taken_for_a_down_voter() {
+        for (status, body) in [
+            (hyper::StatusCode::OK, "not json"),
+            (hyper::StatusCode::INTERNAL_SERVER_ERROR, "{}"),
+        ] {
+            let config = config_with_voter_2_at(serve(status, body).await);
+            let err = check_not_wiped(&config, "my-uuid").await.unwrap_err();
+            match err {
+                NodeError::WipeCheck { peer, detail } => {
+                    assert_eq!(peer, 2);
+                    assert!(detail.contains("answer"), "{status}: {detail}");
+                }
+                other => panic!("{status}: expected WipeCheck, got {other}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_listing_under_another_uuid_refuses_and_unreachable_voters_are_skipped() {
+        let listed = r#"{"members":[{"id":1,"voter":true,"api_addr":"a","raft_addr":"b","peer_addr":"c","node_uuid":"old-uuid"}]}"#;
+        let config = config_with_voter_2_at(serve(hyper::StatusCode::OK, listed).await);
+        assert!(matches!(
+            check_not_wiped(&config, "new-uuid").await,
+            Err(NodeError::Wiped { peer: 2, .. })
+        ));
+        assert!(check_not_wiped(&config, "old-uuid").await.is_ok());
+        let down = config_with_voter_2_at("127.0.0.1:1".parse().unwrap());
+        assert!(check_not_wiped(&down, "new-uuid").await.is_ok());
+    }
 }

@@ -62,6 +62,13 @@ pub enum NodeError {
         data_dir: PathBuf,
         peer: NodeId,
     },
+    #[error(
+        "cannot check that voter {peer} does not list this node under another UUID (a wiped \
+         disk): {detail}"
+    )]
+    WipeCheck { peer: NodeId, detail: String },
+    #[error("the cluster refused this node's join through {target}: {detail}")]
+    JoinRefused { target: String, detail: String },
     #[error("peer transport: {0}")]
     Transport(#[from] crate::transport::TransportError),
     #[error("data dir: {0}")]
@@ -325,10 +332,12 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
     let forwarder = Forwarder::of_node(config.node_id);
 
     // Raft RPC server.
+    let leader_contact = crate::control::readiness::LeaderContact::default();
     let rpc = crate::control::rpc_server::router(
         raft.clone(),
         config.cluster_id.clone(),
         config.raft.rpc_max_body_bytes as usize,
+        leader_contact.clone(),
     );
     let c = cancel.clone();
     tracker.spawn(async move {
@@ -371,6 +380,8 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
             cancel.clone(),
             &tracker,
         ),
+        leader_contact,
+        ready_window: Duration::from_millis(config.raft.election_timeout_max_ms),
         dataplane: dataplane.clone(),
         monitor: monitor.clone(),
         events: events.clone(),
@@ -449,6 +460,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
             applied: applied.clone(),
             executor,
             reporter: Arc::new(reporter),
+            commit_index: Arc::new(raft.clone()),
             step_timeout: config.switch.prepare_timeout(),
         }
         .run(cancel.clone()),

@@ -14,10 +14,34 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{InitialTopology, OverlayDefaults, RulesConfig, SwitchConfig};
 use crate::control::applied::AppliedRx;
 use crate::control::proposer::Proposer;
-use crate::model::{Command, ProposeSwitch, SwitchReason, Topology};
+use crate::model::{Command, NodeId, OverlayConfig, ProposeSwitch, SwitchReason, Topology};
 
 /// Request id of the initial-topology switch.
 pub const INITIAL_TOPOLOGY_REQUEST: &str = "bootstrap-initial-topology";
+
+/// The initial-topology switch, with the effective overlay config: an empty
+/// `client_server.servers` becomes `voters` (those of the committed
+/// membership), as the API does, so that every node applies the same
+/// servers rather than its own view of the voters.
+pub fn initial_proposal(
+    target: Topology,
+    overlay: &OverlayDefaults,
+    voters: Vec<NodeId>,
+) -> ProposeSwitch {
+    let mut config = overlay.default_for(target);
+    if let OverlayConfig::ClientServer(cs) = &mut config {
+        if cs.servers.is_empty() {
+            cs.servers = voters;
+        }
+    }
+    ProposeSwitch::new(
+        target,
+        config,
+        SwitchReason::Manual,
+        Some(INITIAL_TOPOLOGY_REQUEST.into()),
+        "bootstrap",
+    )
+}
 
 /// Runs until setup is done (or `cancel` fires).
 pub async fn run(
@@ -57,13 +81,13 @@ pub async fn run(
                     topology_asked = true;
                     continue;
                 }
-                let proposal = ProposeSwitch::new(
-                    target,
-                    overlay.default_for(target),
-                    SwitchReason::Manual,
-                    Some(INITIAL_TOPOLOGY_REQUEST.into()),
-                    "bootstrap",
-                );
+                let voters: Vec<NodeId> = applied
+                    .borrow()
+                    .membership
+                    .membership()
+                    .voter_ids()
+                    .collect();
+                let proposal = initial_proposal(target, &overlay, voters);
                 match proposer.write(Command::ProposeSwitch(proposal)).await {
                     Ok(answer) => {
                         tracing::info!(?answer, "initial topology proposed");
@@ -77,6 +101,38 @@ pub async fn run(
             _ = cancel.cancelled() => return,
             r = applied.changed() => if r.is_err() { return },
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_initial_client_server_switch_names_the_voters_as_servers() {
+        let p = initial_proposal(
+            Topology::ClientServer,
+            &OverlayDefaults::default(),
+            vec![1, 2, 3],
+        );
+        match &p.config {
+            OverlayConfig::ClientServer(cs) => assert_eq!(cs.servers, vec![1, 2, 3]),
+            other => panic!("not client_server: {other:?}"),
+        }
+        assert_eq!(p.request_id.as_deref(), Some(INITIAL_TOPOLOGY_REQUEST));
+        assert!(p.config.validate().is_ok());
+    }
+
+    #[test]
+    fn configured_servers_are_kept() {
+        let mut overlay = OverlayDefaults::default();
+        overlay.client_server.servers = vec![7];
+        let expected = vec![7];
+        let p = initial_proposal(Topology::ClientServer, &overlay, vec![1, 2]);
+        match &p.config {
+            OverlayConfig::ClientServer(cs) => assert_eq!(cs.servers, expected),
+            other => panic!("not client_server: {other:?}"),
         }
     }
 }

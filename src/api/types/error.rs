@@ -29,8 +29,20 @@ pub mod codes {
     /// 504: the request (or `wait`) did not finish within its timeout. The
     /// write may still take effect.
     pub const TIMEOUT: &str = "timeout";
+    /// 503: this node leads but has not heard from a quorum within the
+    /// election timeout (it may be cut off from the majority); no leader
+    /// hint. Retry on another node.
+    pub const NO_QUORUM: &str = "no_quorum";
     /// 409: a membership change is already in progress.
     pub const MEMBERSHIP_IN_PROGRESS: &str = "membership_in_progress";
+    /// 404: a promote names a node that is not a learner of the cluster.
+    pub const LEARNER_NOT_FOUND: &str = "learner_not_found";
+    /// 409: the change would leave the cluster without voters.
+    pub const EMPTY_MEMBERSHIP: &str = "empty_membership";
+    /// 409: a join names a node id the cluster knows under another UUID
+    /// (its data dir was wiped, or another node took its id); nothing
+    /// changed. Remove the member first.
+    pub const NODE_UUID_MISMATCH: &str = "node_uuid_mismatch";
     /// 500: storage or another internal failure; the node stops serving.
     pub const INTERNAL: &str = "internal";
     /// 409: the node runs no data plane (started with a control-plane-only

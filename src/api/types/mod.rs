@@ -89,5 +89,13 @@ pub const SERVED_BY_HEADER: &str = "x-topod-served-by";
 /// a node that is not the leader answers 503 `not_leader` with a hint.
 pub const FORWARDED_HEADER: &str = "x-topod-forwarded";
 
+/// Request header giving how long the sender waits for the answer, in
+/// milliseconds (a decimal integer, 1..). A client may send it; a follower
+/// that forwards a write sends what remains of its own deadline. The node
+/// that runs the write stops waiting when it passes (504 `timeout`; the
+/// write may still take effect), so a forwarded write never waits on the
+/// leader after its sender gave up. Bad values are refused with 400.
+pub const DEADLINE_HEADER: &str = "x-topod-deadline-ms";
+
 #[cfg(test)]
 mod tests;

@@ -97,6 +97,12 @@ impl SwitchRequest {
                     id.len()
                 )));
             }
+            let reserved = crate::control::coordinator::ROLLBACK_REQUEST_PREFIX;
+            if id.starts_with(reserved) {
+                return Err(BadRequest::new(format!(
+                    "request_id `{id}`: the prefix `{reserved}` is reserved for the coordinator's rollbacks"
+                )));
+            }
         }
         let base = defaults(target);
         let config = match &self.overlay_config {

@@ -261,6 +261,19 @@ fn switch_request_errors_carry_codes() {
 }
 
 #[test]
+fn the_rollback_request_id_prefix_is_reserved_for_the_coordinator() {
+    let e = serde_json::from_value::<SwitchRequest>(
+        json!({"topology": "hyparview", "request_id": "rollback-of-7"}),
+    )
+    .unwrap()
+    .to_proposal(OverlayConfig::default_for, "t")
+    .unwrap_err();
+    assert_eq!(e.code, codes::BAD_REQUEST);
+    assert!(e.message.contains("request_id `rollback-of-7`"), "{e}");
+    assert!(e.message.contains("reserved"), "{e}");
+}
+
+#[test]
 fn requests_refuse_unknown_fields_by_name() {
     let e = serde_json::from_value::<SwitchRequest>(json!({"topology": "x", "wiat": true}))
         .unwrap_err();

@@ -65,13 +65,14 @@ impl Applied {
                         e,
                     )
                 })?;
+                let rules = envelope.rules();
                 let (stamp_ms, command) = envelope.into_parts();
                 let ctx = ApplyContext {
                     index: log_id.index,
                     term: log_id.leader_id.term,
                     members: self.members(),
                 };
-                Ok(self.state.apply(&ctx, stamp_ms, &command))
+                Ok(self.state.apply_with(rules, &ctx, stamp_ms, &command))
             }
         }
     }
