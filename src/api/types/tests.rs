@@ -93,7 +93,7 @@ fn in_flight_transition_has_the_documented_json() {
             "decided_at_ms": null, "missing": [], "abort_reason": null,
             "epoch": null, "members": [1, 2, 3],
             "reports": {"2": {"phase": "prepared"}}, "health": {},
-            "request_id": null
+            "request_id": null, "trigger": null
         })
     );
     assert_eq!(view.waiting_for(), vec![1, 3]);
