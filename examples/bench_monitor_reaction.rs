@@ -71,6 +71,24 @@ fn set_delay(c: &cluster::Cluster, delay: Option<Duration>) -> Result<()> {
     Ok(())
 }
 
+/// Waits until the leader's last monitor round saw latency p99 below `ms`.
+async fn wait_latency_below(c: &cluster::Cluster, ms: f64) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let leader = c.node(1).raft().metrics().borrow().current_leader;
+        let p99 = leader
+            .and_then(|l| c.node(l).monitor().last())
+            .map(|r| r.metrics.latency_ms.p99);
+        if p99.is_some_and(|p| p < ms) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("latency p99 still {p99:?} ms 60 s after the delay was cleared");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     cluster::init_tracing();
@@ -99,10 +117,23 @@ async fn main() -> Result<()> {
     let mut reactions = Vec::new();
     for trial in 1..=trials {
         set_delay(&c, None)?;
+        // Wait until the monitor sees the latency recovered (the summaries'
+        // window still holds delayed samples for a while), then go back to
+        // HyParView and let two clean rounds pass.
+        let cleared = Instant::now();
+        wait_latency_below(&c, 50.0).await?;
+        if trial > 1 {
+            println!(
+                "trial {trial}: latency seen recovered {} ms after the delay was cleared",
+                cleared.elapsed().as_millis()
+            );
+        }
         cluster::switch(&c, Topology::HyParView).await?;
-        // Two clean rounds, so that the window holds no delayed sample.
-        tokio::time::sleep(Duration::from_millis(2 * INTERVAL_MS + 500)).await;
         let before = automatic_commits(&c).len();
+        tokio::time::sleep(Duration::from_millis(2 * INTERVAL_MS + 500)).await;
+        if automatic_commits(&c).len() != before {
+            bail!("trial {trial}: an automatic switch without degradation");
+        }
         let t0 = unix_ms();
         set_delay(&c, Some(Duration::from_millis(40)))?;
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -112,7 +143,13 @@ async fn main() -> Result<()> {
                 break commits[commits.len() - 1];
             }
             if Instant::now() > deadline {
-                bail!("trial {trial}: no automatic switch within 60 s");
+                let leader = c.node(1).raft().metrics().borrow().current_leader;
+                let round = leader.and_then(|l| c.node(l).monitor().last());
+                let explanation =
+                    round.map(|r| format!("{:?}\n{}", r.metrics, r.evaluation.explanation));
+                bail!(
+                    "trial {trial}: no automatic switch within 60 s; last round: {explanation:?}"
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
