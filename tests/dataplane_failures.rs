@@ -213,3 +213,67 @@ async fn a_node_down_during_a_switch_catches_up_on_restart() {
     one_broadcast_reaches_all(&c, 5, "after-restart").await;
     c.shutdown().await;
 }
+
+/// Node `id`'s links on its current overlay.
+fn links(c: &Cluster, id: NodeId) -> BTreeSet<NodeId> {
+    c.status(id)
+        .current
+        .as_ref()
+        .map(|o| o.links.iter().copied().collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_and_a_client_cut_off_until_their_links_drop_relink_after_the_heal() {
+    // Servers 1-3, clients 4-5. Server 2 and client 4 lose every overlay
+    // link (pings time out after 1 s), as a paused or isolated node does.
+    let c = Cluster::start(5).await;
+    c.wait_steady_on(Topology::FullMesh).await;
+    let v = c.switch("client_server").await;
+    assert_eq!(v["status"], "committed", "{v}");
+    c.wait_steady_on(Topology::ClientServer).await;
+    let instance = c.node(1).applied().borrow().state.current_instance;
+    for id in c.running() {
+        let rules = match id {
+            2 => cut_off([1, 3, 4, 5]),
+            4 => cut_off([1, 2, 3, 5]),
+            _ => cut_off([2, 4]),
+        };
+        c.exec(id).set_faults(rules).expect("chaos mode is on");
+    }
+    wait_until("server 2 and client 4 lose every link", DEADLINE, || {
+        links(&c, 2).is_empty()
+            && links(&c, 4).is_empty()
+            && [1, 3, 5].iter().all(|&id| {
+                let l = links(&c, id);
+                !l.contains(&2) && !l.contains(&4)
+            })
+    })
+    .await;
+    for id in c.running() {
+        c.exec(id).clear_faults().expect("chaos mode is on");
+    }
+    wait_until(
+        "server 2 meshed with 1 and 3 again, client 4 on two servers",
+        DEADLINE,
+        || {
+            let two = links(&c, 2);
+            let four = links(&c, 4);
+            two.contains(&1)
+                && two.contains(&3)
+                && links(&c, 1).contains(&2)
+                && links(&c, 3).contains(&2)
+                && four.len() == 2
+                && four.iter().all(|s| [1, 2, 3].contains(s))
+        },
+    )
+    .await;
+    assert_eq!(
+        c.node(1).applied().borrow().state.current_instance,
+        instance,
+        "no switch or rollback happened: the overlay re-linked by itself"
+    );
+    one_broadcast_reaches_all(&c, 2, "after-relink-2").await;
+    one_broadcast_reaches_all(&c, 4, "after-relink-4").await;
+    c.shutdown().await;
+}

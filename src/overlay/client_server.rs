@@ -11,6 +11,16 @@
 //! answers any `Attach` with `Refused` and never initiates a send to a
 //! client.
 //!
+//! Servers link to every other server on join without waiting for an
+//! answer. A server whose link to another server fails (`PeerDown`: a send
+//! failed, or pings timed out — a paused or partitioned server loses every
+//! link at once) keeps asking it again with `Attach` every
+//! [`Config::retry_interval`] until it answers; a server answers a
+//! server's `Attach` with `Attached`, so both sides of a healed link take
+//! each other back whichever side noticed the failure. A server that left
+//! (`Detach`) or refused is not asked again: it attaches itself when it
+//! joins.
+//!
 //! Broadcast: a client sends the payload to one of its servers; a server
 //! that receives it from a client relays it to every other server and to
 //! its own clients (except the one it came from); a server that receives it
@@ -126,6 +136,9 @@ pub struct State<R> {
     pending: BTreeSet<PeerId>,
     /// Client: servers that failed since the last full retry.
     failed: BTreeSet<PeerId>,
+    /// Server: other servers lost on a failure, asked again (`Attach`)
+    /// every retry interval until they answer.
+    relink: BTreeSet<PeerId>,
     /// Server: attached clients.
     clients: BTreeSet<PeerId>,
     seen: IdCache<()>,
@@ -147,6 +160,7 @@ impl<R: Rng> State<R> {
             servers_up: BTreeSet::new(),
             pending: BTreeSet::new(),
             failed: BTreeSet::new(),
+            relink: BTreeSet::new(),
             clients: BTreeSet::new(),
             seen,
             joined: false,
@@ -230,6 +244,7 @@ impl<R: Rng> State<R> {
                 .copied()
                 .filter(|s| *s != self.me)
                 .collect();
+            self.relink.clear();
             for server in others {
                 self.servers_up.insert(server);
                 out.push(OutEvent::Connect(server));
@@ -256,6 +271,7 @@ impl<R: Rng> State<R> {
         self.clients.clear();
         self.pending.clear();
         self.failed.clear();
+        self.relink.clear();
         self.joined = false;
         self.retry_token += 1;
         self.view_changed(out);
@@ -311,35 +327,81 @@ impl<R: Rng> State<R> {
         self.forward(id, hops, &payload, from, out);
     }
 
-    /// A server (or a client's server) is gone.
-    fn lost(&mut self, peer: PeerId, out: &mut Out) {
+    /// A server (or a client's server) is gone. `failure` is true for a
+    /// link failure (the peer may come back without rejoining), false for
+    /// its `Detach` or `Refused`.
+    fn lost(&mut self, peer: PeerId, failure: bool, out: &mut Out) {
         let was_linked = self.servers_up.remove(&peer) | self.clients.remove(&peer);
         let was_pending = self.pending.remove(&peer);
         if !self.is_server && self.is_server_id(peer) && self.joined {
             self.failed.insert(peer);
             self.fill(out);
         }
+        if self.is_server && self.is_server_id(peer) && self.joined {
+            if failure && peer != self.me {
+                if self.relink.insert(peer) && self.relink.len() == 1 {
+                    self.schedule_retry(out);
+                }
+            } else {
+                self.relink.remove(&peer);
+            }
+        }
         if was_linked || was_pending {
+            self.view_changed(out);
+        }
+    }
+
+    fn schedule_retry(&mut self, out: &mut Out) {
+        self.retry_token += 1;
+        out.push(OutEvent::ScheduleTimer {
+            after: self.config.retry_interval,
+            timer: Timer::Retry(self.retry_token),
+        });
+    }
+
+    /// Server: asks every lost server again; keeps asking while any is
+    /// still lost.
+    fn relink_servers(&mut self, out: &mut Out) {
+        if self.relink.is_empty() {
+            return;
+        }
+        for &server in &self.relink {
+            Self::send(out, server, Message::Attach);
+        }
+        self.schedule_retry(out);
+    }
+
+    /// Server: another server answered; it is linked again.
+    fn server_back(&mut self, server: PeerId, out: &mut Out) {
+        self.relink.remove(&server);
+        if self.servers_up.insert(server) {
+            out.push(OutEvent::Connect(server));
             self.view_changed(out);
         }
     }
 
     fn on_message(&mut self, from: PeerId, message: Message, out: &mut Out) {
         match message {
+            Message::Attach if self.is_server && self.is_server_id(from) => {
+                // Answered, so a server that lost this one on a failure
+                // takes it back too.
+                Self::send(out, from, Message::Attached);
+                self.server_back(from, out);
+            }
             Message::Attach if self.is_server => {
-                let added = if self.is_server_id(from) {
-                    self.servers_up.insert(from)
-                } else {
-                    let added = self.clients.insert(from);
-                    Self::send(out, from, Message::Attached);
-                    added
-                };
+                let added = self.clients.insert(from);
+                Self::send(out, from, Message::Attached);
                 if added {
                     out.push(OutEvent::Connect(from));
                     self.view_changed(out);
                 }
             }
             Message::Attach => Self::send(out, from, Message::Refused),
+            Message::Attached if self.is_server => {
+                if self.joined && self.is_server_id(from) {
+                    self.server_back(from, out);
+                }
+            }
             Message::Attached => {
                 if self.pending.remove(&from) && self.joined {
                     self.servers_up.insert(from);
@@ -348,7 +410,7 @@ impl<R: Rng> State<R> {
                     self.view_changed(out);
                 }
             }
-            Message::Refused | Message::Detach => self.lost(from, out),
+            Message::Refused | Message::Detach => self.lost(from, false, out),
             Message::Broadcast { id, hops, payload } => {
                 self.on_broadcast(from, id, hops, payload, out)
             }
@@ -367,9 +429,14 @@ impl<R: Rng> Protocol for State<R> {
     fn handle(&mut self, _now: Time, event: InEvent<Message, Timer>, out: &mut Out) {
         match event {
             InEvent::Message { from, message } => self.on_message(from, message, out),
-            InEvent::PeerDown(peer) => self.lost(peer, out),
+            InEvent::PeerDown(peer) => self.lost(peer, true, out),
             InEvent::Timer(Timer::Retry(token)) => {
-                if token == self.retry_token && self.joined && !self.is_server {
+                if token != self.retry_token || !self.joined {
+                    return;
+                }
+                if self.is_server {
+                    self.relink_servers(out);
+                } else {
                     self.failed.clear();
                     self.fill(out);
                 }
@@ -590,5 +657,149 @@ mod tests {
         // A client never takes a payload from a client.
         let mut c13 = node(13);
         assert!(run(&mut c13, msg(12, b(4))).is_empty());
+    }
+
+    fn attach(to: PeerId) -> OutEvent<Message, Timer> {
+        OutEvent::Send {
+            to,
+            message: Message::Attach,
+        }
+    }
+
+    fn retry(token: u64) -> OutEvent<Message, Timer> {
+        OutEvent::ScheduleTimer {
+            after: Duration::from_secs(1),
+            timer: Timer::Retry(token),
+        }
+    }
+
+    /// A joined server 2 of servers 1, 2, 3.
+    fn joined_server() -> State<ChaCha8Rng> {
+        let mut s = node(2);
+        run(&mut s, InEvent::Command(Command::Join(vec![])));
+        s
+    }
+
+    #[test]
+    fn a_server_that_lost_every_link_relinks_when_the_servers_come_back() {
+        // Paused: every link of server 2 fails on ping timeout.
+        let mut s = joined_server();
+        assert_eq!(
+            run(&mut s, InEvent::PeerDown(1)),
+            vec![retry(1), OutEvent::ViewChanged { links: vec![3] }]
+        );
+        assert_eq!(
+            run(&mut s, InEvent::PeerDown(3)),
+            vec![OutEvent::ViewChanged { links: vec![] }]
+        );
+        // It asks both again every retry interval while they stay away.
+        let again = vec![attach(1), attach(3), retry(2)];
+        assert_eq!(run(&mut s, InEvent::Timer(Timer::Retry(1))), again);
+        // A stale timer does nothing.
+        assert!(run(&mut s, InEvent::Timer(Timer::Retry(1))).is_empty());
+        // Server 1 answers; server 3, which lost 2 as well, asks first.
+        assert_eq!(
+            run(&mut s, msg(1, Message::Attached)),
+            vec![
+                OutEvent::Connect(1),
+                OutEvent::ViewChanged { links: vec![1] }
+            ]
+        );
+        assert_eq!(
+            run(&mut s, msg(3, Message::Attach)),
+            vec![
+                OutEvent::Send {
+                    to: 3,
+                    message: Message::Attached
+                },
+                OutEvent::Connect(3),
+                OutEvent::ViewChanged { links: vec![1, 3] },
+            ]
+        );
+        assert_eq!(s.links(), vec![1, 3]);
+        // Nothing is lost any more: the next retry asks nobody.
+        assert!(run(&mut s, InEvent::Timer(Timer::Retry(2))).is_empty());
+    }
+
+    #[test]
+    fn a_server_that_lost_another_takes_it_back_on_its_answer() {
+        // Server 1 saw its link to 2 fail; server 2 did not (one side's
+        // pings timed out first). 2 answers 1's Attach; 1 links again.
+        let mut one = node(1);
+        run(&mut one, InEvent::Command(Command::Join(vec![])));
+        assert_eq!(
+            run(&mut one, InEvent::PeerDown(2)),
+            vec![retry(1), OutEvent::ViewChanged { links: vec![3] }]
+        );
+        assert_eq!(
+            run(&mut one, InEvent::Timer(Timer::Retry(1))),
+            vec![attach(2), retry(2)]
+        );
+        let mut two = joined_server();
+        assert_eq!(
+            run(&mut two, msg(1, Message::Attach)),
+            vec![OutEvent::Send {
+                to: 1,
+                message: Message::Attached
+            }],
+            "still linked: it only answers"
+        );
+        assert_eq!(
+            run(&mut one, msg(2, Message::Attached)),
+            vec![
+                OutEvent::Connect(2),
+                OutEvent::ViewChanged { links: vec![2, 3] }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_server_that_left_is_not_asked_again() {
+        let mut s = joined_server();
+        assert_eq!(
+            run(&mut s, msg(1, Message::Detach)),
+            vec![OutEvent::ViewChanged { links: vec![3] }]
+        );
+        assert_eq!(
+            run(&mut s, InEvent::PeerDown(3)),
+            vec![retry(1), OutEvent::ViewChanged { links: vec![] }]
+        );
+        assert_eq!(
+            run(&mut s, InEvent::Timer(Timer::Retry(1))),
+            vec![attach(3), retry(2)]
+        );
+    }
+
+    #[test]
+    fn a_client_that_lost_every_server_relinks_when_they_come_back() {
+        let (mut c, linked) = attached_client(10);
+        let third = *SERVERS.iter().find(|s| !linked.contains(s)).unwrap();
+        run(&mut c, InEvent::PeerDown(linked[0]));
+        assert_eq!(
+            run(&mut c, InEvent::PeerDown(linked[1])),
+            vec![OutEvent::ViewChanged { links: vec![] }]
+        );
+        // The third server's attach fails too: nothing left to ask.
+        assert_eq!(
+            run(&mut c, InEvent::PeerDown(third)),
+            vec![retry(1), OutEvent::ViewChanged { links: vec![] }]
+        );
+        // Retry: it asks k servers again, chosen by its RNG.
+        let out = run(&mut c, InEvent::Timer(Timer::Retry(1)));
+        let asked: Vec<PeerId> = sends(&out)
+            .into_iter()
+            .map(|(to, m)| {
+                assert_eq!(m, Message::Attach);
+                to
+            })
+            .collect();
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(asked.len(), 2);
+        for &s in &asked {
+            run(&mut c, msg(s, Message::Attached));
+        }
+        let mut want = asked.clone();
+        want.sort();
+        assert_eq!(c.links(), want);
     }
 }
