@@ -26,7 +26,8 @@
 //! - [`control`] — openraft types, sled storage, Raft RPC, proposer,
 //!   coordinator, executor interface and driver.
 //! - [`api`] — HTTP admin API: JSON types, routes, forwarding to the leader;
-//!   this node's data-plane stats, fault rules and per-peer metrics.
+//!   this node's data-plane stats and summary, fault rules, per-node
+//!   metrics (no per-peer labels); policy, optimize, monitor views, events.
 //! - [`config`] — node configuration (TOML + environment) and validation.
 //! - [`node`] — [`node::start_node`]: wires a node together.
 //! - [`cli`] — `topoctl`'s client and commands.
