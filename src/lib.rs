@@ -27,6 +27,7 @@
 //!   coordinator, executor interface and driver.
 //! - [`api`] — HTTP admin API: JSON types, routes, forwarding to the leader;
 //!   this node's data-plane stats, fault rules and per-peer metrics.
+//! - [`ui`] — the admin web page served at `/ui/` (embedded HTML, CSS, JS).
 //! - [`config`] — node configuration (TOML + environment) and validation.
 //! - [`node`] — [`node::start_node`]: wires a node together.
 //! - [`cli`] — `topoctl`'s client and commands.
@@ -47,3 +48,4 @@ pub mod overlay;
 pub mod rules;
 pub mod sim;
 pub mod transport;
+pub mod ui;
