@@ -104,6 +104,7 @@
       return document.createTextNode(v.length ? v.map(fmt).join(', ') : '[]');
     }
     if (v && typeof v === 'object') {
+      if (!Object.keys(v).length) return document.createTextNode('{}');
       const tb = el('tbody');
       for (const k of Object.keys(v)) tb.append(el('tr', {}, el('th', { scope: 'row', text: k }), el('td', {}, cell(v[k]))));
       return el('table', { class: 'kv' }, tb);
@@ -209,7 +210,7 @@
   }
   function step() {
     const nodes = model.nodes, n = nodes.length;
-    const k = Math.sqrt((W * H) / Math.max(n, 1)) * 0.55;
+    const k = Math.sqrt((W * H) / Math.max(n, 1)) * (n <= 10 ? 0.9 : 0.6);
     const P = nodes.map((nd) => pos.get(nd.id));
     const fx = new Float64Array(n), fy = new Float64Array(n);
     for (let i = 0; i < n; i++) {
@@ -418,11 +419,17 @@
     kvTable($('topo-info'), [
       ['topology', t.topology], ['overlay config', t.overlay_config], ['epoch', t.epoch],
       ['members', t.node_count], ['leader', t.leader], ['current instance', t.current_instance],
-      ['this node\u2019s links', t.links], ['metrics', t.metrics || 'no monitor round yet'],
+      ['this node\u2019s links', t.links],
+      ...(t.metrics ? flat(t.metrics, '') : [['metrics', 'no monitor round yet']]),
     ]);
     const f = t.in_flight;
     $('in-flight').textContent = f ? '#' + f.id + ' ' + f.from + ' \u2192 ' + f.to + ' (' + reason(f.reason) + '), ' +
       Object.keys(f.reports || {}).length + ' of ' + (f.members || []).length + ' reported' : 'none';
+  }
+  // Nested metrics as dotted rows (latency_ms.p50), to keep the side narrow.
+  function flat(v, prefix) {
+    return Object.entries(v).flatMap(([k, x]) => x && typeof x === 'object' && !Array.isArray(x)
+      ? flat(x, prefix + k + '.') : [[prefix + k, x]]);
   }
   function reason(r) {
     if (!r) return '—';
