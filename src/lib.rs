@@ -28,6 +28,7 @@
 //! - [`api`] — HTTP admin API: JSON types, routes, forwarding to the leader;
 //!   this node's data-plane stats and summary, fault rules, per-node
 //!   metrics (no per-peer labels); policy, optimize, monitor views, events.
+//! - [`ui`] — the admin web page served at `/ui/` (embedded HTML, CSS, JS).
 //! - [`config`] — node configuration (TOML + environment) and validation.
 //! - [`node`] — [`node::start_node`]: wires a node together.
 //! - [`cli`] — `topoctl`'s client and commands.
@@ -48,3 +49,4 @@ pub mod overlay;
 pub mod rules;
 pub mod sim;
 pub mod transport;
+pub mod ui;

@@ -12,8 +12,11 @@
 //! (`GET /v1/monitor`, the metrics of `GET /v1/topology`) and [`events`]
 //! the Server-Sent Events of `GET /v1/events`. [`chaos`] serves the chaos
 //! harness's broadcasts and the deliveries [`deliveries`] records.
+//! [`cluster_links`] gathers every member's stats for the admin UI
+//! ([`crate::ui`], served at `/ui/` by the same router).
 
 pub mod chaos;
+pub mod cluster_links;
 pub mod context;
 pub mod dataplane;
 pub mod deliveries;

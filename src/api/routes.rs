@@ -53,6 +53,10 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/v1/cluster/status", get(status))
         .route("/v1/node/identity", get(identity))
         .route("/v1/cluster/members", get(members).post(join))
+        .route(
+            "/v1/cluster/links",
+            get(super::cluster_links::cluster_links),
+        )
         .route("/v1/cluster/members/{id}", axum::routing::delete(remove))
         .route("/v1/cluster/members/{id}/promote", post(promote))
         .route("/v1/policy", get(policy).put(set_policy))
@@ -69,6 +73,7 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/metrics", get(metrics))
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
+        .merge(crate::ui::router())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(ctx)

@@ -13,6 +13,7 @@
 //! | `GET /v1/transitions/{id}` | | [`TransitionView`] |
 //! | `GET /v1/cluster/status` | | [`ClusterStatus`] |
 //! | `GET /v1/cluster/members` | | [`MembersView`] |
+//! | `GET /v1/cluster/links` (every member's `/v1/node/stats`, gathered here) | | [`ClusterLinks`] |
 //! | `POST /v1/cluster/members` | [`JoinRequest`] | [`MembersView`] |
 //! | `POST /v1/cluster/members/{id}/promote` | | [`MembersView`] |
 //! | `DELETE /v1/cluster/members/{id}` | | [`MembersView`] |
@@ -40,6 +41,7 @@ mod cluster;
 mod error;
 mod events;
 mod faults;
+mod links;
 mod monitor;
 mod node;
 mod optimize;
@@ -60,6 +62,7 @@ pub use events::{LaggedEvent, MonitorRoundEvent, TopologyEventView};
 pub use faults::{
     DirectionView, FaultRuleView, FaultsRequest, FaultsView, MAX_FAULT_DELAY_MS, MAX_FAULT_RULES,
 };
+pub use links::{ClusterLinks, MemberLinks, CLUSTER_LINKS_CONCURRENCY, CLUSTER_LINKS_TIMEOUT_MS};
 pub use monitor::MonitorView;
 pub use node::{CountersView, ExecStateView, NodeStats, OverlayView, PeerView, TotalsView};
 pub use optimize::{
