@@ -727,6 +727,7 @@ fn monitor_round_renders_metrics_rules_decision_and_action() {
                 holds: true,
                 target: Topology::FullMesh,
                 consecutive: 2,
+                hold_rounds: 3,
                 figures: Default::default(),
                 why: "connectivity 0.75 < 0.9".into(),
             }],

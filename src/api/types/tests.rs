@@ -329,6 +329,7 @@ fn policy_request_maps_to_an_update() {
         .collect();
     let mut expected = POLICY_KEYS.to_vec();
     expected.push("builtin_profiles");
+    expected.push("builtin_rules");
     expected.sort_unstable();
     assert_eq!(keys, expected);
     let mut thresholds: Vec<&str> = view["thresholds"]
