@@ -13,6 +13,7 @@
 //! the Server-Sent Events of `GET /v1/events`. [`chaos`] serves the chaos
 //! harness's broadcasts and the deliveries [`deliveries`] records.
 
+pub mod app_metrics;
 pub mod chaos;
 pub mod context;
 pub mod dataplane;
