@@ -180,7 +180,7 @@ fn topology_info_shows_config_and_in_flight() {
         serde_json::to_value(&idle).unwrap(),
         json!({"topology": "full_mesh", "overlay_config": {}, "epoch": 0,
             "node_count": 1, "leader": null, "in_flight": null, "current_instance": 0,
-            "links": [], "metrics": null})
+            "links": [], "metrics": null, "app_metrics": {}})
     );
     let linked = TopologyInfo::new(&state(), 3, Some(1)).with_links(vec![3, 2]);
     assert_eq!(
