@@ -66,6 +66,7 @@ fn summary(node: u64) -> NodeSummary {
         hops: Some(HopCount { p50: 4.0, max: 7 }),
         cpu_share: 0.03,
         link_count: 6,
+        app: Default::default(),
     }
 }
 

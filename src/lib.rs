@@ -20,7 +20,9 @@
 //!   transport, phased switches, channels (`broadcast`, `send`, `subscribe`)
 //!   with duplicate suppression and gap repair of broadcasts.
 //! - [`rules`] — the switching rules as a pure function of state, metrics
-//!   and policy; workload profiles.
+//!   and policy (built-in and operators' custom rules); workload profiles.
+//! - [`app_metrics`] — the embedding application's own metrics (gauges,
+//!   counters, histograms): `Node::metrics()`, summaries, `topod_app_*`.
 //! - [`monitor`] — the leader's monitor: gathers node summaries, derives
 //!   cluster metrics, evaluates the rules, proposes switches.
 //! - [`control`] — openraft types, sled storage, Raft RPC, proposer,
@@ -37,6 +39,7 @@
 //! `ARCHITECTURE.md` shows the data path of a switch.
 
 pub mod api;
+pub mod app_metrics;
 pub mod cli;
 pub mod config;
 pub mod control;

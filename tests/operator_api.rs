@@ -359,6 +359,7 @@ fn round(n: u64, leader: u64) -> MonitorRound {
         asked: 3,
         unreachable: vec![],
         bytes_gathered: 100,
+        app: Default::default(),
         metrics: ClusterMetrics {
             node_count: 3,
             live_nodes: 3,

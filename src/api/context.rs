@@ -65,6 +65,9 @@ pub struct ApiContext {
     /// This node's topology events (`GET /v1/events`) and the SSE client
     /// limit.
     pub events: crate::node::events::EventHub,
+    /// This node's application metrics (`POST /v1/node/app-metrics`, the
+    /// summary's `app`, `topod_app_*` at `/metrics`).
+    pub app_metrics: crate::app_metrics::AppMetrics,
 }
 
 impl ApiContext {

@@ -51,7 +51,10 @@ pub(super) async fn summary(State(ctx): Ctx, req: Request) -> Response<Body> {
         Err(e) => return bad(&ctx, e),
     };
     match h.summary(window).await {
-        Ok(s) => ctx.json(StatusCode::OK, &s),
+        Ok(mut s) => {
+            s.app = ctx.app_metrics.summary(window);
+            ctx.json(StatusCode::OK, &s)
+        }
         Err(e) => stopped(&ctx, e),
     }
 }

@@ -15,6 +15,7 @@
 //! [`cluster_links`] gathers every member's stats for the admin UI
 //! ([`crate::ui`], served at `/ui/` by the same router).
 
+pub mod app_metrics;
 pub mod chaos;
 pub mod cluster_links;
 pub mod context;

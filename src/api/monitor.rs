@@ -79,9 +79,14 @@ pub(super) async fn monitor(State(ctx): Ctx, req: Request) -> Response<Body> {
 /// [`METRICS_FETCH_TIMEOUT`]; `None` when there is no round yet or the
 /// leader cannot be asked (logged at debug: the topology is still
 /// answered).
-pub(super) async fn last_metrics(ctx: &ApiContext) -> Option<ClusterMetrics> {
+pub(super) async fn last_metrics(
+    ctx: &ApiContext,
+) -> Option<(ClusterMetrics, crate::model::AppAggregates)> {
     if ctx.proposer.is_leader() {
-        return ctx.monitor.last().map(|r| r.metrics.clone());
+        return ctx
+            .monitor
+            .last()
+            .map(|r| (r.metrics.clone(), r.app.clone()));
     }
     let addr = leader_addr(ctx).ok()?;
     let fetched = async {
@@ -109,7 +114,7 @@ pub(super) async fn last_metrics(ctx: &ApiContext) -> Option<ClusterMetrics> {
             .to_bytes();
         let view: MonitorView =
             serde_json::from_slice(&body).map_err(|e| format!("bad monitor view: {e}"))?;
-        Ok::<_, String>(view.round.map(|r| r.metrics.clone()))
+        Ok::<_, String>(view.round.map(|r| (r.metrics.clone(), r.app.clone())))
     };
     match fetched.await {
         Ok(m) => m,

@@ -62,6 +62,7 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/v1/policy", get(policy).put(set_policy))
         .route("/v1/node/stats", get(dataplane::stats))
         .route("/v1/node/summary", get(dataplane::summary))
+        .route("/v1/node/app-metrics", post(super::app_metrics::report))
         .route(
             "/v1/node/faults",
             get(dataplane::faults)
@@ -223,6 +224,7 @@ async fn policy(State(ctx): Ctx) -> Response<Body> {
 
 async fn metrics(State(ctx): Ctx) -> Response<Body> {
     let mut text = ctx.prometheus.render();
+    text.push_str(&ctx.app_metrics.render());
     if let Some(h) = &ctx.dataplane {
         text.push_str(&super::exposition::render(
             &h.status(),

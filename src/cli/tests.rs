@@ -532,6 +532,7 @@ fn history_and_info_rows() {
         current_instance: 7,
         links: vec![2, 3],
         metrics: None,
+        app_metrics: Default::default(),
     };
     let rows = info_rows(&info);
     assert_eq!(rows[0], vec!["topology", "pub_sub"]);
@@ -721,12 +722,14 @@ fn monitor_round_renders_metrics_rules_decision_and_action() {
         unreachable: vec![4],
         bytes_gathered: 900,
         metrics: metrics.clone(),
+        app: Default::default(),
         evaluation: Evaluation {
             rules: vec![RuleEvaluation {
                 rule: "small_cluster_degraded".into(),
                 holds: true,
                 target: Topology::FullMesh,
                 consecutive: 2,
+                hold_rounds: 3,
                 figures: Default::default(),
                 why: "connectivity 0.75 < 0.9".into(),
             }],

@@ -80,6 +80,7 @@ impl NodeConfig {
                 ..Default::default()
             },
             monitor: Default::default(),
+            app_metrics: Default::default(),
             api: ApiConfig::default(),
             storage: StorageConfig::default(),
             overlay: OverlayDefaults::default(),

@@ -37,7 +37,7 @@ pub use error::ConfigError;
 pub use node::{NodeConfig, VoterConfig, ENV_IGNORED, ENV_PREFIX, MAX_INITIAL_VOTERS};
 pub use overlay::OverlayDefaults;
 pub use raft::RaftConfig;
-pub use rules::{MonitorConfig, RulesConfig};
+pub use rules::{AppMetricsConfig, MonitorConfig, RulesConfig};
 pub use sections::{
     determine_initial_topology, ApiConfig, InitialTopology, StorageConfig, SwitchConfig,
     AUTO_HYPARVIEW_MIN_NODES,

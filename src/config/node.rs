@@ -11,8 +11,8 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ApiConfig, ConfigError, MonitorConfig, OverlayDefaults, RaftConfig, RulesConfig, StorageConfig,
-    SwitchConfig,
+    ApiConfig, AppMetricsConfig, ConfigError, MonitorConfig, OverlayDefaults, RaftConfig,
+    RulesConfig, StorageConfig, SwitchConfig,
 };
 use crate::control::types::NodeAddr;
 use crate::model::{NodeId, OverlayConfig, Topology};
@@ -73,6 +73,9 @@ pub struct NodeConfig {
     /// `[monitor]`: this node's gathering settings while it leads.
     #[serde(default)]
     pub monitor: MonitorConfig,
+    /// `[app_metrics]`: limits of the application's own metrics.
+    #[serde(default)]
+    pub app_metrics: AppMetricsConfig,
     /// `[api]`.
     #[serde(default)]
     pub api: ApiConfig,
@@ -123,6 +126,7 @@ struct Defaults {
     switch: SwitchConfig,
     rules: RulesConfig,
     monitor: MonitorConfig,
+    app_metrics: AppMetricsConfig,
     api: ApiConfig,
     storage: StorageConfig,
     overlay: OverlayDefaults,
@@ -176,6 +180,7 @@ impl NodeConfig {
             switch: SwitchConfig::default(),
             rules: RulesConfig::default(),
             monitor: MonitorConfig::default(),
+            app_metrics: AppMetricsConfig::default(),
             api: ApiConfig::default(),
             storage: StorageConfig::default(),
             overlay: OverlayDefaults::default(),
@@ -208,6 +213,7 @@ impl NodeConfig {
         self.switch.validate()?;
         self.rules.validate()?;
         self.monitor.validate()?;
+        self.app_metrics.validate()?;
         self.api.validate()?;
         self.storage.validate()?;
         self.overlay.validate()?;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{check_range, ConfigError};
+use crate::model::custom_rule::CustomRuleSpec;
 use crate::model::{Policy, PolicyUpdate, ThresholdsUpdate};
 
 /// Seeds of the replicated policy's monitor and rule keys. Like the other
@@ -30,6 +31,12 @@ pub struct RulesConfig {
     /// `[rules.thresholds]`: the built-in rules' thresholds (names and
     /// ranges in `model::policy::Thresholds`).
     pub thresholds: ThresholdsUpdate,
+    /// `[[rules.custom]]`: the operators' own rules (`name`, `when`,
+    /// optional `hold_rounds` and `from`, `switch_to`; at most 64; checked
+    /// like `PUT /v1/policy`'s `custom_rules`). Default none.
+    pub custom: Vec<CustomRuleSpec>,
+    /// Built-in rules turned off, by name. Default none.
+    pub disabled: Vec<String>,
 }
 
 impl RulesConfig {
@@ -40,6 +47,8 @@ impl RulesConfig {
             hold_rounds: self.hold_rounds,
             flap_window_ms: self.flap_window_ms,
             thresholds: self.thresholds.clone(),
+            custom_rules: Some(self.custom.iter().cloned().map(Into::into).collect()),
+            disabled_rules: Some(self.disabled.clone()),
             ..PolicyUpdate::default()
         }
     }
@@ -57,6 +66,32 @@ impl RulesConfig {
         if let Err(e) = self.update().apply(policy) {
             tracing::error!(error = %e, "[rules] not applied");
         }
+    }
+}
+
+/// `[app_metrics]`: this node's limits on the application's own metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppMetricsConfig {
+    /// Most metric names this node keeps (a report that would add more is
+    /// refused, naming this limit). 1..=1024. Default 32 (the issue: a
+    /// handful of business figures, bounded `/metrics` series and summary
+    /// size).
+    pub max_names: u64,
+}
+
+impl Default for AppMetricsConfig {
+    fn default() -> Self {
+        AppMetricsConfig {
+            max_names: crate::app_metrics::DEFAULT_MAX_NAMES as u64,
+        }
+    }
+}
+
+impl AppMetricsConfig {
+    /// Checks every key; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_range("app_metrics.max_names", self.max_names, 1, 1024)
     }
 }
 

@@ -3,8 +3,8 @@
 //! A log entry's application payload is the postcard encoding of an
 //! [`Envelope`]. `Envelope::V1` is frozen (its commands are in
 //! [`super::v1`]); a changed command becomes a new envelope variant, never
-//! an edit of a released one. `V2` carries today's [`Command`] and is
-//! what this build writes.
+//! an edit of a released one. `V2` is frozen too ([`super::v2`]); `V3`
+//! carries today's [`Command`] and is what this build writes.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,8 +23,16 @@ pub enum Envelope {
         command: super::v1::Command,
     },
     /// Adds a proposal's trigger and term fence, the monitor's and rules'
-    /// policy keys and user workload profiles.
+    /// policy keys and user workload profiles. Frozen. Read, never
+    /// written.
     V2 {
+        /// Leader's timestamp, unix milliseconds.
+        stamp_ms: u64,
+        command: super::v2::Command,
+    },
+    /// Adds the policy's custom rules and disabled built-in rules.
+    /// Applied by the same rules as `V2`.
+    V3 {
         /// Leader's timestamp, unix milliseconds.
         stamp_ms: u64,
         command: Command,
@@ -44,14 +52,14 @@ pub struct EnvelopeError {
 impl Envelope {
     /// The envelope this build writes for `command`.
     pub fn new(stamp_ms: u64, command: Command) -> Self {
-        Envelope::V2 { stamp_ms, command }
+        Envelope::V3 { stamp_ms, command }
     }
 
     /// The rules this envelope's command is applied by.
     pub fn rules(&self) -> super::state::Rules {
         match self {
             Envelope::V1 { .. } => super::state::Rules::V1,
-            Envelope::V2 { .. } => super::state::Rules::V2,
+            Envelope::V2 { .. } | Envelope::V3 { .. } => super::state::Rules::V2,
         }
     }
 
@@ -59,7 +67,8 @@ impl Envelope {
     pub fn into_parts(self) -> (u64, Command) {
         match self {
             Envelope::V1 { stamp_ms, command } => (stamp_ms, command.into()),
-            Envelope::V2 { stamp_ms, command } => (stamp_ms, command),
+            Envelope::V2 { stamp_ms, command } => (stamp_ms, command.into()),
+            Envelope::V3 { stamp_ms, command } => (stamp_ms, command),
         }
     }
 
@@ -311,5 +320,30 @@ mod tests {
                 ..Default::default()
             })
         );
+    }
+
+    #[test]
+    fn v2_entries_stay_readable_and_v3_is_written() {
+        let v2 = Envelope::V2 {
+            stamp_ms: 6,
+            command: crate::model::v2::Command::SetPolicy(crate::model::v2::PolicyUpdate {
+                hold_rounds: Some(4),
+                ..Default::default()
+            }),
+        };
+        let bytes = v2.encode();
+        assert_eq!(bytes[0], 1);
+        let (stamp, command) = Envelope::decode(&bytes).unwrap().into_parts();
+        assert_eq!(stamp, 6);
+        assert_eq!(
+            command,
+            Command::SetPolicy(PolicyUpdate {
+                hold_rounds: Some(4),
+                ..Default::default()
+            })
+        );
+        let v3 = Envelope::new(1, Command::SetPolicy(PolicyUpdate::default()));
+        assert_eq!(v3.encode()[0], 2);
+        assert_eq!(v3.rules(), crate::model::state::Rules::V2);
     }
 }

@@ -148,4 +148,8 @@ pub struct NodeSummary {
     pub cpu_share: f64,
     /// Transport links open (overlay and direct).
     pub link_count: u32,
+    /// The application's own metrics over the window, by name
+    /// (`crate::app_metrics`; absent from a node that predates them).
+    #[serde(default)]
+    pub app: super::AppSummaries,
 }

@@ -6,18 +6,24 @@
 //! types that travel in the Raft log are encoded with postcard, so they use
 //! no `#[serde(tag)]`, `untagged`, `flatten` or `skip_serializing_if`.
 
+pub mod app;
 pub mod command;
+pub mod custom_rule;
+pub mod expr;
 pub mod metrics;
 pub mod overlay_config;
 pub mod policy;
 pub mod state;
 pub mod topology;
 pub mod v1;
+pub mod v2;
 
+pub use app::{AppAggregate, AppAggregates, AppKind, AppSummaries, AppSummary};
 pub use command::{
     Command, CommandResponse, Envelope, EnvelopeError, Phase, ProposeSwitch, Rejection,
     SwitchReason, Trigger,
 };
+pub use custom_rule::CustomRule;
 pub use metrics::{ClusterMetrics, NodeSummary, WorkloadPattern};
 pub use overlay_config::{
     ClientServerConfig, ConfigError, FullMeshConfig, HyParViewConfig, OverlayConfig, PlumtreeConfig,

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::custom_rule::{check_disabled, check_rules, CustomRule};
 use super::{OverlayConfig, Rejection, Topology};
 
 /// Longest cooldown a policy may set: 7 days.
@@ -25,6 +26,14 @@ pub const MAX_PROFILES: usize = 32;
 pub const MAX_PROFILE_RANGES: usize = 16;
 /// Longest profile name, bytes.
 pub const MAX_PROFILE_NAME_LEN: usize = 64;
+/// Names of the built-in rules, in the order they are evaluated
+/// (`src/rules/`).
+pub const BUILTIN_RULES: [&str; 4] = [
+    "very_large_cluster",
+    "large_mesh_strain",
+    "small_cluster_degraded",
+    "event_driven_workload",
+];
 /// Names of the built-in workload profiles (`src/rules/profiles.rs`); a
 /// user profile may not take one.
 pub const BUILTIN_PROFILES: [&str; 5] = [
@@ -220,6 +229,12 @@ pub struct Policy {
     /// The operators' own workload profiles, by name (never a built-in
     /// name).
     pub profiles: BTreeMap<String, WorkloadProfile>,
+    /// The operators' own rules, evaluated after the built-in ones in this
+    /// order (at most 64, names unique).
+    pub custom_rules: Vec<CustomRule>,
+    /// Built-in rules turned off, by name (each of [`BUILTIN_RULES`] at
+    /// most once).
+    pub disabled_rules: Vec<String>,
 }
 
 impl Default for Policy {
@@ -235,13 +250,16 @@ impl Default for Policy {
             flap_window_ms: 900_000,
             thresholds: Thresholds::default(),
             profiles: BTreeMap::new(),
+            custom_rules: Vec::new(),
+            disabled_rules: Vec::new(),
         }
     }
 }
 
 /// A change to some fields of the policy (`None` keeps the current value;
 /// inside `thresholds` too). `profiles` sets the named profiles (`None`
-/// deletes one) and keeps the others.
+/// deletes one) and keeps the others. `custom_rules` and `disabled_rules`
+/// replace the whole list.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PolicyUpdate {
     pub cooldown_ms: Option<u64>,
@@ -252,6 +270,8 @@ pub struct PolicyUpdate {
     pub flap_window_ms: Option<u64>,
     pub thresholds: ThresholdsUpdate,
     pub profiles: BTreeMap<String, Option<WorkloadProfile>>,
+    pub custom_rules: Option<Vec<CustomRule>>,
+    pub disabled_rules: Option<Vec<String>>,
 }
 
 /// A policy value outside its range; names the key.
@@ -436,6 +456,12 @@ impl PolicyUpdate {
                 p.check(&key)?;
             }
         }
+        if let Some(rules) = &self.custom_rules {
+            check_rules(rules)?;
+        }
+        if let Some(names) = &self.disabled_rules {
+            check_disabled(names)?;
+        }
         Ok(())
     }
 
@@ -476,6 +502,12 @@ impl PolicyUpdate {
         set(&mut policy.hold_rounds, self.hold_rounds);
         set(&mut policy.flap_window_ms, self.flap_window_ms);
         self.thresholds.apply(&mut policy.thresholds);
+        if let Some(rules) = &self.custom_rules {
+            policy.custom_rules = rules.clone();
+        }
+        if let Some(names) = &self.disabled_rules {
+            policy.disabled_rules = names.clone();
+        }
         Ok(())
     }
 
@@ -508,6 +540,8 @@ impl PolicyUpdate {
                 .iter()
                 .map(|(k, v)| (k.clone(), Some(v.clone())))
                 .collect(),
+            custom_rules: Some(policy.custom_rules.clone()),
+            disabled_rules: Some(policy.disabled_rules.clone()),
         }
     }
 }

@@ -19,11 +19,17 @@
 //!   `max_links_per_node` and CPU share of one core, capped at 1;
 //! - the workload from the application broadcasts and point-to-point
 //!   messages all nodes sent ([`crate::rules::classify_workload`]).
+//!
+//! [`aggregate_app`] combines the application metrics of the summaries
+//! (how, in [`crate::model::AppAggregate`]'s doc).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::metrics::{HopCount, InOut, Percentiles};
-use crate::model::{ClusterMetrics, NodeId, NodeSummary, Thresholds};
+use crate::model::{
+    AppAggregate, AppAggregates, AppKind, AppSummary, ClusterMetrics, NodeId, NodeSummary,
+    Thresholds,
+};
 
 /// Settings of the derivation that are not in the summaries.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +115,59 @@ pub fn derive(
 }
 
 /// The median of `values` (0 when empty).
+/// One node's contribution to an application metric's aggregate: its
+/// values for p50, p99, max, and its part of the sum.
+type NodeValues = (f64, f64, f64, f64);
+
+/// Each application metric across the summaries that report it. A node
+/// counts for a name when it reports it with the kind of the first
+/// summary (in the order given) that does, and, for a histogram, has a
+/// sample in the window. Bounded: the names are at most the summaries'
+/// names, each node's capped by its `app_metrics.max_names`.
+pub fn aggregate_app(summaries: &[NodeSummary]) -> AppAggregates {
+    // Per name: the kind and each reporting node's (p50 value, p99 value,
+    // max value, sum part).
+    let mut by_name: BTreeMap<&str, (AppKind, Vec<NodeValues>)> = BTreeMap::new();
+    for s in summaries {
+        for (name, m) in &s.app {
+            let entry = by_name
+                .entry(name.as_str())
+                .or_insert_with(|| (m.kind(), Vec::new()));
+            if entry.0 != m.kind() {
+                continue;
+            }
+            let values = match *m {
+                AppSummary::Gauge { last, max } => (last, last, max, last),
+                AppSummary::Counter { rate_per_s, .. } => {
+                    (rate_per_s, rate_per_s, rate_per_s, rate_per_s)
+                }
+                AppSummary::Histogram {
+                    count,
+                    p50: Some(p50),
+                    p99: Some(p99),
+                } => (p50, p99, p99, count as f64),
+                AppSummary::Histogram { .. } => continue,
+            };
+            entry.1.push(values);
+        }
+    }
+    by_name
+        .into_iter()
+        .filter(|(_, (_, v))| !v.is_empty())
+        .map(|(name, (kind, v))| {
+            let agg = AppAggregate {
+                kind,
+                nodes: v.len() as u32,
+                p50: median(v.iter().map(|x| x.0)),
+                p99: nearest_rank(v.iter().map(|x| x.1), 0.99),
+                max: v.iter().map(|x| x.2).fold(f64::NEG_INFINITY, f64::max),
+                sum: v.iter().map(|x| x.3).sum(),
+            };
+            (name.to_string(), agg)
+        })
+        .collect()
+}
+
 fn median(values: impl Iterator<Item = f64>) -> f64 {
     nearest_rank(values, 0.5)
 }
@@ -284,5 +343,88 @@ mod tests {
         assert_eq!(m.partition_count, 3);
         assert_eq!(m.connectivity_score, 1.0);
         assert_eq!(m.latency_ms, Percentiles::default());
+    }
+
+    #[test]
+    fn app_metrics_are_combined_across_the_nodes_that_report_them() {
+        use crate::model::{AppKind, AppSummary};
+        let with = |node, app: Vec<(&str, AppSummary)>| {
+            let mut s = summary(node, &[], (1.0, 1.0));
+            s.app = app.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            s
+        };
+        let h = |p50, p99| AppSummary::Histogram {
+            count: 10,
+            p50: Some(p50),
+            p99: Some(p99),
+        };
+        let summaries = vec![
+            with(
+                1,
+                vec![
+                    ("app.lat", h(10.0, 100.0)),
+                    (
+                        "app.q",
+                        AppSummary::Gauge {
+                            last: 1.0,
+                            max: 5.0,
+                        },
+                    ),
+                ],
+            ),
+            with(
+                2,
+                vec![
+                    ("app.lat", h(20.0, 300.0)),
+                    (
+                        "app.q",
+                        AppSummary::Counter {
+                            total: 1,
+                            rate_per_s: 9.0,
+                        },
+                    ),
+                ],
+            ),
+            with(
+                3,
+                vec![
+                    ("app.lat", h(30.0, 200.0)),
+                    (
+                        "app.o",
+                        AppSummary::Counter {
+                            total: 5,
+                            rate_per_s: 2.5,
+                        },
+                    ),
+                ],
+            ),
+            with(
+                4,
+                vec![(
+                    "app.lat",
+                    AppSummary::Histogram {
+                        count: 0,
+                        p50: None,
+                        p99: None,
+                    },
+                )],
+            ),
+        ];
+        let agg = aggregate_app(&summaries);
+        let lat = &agg["app.lat"];
+        assert_eq!(lat.kind, AppKind::Histogram);
+        assert_eq!(lat.nodes, 3);
+        assert_eq!(
+            (lat.p50, lat.p99, lat.max, lat.sum),
+            (20.0, 300.0, 300.0, 30.0)
+        );
+        // Node 2's counter named like node 1's gauge does not count.
+        let q = &agg["app.q"];
+        assert_eq!(
+            (q.kind, q.nodes, q.max, q.sum),
+            (AppKind::Gauge, 1, 5.0, 1.0)
+        );
+        assert_eq!(agg["app.o"].sum, 2.5);
+        assert_eq!(agg.len(), 3);
     }
 }

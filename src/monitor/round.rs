@@ -44,6 +44,9 @@ pub struct MonitorRound {
     /// Bytes of summaries received.
     pub bytes_gathered: u64,
     pub metrics: ClusterMetrics,
+    /// The application metrics across the members, by name.
+    #[serde(default)]
+    pub app: crate::model::AppAggregates,
     pub evaluation: Evaluation,
     pub action: RoundAction,
 }

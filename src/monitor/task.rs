@@ -168,7 +168,8 @@ impl Monitor {
         let now = now_ms().max(applied.state.last_stamp_ms);
         let servers_available = !voters.is_empty();
         let ctx = RuleContext::from_state(&applied.state, now, servers_available);
-        let evaluation = rules::evaluate(&ctx, &cluster, policy, memory);
+        let app = super::derive::aggregate_app(&gathered.summaries);
+        let evaluation = rules::evaluate_with_app(&ctx, &cluster, &app, policy, memory);
         *memory = evaluation.memory.clone();
         let action = match &evaluation.decision {
             Decision::Switch {
@@ -202,6 +203,7 @@ impl Monitor {
             unreachable,
             bytes_gathered: gathered.bytes,
             metrics: cluster,
+            app,
             evaluation,
             action,
         }

@@ -91,6 +91,7 @@ pub struct Node {
     dataplane: Option<ExecutorHandle>,
     events: events::EventHub,
     monitor: crate::monitor::MonitorHandle,
+    app_metrics: crate::app_metrics::AppMetrics,
 }
 
 /// Which executor a node runs.
@@ -103,6 +104,13 @@ enum ExecutorChoice {
 }
 
 impl Node {
+    /// This node's application metrics: record gauges, counters and
+    /// latency histograms (`app.checkout_latency_ms`) that travel in the
+    /// node summary to the leader's monitor, where custom rules see them.
+    pub fn metrics(&self) -> &crate::app_metrics::AppMetrics {
+        &self.app_metrics
+    }
+
     /// The data plane's executor handle (`None` for a node started with a
     /// given executor).
     pub fn executor(&self) -> Option<&ExecutorHandle> {
@@ -350,6 +358,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
     });
 
     let monitor = crate::monitor::MonitorHandle::new();
+    let app_metrics = crate::app_metrics::AppMetrics::new(config.app_metrics.max_names as usize);
     let events = events::EventHub::new(cancel.clone());
     tracker.spawn(events::run(
         applied.clone(),
@@ -385,6 +394,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         dataplane: dataplane.clone(),
         monitor: monitor.clone(),
         events: events.clone(),
+        app_metrics: app_metrics.clone(),
     });
     let api = crate::api::routes::router(ctx);
     let c = cancel.clone();
@@ -498,6 +508,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         dataplane,
         events,
         monitor,
+        app_metrics,
     })
 }
 

@@ -137,7 +137,8 @@ impl Cmp {
 }
 
 /// The line of one rule.
-pub(crate) fn rule_line(e: &RuleEvaluation, hold_rounds: u32) -> String {
+pub(crate) fn rule_line(e: &RuleEvaluation) -> String {
+    let hold_rounds = e.hold_rounds;
     if e.holds && e.consecutive <= hold_rounds {
         format!(
             "{}: holds {}/{} rounds ({})",

@@ -55,7 +55,7 @@ pub(crate) fn gate<'a>(
 ) -> Verdict<'a> {
     let mut ready = rules
         .iter()
-        .filter(|e| e.holds && e.consecutive >= needed(policy))
+        .filter(|e| e.holds && e.consecutive >= e.hold_rounds.max(1))
         .peekable();
     let Some(&first) = ready.peek() else {
         return Verdict::Stay;

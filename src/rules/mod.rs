@@ -56,6 +56,7 @@
 
 mod builtin;
 mod context;
+mod custom;
 mod explain;
 mod hysteresis;
 pub mod profiles;
@@ -65,7 +66,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ClusterMetrics, Policy, Topology, TransitionId};
+use crate::model::{AppAggregates, ClusterMetrics, Policy, Topology, TransitionId};
 
 pub use context::RuleContext;
 pub use workload::classify_workload;
@@ -73,12 +74,7 @@ pub use workload::classify_workload;
 use hysteresis::Verdict;
 
 /// Names of the built-in rules, in the order they are evaluated.
-pub const RULES: [&str; 4] = [
-    "very_large_cluster",
-    "large_mesh_strain",
-    "small_cluster_degraded",
-    "event_driven_workload",
-];
+pub const RULES: [&str; 4] = crate::model::policy::BUILTIN_RULES;
 
 /// What the rules remember between rounds: for each rule, the consecutive
 /// rounds it has held.
@@ -131,6 +127,9 @@ pub struct RuleEvaluation {
     pub target: Topology,
     /// Consecutive rounds it has held, this one included.
     pub consecutive: u32,
+    /// Rounds it must hold before it acts (the policy's `hold_rounds`, or
+    /// a custom rule's own).
+    pub hold_rounds: u32,
     /// The figures it looked at, by metric name.
     pub figures: BTreeMap<String, f64>,
     /// Why it holds or not, in words.
@@ -148,39 +147,65 @@ pub struct Evaluation {
     pub memory: RuleMemory,
 }
 
-/// Evaluates the rules for one round: every rule's condition, the
-/// hysteresis, the priority and the gates (see the module doc).
+/// Evaluates the rules for one round on the network's figures alone (no
+/// application metric is reported): see [`evaluate_with_app`].
 pub fn evaluate(
     ctx: &RuleContext,
     metrics: &ClusterMetrics,
     policy: &Policy,
     memory: &RuleMemory,
 ) -> Evaluation {
+    evaluate_with_app(ctx, metrics, &AppAggregates::new(), policy, memory)
+}
+
+/// Evaluates the rules for one round: every enabled built-in rule's
+/// condition, then every custom rule's in the policy's order (so a
+/// built-in rule that is ready takes priority), the hysteresis, the
+/// priority and the gates (see the module doc). `app` holds the round's
+/// application metrics across the members, which custom rules may name.
+pub fn evaluate_with_app(
+    ctx: &RuleContext,
+    metrics: &ClusterMetrics,
+    app: &AppAggregates,
+    policy: &Policy,
+    memory: &RuleMemory,
+) -> Evaluation {
     let hold_rounds = hysteresis::needed(policy);
     let mut next = RuleMemory::default();
-    let rules: Vec<RuleEvaluation> = RULES
-        .iter()
-        .filter_map(|&rule| {
-            let c = builtin::condition(rule, ctx, metrics, &policy.thresholds)?;
-            let previous = memory.consecutive.get(rule).copied().unwrap_or(0);
-            let consecutive = hysteresis::next_consecutive(previous, c.holds);
-            next.consecutive.insert(rule.to_string(), consecutive);
-            Some(RuleEvaluation {
-                rule: rule.to_string(),
-                holds: c.holds,
-                target: c.target,
-                consecutive,
-                figures: c.figures,
-                why: c.why,
-            })
-        })
-        .collect();
-    let mut lines: Vec<String> = rules
-        .iter()
-        .map(|e| explain::rule_line(e, hold_rounds))
-        .collect();
+    let mut evaluated = |rule: &str, c: builtin::Condition, hold: u32| {
+        let previous = memory.consecutive.get(rule).copied().unwrap_or(0);
+        let consecutive = hysteresis::next_consecutive(previous, c.holds);
+        next.consecutive.insert(rule.to_string(), consecutive);
+        RuleEvaluation {
+            rule: rule.to_string(),
+            holds: c.holds,
+            target: c.target,
+            consecutive,
+            hold_rounds: hold,
+            figures: c.figures,
+            why: c.why,
+        }
+    };
+    let mut rules: Vec<RuleEvaluation> = Vec::new();
+    for &rule in RULES.iter() {
+        if policy.disabled_rules.iter().any(|d| d == rule) {
+            continue;
+        }
+        if let Some(c) = builtin::condition(rule, ctx, metrics, &policy.thresholds) {
+            rules.push(evaluated(rule, c, hold_rounds));
+        }
+    }
+    for rule in &policy.custom_rules {
+        let c = custom::condition(rule, ctx.current, metrics, app);
+        let hold = rule.hold_rounds.unwrap_or(hold_rounds).max(1);
+        rules.push(evaluated(&rule.name, c, hold));
+    }
+    let mut lines: Vec<String> = rules.iter().map(explain::rule_line).collect();
+    if !policy.disabled_rules.is_empty() {
+        lines.push(format!("disabled: {}", policy.disabled_rules.join(", ")));
+    }
     let verdict = hysteresis::gate(ctx, policy, &rules);
-    lines.push(decision_line(&verdict, hold_rounds, policy.flap_window_ms));
+    lines.push(decision_line(&verdict, policy.flap_window_ms));
     let explanation = lines.join("\n");
     let decision = match verdict {
         Verdict::Stay => Decision::Stay,
@@ -203,12 +228,12 @@ pub fn evaluate(
     }
 }
 
-fn decision_line(verdict: &Verdict<'_>, hold_rounds: u32, flap_window_ms: u64) -> String {
+fn decision_line(verdict: &Verdict<'_>, flap_window_ms: u64) -> String {
     match verdict {
         Verdict::Stay => "decision: stay".to_string(),
         Verdict::Switch(e) => format!(
             "decision: switch to {} ({} held {}/{} rounds)",
-            e.target, e.rule, e.consecutive, hold_rounds
+            e.target, e.rule, e.consecutive, e.hold_rounds
         ),
         Verdict::Deferred(e, why) => format!(
             "decision: deferred {} to {}: {}",

@@ -336,6 +336,7 @@ pub fn node_config(
         },
         rules: opts.rules.clone(),
         monitor: Default::default(),
+        app_metrics: Default::default(),
         api: ApiConfig {
             request_timeout_ms: opts.request_timeout_ms,
             ..ApiConfig::default()

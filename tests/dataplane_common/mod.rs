@@ -110,6 +110,7 @@ pub fn node_config(id: NodeId, data_dir: PathBuf, join: Vec<SocketAddr>) -> Node
         },
         rules: Default::default(),
         monitor: Default::default(),
+        app_metrics: Default::default(),
         api: ApiConfig::default(),
         storage: StorageConfig::default(),
         overlay: overlay_defaults(),

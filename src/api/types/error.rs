@@ -13,6 +13,9 @@ pub mod codes {
     /// 400: the body is not valid JSON for the route, or a field is unknown
     /// or out of range.
     pub const BAD_REQUEST: &str = "bad_request";
+    /// 400: an application-metrics report was refused (bad name, value,
+    /// kind, or over `app_metrics.max_names`); nothing of it was recorded.
+    pub const INVALID_APP_METRICS: &str = "invalid_app_metrics";
     /// 415: the request has a body that is not `application/json`.
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
     /// 413: the body exceeds `api.max_body_bytes`.

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::BadRequest;
+use crate::model::custom_rule::CustomRuleSpec;
 use crate::model::policy::ProfileRange;
 use crate::model::{
     OverlayConfig, Policy, PolicyError, PolicyUpdate, Rejection, Thresholds, ThresholdsUpdate,
@@ -24,7 +25,7 @@ use crate::model::{
 };
 
 /// The keys of a `PUT /v1/policy` body.
-pub const POLICY_KEYS: [&str; 8] = [
+pub const POLICY_KEYS: [&str; 10] = [
     "cooldown_ms",
     "auto_switch",
     "history_retention",
@@ -33,6 +34,8 @@ pub const POLICY_KEYS: [&str; 8] = [
     "flap_window_ms",
     "thresholds",
     "profiles",
+    "custom_rules",
+    "disabled_rules",
 ];
 
 /// The keys of `thresholds`.
@@ -164,6 +167,12 @@ pub struct PolicyView {
     pub profiles: BTreeMap<String, ProfileView>,
     /// Names of the built-in profiles (`src/rules/profiles.rs`).
     pub builtin_profiles: Vec<String>,
+    /// The operators' own rules, in evaluation order.
+    pub custom_rules: Vec<CustomRuleSpec>,
+    /// Built-in rules turned off.
+    pub disabled_rules: Vec<String>,
+    /// Names of the built-in rules, in evaluation order.
+    pub builtin_rules: Vec<String>,
 }
 
 impl From<&Policy> for PolicyView {
@@ -184,6 +193,12 @@ impl From<&Policy> for PolicyView {
             builtin_profiles: crate::rules::profiles::builtin()
                 .into_iter()
                 .map(|(n, _)| n.to_string())
+                .collect(),
+            custom_rules: p.custom_rules.iter().map(CustomRuleSpec::from).collect(),
+            disabled_rules: p.disabled_rules.clone(),
+            builtin_rules: crate::model::policy::BUILTIN_RULES
+                .iter()
+                .map(|s| s.to_string())
                 .collect(),
         }
     }
@@ -287,6 +302,12 @@ pub struct PolicyRequest {
     pub thresholds: ThresholdsRequest,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub profiles: BTreeMap<String, Option<ProfileRequest>>,
+    /// Replaces the whole list of custom rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_rules: Option<Vec<CustomRuleSpec>>,
+    /// Replaces the list of disabled built-in rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_rules: Option<Vec<String>>,
 }
 
 /// A refused policy value: 400 `invalid_policy` naming the key.
@@ -360,6 +381,8 @@ impl PolicyRequest {
                         r.profiles.insert(name.clone(), profile);
                     }
                 }
+                "custom_rules" => r.custom_rules = Some(custom_rules_from_json(v)?),
+                "disabled_rules" => r.disabled_rules = Some(field(k, v)?),
                 _ => unreachable!("known_keys refused other keys"),
             }
         }
@@ -397,10 +420,33 @@ impl PolicyRequest {
             flap_window_ms: self.flap_window_ms,
             thresholds: self.thresholds.to_update(),
             profiles,
+            custom_rules: self
+                .custom_rules
+                .as_ref()
+                .map(|rules| rules.iter().cloned().map(Into::into).collect()),
+            disabled_rules: self.disabled_rules.clone(),
         };
         update.check().map_err(policy_error)?;
         Ok(update)
     }
+}
+
+/// `custom_rules`: a list of rules, each decoded on its own so that the
+/// error names it (`custom_rules[2]` or `custom_rules.NAME`).
+fn custom_rules_from_json(v: &Value) -> Result<Vec<CustomRuleSpec>, BadRequest> {
+    let list = v
+        .as_array()
+        .ok_or_else(|| invalid("custom_rules", "must be a JSON array"))?;
+    list.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let key = match r.get("name").and_then(Value::as_str) {
+                Some(name) => format!("custom_rules.{name}"),
+                None => format!("custom_rules[{i}]"),
+            };
+            field(&key, r)
+        })
+        .collect()
 }
 
 fn thresholds_from_json(v: &Value) -> Result<ThresholdsRequest, BadRequest> {

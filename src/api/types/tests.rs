@@ -180,7 +180,7 @@ fn topology_info_shows_config_and_in_flight() {
         serde_json::to_value(&idle).unwrap(),
         json!({"topology": "full_mesh", "overlay_config": {}, "epoch": 0,
             "node_count": 1, "leader": null, "in_flight": null, "current_instance": 0,
-            "links": [], "metrics": null})
+            "links": [], "metrics": null, "app_metrics": {}})
     );
     let linked = TopologyInfo::new(&state(), 3, Some(1)).with_links(vec![3, 2]);
     assert_eq!(
@@ -329,6 +329,7 @@ fn policy_request_maps_to_an_update() {
         .collect();
     let mut expected = POLICY_KEYS.to_vec();
     expected.push("builtin_profiles");
+    expected.push("builtin_rules");
     expected.sort_unstable();
     assert_eq!(keys, expected);
     let mut thresholds: Vec<&str> = view["thresholds"]

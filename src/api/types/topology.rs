@@ -32,6 +32,10 @@ pub struct TopologyInfo {
     /// deadline (leader unknown, unreachable or slow).
     #[serde(default)]
     pub metrics: Option<ClusterMetrics>,
+    /// The application metrics across the members in the same round, by
+    /// name (empty when none is reported or `metrics` is `null`).
+    #[serde(default)]
+    pub app_metrics: crate::model::AppAggregates,
 }
 
 impl TopologyInfo {
@@ -43,8 +47,14 @@ impl TopologyInfo {
     }
 
     /// With the monitor's last metrics.
-    pub fn with_metrics(mut self, metrics: Option<ClusterMetrics>) -> Self {
-        self.metrics = metrics;
+    pub fn with_metrics(
+        mut self,
+        metrics: Option<(ClusterMetrics, crate::model::AppAggregates)>,
+    ) -> Self {
+        if let Some((m, app)) = metrics {
+            self.metrics = Some(m);
+            self.app_metrics = app;
+        }
         self
     }
 
@@ -60,6 +70,7 @@ impl TopologyInfo {
             current_instance: state.current_instance,
             links: Vec::new(),
             metrics: None,
+            app_metrics: Default::default(),
         }
     }
 }

@@ -40,8 +40,9 @@ impl Store {
             tree(SM_TREE)?,
             tree(SNAPSHOT_TREE)?,
         );
-        if super::identity::stored_format(&meta)? == 1 {
-            super::migrate::from_v1(&db, &meta, &sm, &snapshots)?;
+        let format = super::identity::stored_format(&meta)?;
+        if format == 1 || format == 2 {
+            super::migrate::migrate(format, &db, &meta, &sm, &snapshots)?;
         }
         let identity = DataDir::open(dir, &db, meta.clone())?;
         let state_machine = StateMachineStore::open(db.clone(), sm, snapshots)?;

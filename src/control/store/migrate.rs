@@ -1,13 +1,16 @@
-//! Migration of a data dir from storage format 1 to 2.
+//! Migration of a data dir from storage format 1 or 2 to the current one
+//! (3).
 //!
 //! Format 2 changed the encoding of the applied state (the policy gained
 //! the monitor's and rules' keys and user profiles; transitions and history
-//! records gained their trigger and request id). Log entries need nothing:
-//! `Envelope::V1` entries stay readable as they are. The state, the history
-//! and the stored snapshot are decoded with the frozen format-1 types
-//! (`model::v1`), converted, and written back with the new format number
-//! in one sled transaction over the three trees, so a crash leaves either
-//! format 1 untouched or format 2 complete.
+//! records gained their trigger and request id). Format 3 changed the
+//! policy again (custom rules, disabled built-in rules); the history
+//! records are as in format 2. Log entries need nothing: `Envelope::V1`
+//! and `V2` entries stay readable as they are. The state, the history and
+//! the stored snapshot are decoded with the frozen types of their format
+//! (`model::v1`, `model::v2`), converted, and written back with the new
+//! format number in one sled transaction over the three trees, so a crash
+//! leaves either the old format untouched or the new one complete.
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
@@ -28,15 +31,63 @@ struct SnapshotV1 {
     membership: StoredMembership,
 }
 
-/// The format-2 values of the state machine and snapshot trees, computed
-/// from their format-1 values (`None`: nothing stored under that key).
+/// A format-2 snapshot.
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotV2 {
+    state: crate::model::v2::StoredState,
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+}
+
+/// The current values of the state machine and snapshot trees, computed
+/// from their old values (`None`: nothing stored under that key, or
+/// nothing to change).
 struct Converted {
     state: Option<Vec<u8>>,
     history: Option<Vec<u8>>,
     snapshot: Option<Vec<u8>>,
 }
 
-fn convert(sm: &sled::Tree, snapshots: &sled::Tree) -> Result<Converted, StoreError> {
+fn convert_v2(sm: &sled::Tree, snapshots: &sled::Tree) -> Result<Converted, StoreError> {
+    let read = |tree: &sled::Tree, key: &[u8]| {
+        tree.get(key)
+            .map_err(StoreError::io("reading format-2 state"))
+    };
+    let enc = |e: postcard::Error| StoreError::Inconsistent {
+        detail: format!("encoding migrated state: {e}"),
+    };
+    let state = match read(sm, KEY_STATE)? {
+        Some(bytes) => {
+            let old: crate::model::v2::StoredState =
+                decode(&bytes).map_err(StoreError::corrupt("format-2 topology state"))?;
+            let mut new = TopologyState::from(old);
+            new.history = Default::default();
+            Some(encode(&new).map_err(enc)?)
+        }
+        None => None,
+    };
+    let snapshot = match read(snapshots, KEY_SNAPSHOT_DATA)? {
+        Some(bytes) => {
+            let old: SnapshotV2 =
+                decode(&bytes).map_err(StoreError::corrupt("format-2 snapshot"))?;
+            let new = Applied {
+                state: TopologyState::from(old.state),
+                last_applied: old.last_applied,
+                membership: old.membership,
+            };
+            Some(encode(&new).map_err(enc)?)
+        }
+        None => None,
+    };
+    // Format 2's history records are format 3's.
+    Ok(Converted {
+        state,
+        history: None,
+        snapshot,
+    })
+}
+
+fn convert_v1(sm: &sled::Tree, snapshots: &sled::Tree) -> Result<Converted, StoreError> {
     let read = |tree: &sled::Tree, key: &[u8]| {
         tree.get(key)
             .map_err(StoreError::io("reading format-1 state"))
@@ -84,14 +135,24 @@ fn convert(sm: &sled::Tree, snapshots: &sled::Tree) -> Result<Converted, StoreEr
     })
 }
 
-/// Migrates a format-1 data dir to the current format, in place.
-pub(crate) fn from_v1(
+/// Migrates a data dir of format `from` (1 or 2) to the current format,
+/// in place.
+pub(crate) fn migrate(
+    from: u32,
     db: &sled::Db,
     meta: &sled::Tree,
     sm: &sled::Tree,
     snapshots: &sled::Tree,
 ) -> Result<(), StoreError> {
-    let c = convert(sm, snapshots)?;
+    let c = match from {
+        1 => convert_v1(sm, snapshots)?,
+        2 => convert_v2(sm, snapshots)?,
+        _ => {
+            return Err(StoreError::Inconsistent {
+                detail: format!("no migration from storage format {from}"),
+            })
+        }
+    };
     let result: Result<(), TransactionError<()>> =
         (meta, sm, snapshots).transaction(|(meta, sm, snapshots)| {
             if let Some(v) = &c.state {
@@ -112,7 +173,7 @@ pub(crate) fn from_v1(
     db.flush()
         .map_err(StoreError::io("flushing the migrated data dir"))?;
     tracing::info!(
-        from = 1,
+        from,
         to = STORAGE_FORMAT,
         "data dir migrated to the current storage format"
     );
@@ -218,10 +279,13 @@ mod tests {
         assert_eq!(s.history[0].id, 3);
         assert_eq!(s.history[0].trigger, None);
         drop(store);
-        // Reopening finds format 2 and changes nothing.
+        // Reopening finds the current format and changes nothing.
         let db = sled::open(dir.path()).unwrap();
         let meta = db.open_tree(META_TREE).unwrap();
-        assert_eq!(super::super::identity::stored_format(&meta).unwrap(), 2);
+        assert_eq!(
+            super::super::identity::stored_format(&meta).unwrap(),
+            STORAGE_FORMAT
+        );
         let snap = db
             .open_tree(SNAPSHOT_TREE)
             .unwrap()
@@ -231,5 +295,86 @@ mod tests {
         let migrated: Applied = decode(&snap).unwrap();
         assert_eq!(migrated.state.history.len(), 1);
         assert_eq!(migrated.state.policy.cooldown_ms, 1234);
+    }
+
+    #[test]
+    fn a_format_2_data_dir_opens_with_its_policy_and_no_custom_rules() {
+        use crate::model::v2::{Policy as PolicyV2, StoredState as StateV2};
+        let dir = tempfile::tempdir().unwrap();
+        let state = |history: VecDeque<crate::model::HistoryRecord>| StateV2 {
+            topology: Topology::FullMesh,
+            config: OverlayConfig::default_for(Topology::FullMesh),
+            epoch: 1,
+            current_instance: 3,
+            previous_config: None,
+            in_flight: None,
+            policy: PolicyV2 {
+                cooldown_ms: 4321,
+                auto_switch: true,
+                history_retention: 50,
+                monitor_interval_ms: 1000,
+                hold_rounds: 2,
+                flap_window_ms: 0,
+                thresholds: Default::default(),
+                profiles: BTreeMap::new(),
+            },
+            policy_set: true,
+            last_switch_ms: Some(20),
+            last_stamp_ms: 20,
+            history,
+            requests: VecDeque::new(),
+        };
+        let rec: crate::model::HistoryRecord = record(3).into();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let meta = db.open_tree(META_TREE).unwrap();
+            meta.insert(KEY_FORMAT, &2u32.to_be_bytes()).unwrap();
+            meta.insert(KEY_NODE_UUID, uuid::Uuid::new_v4().as_bytes().as_slice())
+                .unwrap();
+            let sm = db.open_tree(SM_TREE).unwrap();
+            sm.insert(KEY_STATE, encode(&state(VecDeque::new())).unwrap())
+                .unwrap();
+            sm.insert(KEY_HISTORY, encode(&VecDeque::from([rec.clone()])).unwrap())
+                .unwrap();
+            let last: Option<LogId> = None;
+            sm.insert(KEY_LAST_APPLIED, encode(&last).unwrap()).unwrap();
+            sm.insert(
+                KEY_MEMBERSHIP,
+                encode(&StoredMembership::default()).unwrap(),
+            )
+            .unwrap();
+            let snap = SnapshotV2 {
+                state: state(VecDeque::from([rec])),
+                last_applied: None,
+                membership: StoredMembership::default(),
+            };
+            db.open_tree(SNAPSHOT_TREE)
+                .unwrap()
+                .insert(KEY_SNAPSHOT_DATA, encode(&snap).unwrap())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let applied = store.applied();
+        let s = &applied.state;
+        assert_eq!(s.policy.cooldown_ms, 4321);
+        assert_eq!(s.policy.hold_rounds, 2);
+        assert!(s.policy.custom_rules.is_empty());
+        assert!(s.policy.disabled_rules.is_empty());
+        assert_eq!(s.history.len(), 1);
+        assert_eq!(s.history[0].id, 3);
+        drop(store);
+        let db = sled::open(dir.path()).unwrap();
+        let meta = db.open_tree(META_TREE).unwrap();
+        assert_eq!(super::super::identity::stored_format(&meta).unwrap(), 3);
+        let snap = db
+            .open_tree(SNAPSHOT_TREE)
+            .unwrap()
+            .get(KEY_SNAPSHOT_DATA)
+            .unwrap()
+            .unwrap();
+        let migrated: Applied = decode(&snap).unwrap();
+        assert_eq!(migrated.state.history.len(), 1);
+        assert_eq!(migrated.state.policy.cooldown_ms, 4321);
     }
 }
