@@ -82,6 +82,32 @@ pub enum Command {
     /// the first of `--endpoints`: rules are local to that node.
     #[command(subcommand)]
     Faults(FaultsCommand),
+    /// The switching rules: built-in (on or off) and the operators' own.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+/// `rules list|check FILE|set FILE`. FILE is TOML: `[[rules.custom]]`
+/// tables (`name`, `when`, optional `hold_rounds` and `from`,
+/// `switch_to`) and an optional `disabled = [...]` of built-in rules.
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Built-in rules (enabled or disabled) and custom rules from the
+    /// policy.
+    List,
+    /// Check a rule file locally with the server's checks; prints every
+    /// error (rule and column), exit 1 if there is one. Sends nothing.
+    Check {
+        /// The TOML rule file.
+        file: std::path::PathBuf,
+    },
+    /// Check a rule file, then make its rules the policy's
+    /// `custom_rules` (replacing them all) and, when it has `disabled`,
+    /// its `disabled_rules`.
+    Set {
+        /// The TOML rule file.
+        file: std::path::PathBuf,
+    },
 }
 
 /// `node ...`.

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::args::{
     Cli, Command, FaultsCommand, HistoryArgs, JoinArgs, NodeCommand, OptimizeArgs, PolicyArgs,
-    SwitchArgs, TransitionArgs, WatchArgs,
+    RulesCommand, SwitchArgs, TransitionArgs, WatchArgs,
 };
 use super::render::{self, EndpointStatus};
 use super::watch::{self, Lines, ProgressSink, Silent, Spinner};
@@ -69,7 +69,77 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         }
         Command::Node(NodeCommand::Stats) => node_stats(&client, json, out).await,
         Command::Faults(cmd) => faults(&client, &cmd, json, out).await,
+        Command::Rules(cmd) => rules(&client, &cmd, json, out).await,
     }
+}
+
+/// `rules list|check|set`. `check` sends nothing; `set` checks first and
+/// sends nothing when the file has an error.
+async fn rules(
+    client: &ApiClient,
+    cmd: &RulesCommand,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let checked = |file: &std::path::Path| {
+        super::rules::check_file(file).map_err(|problems| CliError::Rules {
+            file: file.display().to_string(),
+            problems,
+        })
+    };
+    let answer = match cmd {
+        RulesCommand::List => client.get::<serde_json::Value>("/v1/policy").await?,
+        RulesCommand::Check { file } => {
+            let rules = checked(file)?;
+            let disabled = rules.disabled.as_ref().map_or(0, Vec::len);
+            if json {
+                return print_json(out, &rules.request());
+            }
+            writeln!(
+                out,
+                "{}: ok, {} custom rule(s), {disabled} disabled built-in rule(s)",
+                file.display(),
+                rules.custom.len()
+            )?;
+            return Ok(());
+        }
+        RulesCommand::Set { file } => {
+            let req = checked(file)?.request();
+            client
+                .send::<serde_json::Value>(Method::PUT, "/v1/policy", &req)
+                .await?
+        }
+    };
+    let view: PolicyView = decode_value(&answer.endpoint, answer.value)?;
+    if json {
+        let subset = serde_json::json!({
+            "builtin_rules": view.builtin_rules,
+            "disabled_rules": view.disabled_rules,
+            "custom_rules": view.custom_rules,
+        });
+        return print_json(out, &subset);
+    }
+    writeln!(
+        out,
+        "{}",
+        render::table(
+            &super::rules::BUILTIN_HEADER,
+            super::rules::builtin_rows(&view)
+        )
+    )?;
+    if view.custom_rules.is_empty() {
+        writeln!(out, "no custom rules")?;
+    } else {
+        writeln!(
+            out,
+            "{}",
+            render::table(
+                &super::rules::CUSTOM_HEADER,
+                super::rules::custom_rows(&view)
+            )
+        )?;
+    }
+    Ok(())
 }
 
 /// `node stats`: asks the first endpoint only (the answer is about it).

@@ -41,9 +41,19 @@ pub enum CliError {
     /// `switch --wait`: still undecided at the deadline.
     #[error("timeout: transition {id} is still in progress after {after_ms} ms")]
     WaitTimeout { id: TransitionId, after_ms: u64 },
+    /// `rules check|set`: the rule file is not valid; nothing was sent.
+    #[error("invalid_rules: {file}: {} error(s):{}", .problems.len(), format_problems(.problems))]
+    Rules {
+        file: String,
+        problems: Vec<super::rules::Problem>,
+    },
     /// Writing the output failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+}
+
+fn format_problems(problems: &[super::rules::Problem]) -> String {
+    problems.iter().map(|p| format!("\n  {p}")).collect()
 }
 
 fn format_attempts(attempts: &[(String, String)]) -> String {

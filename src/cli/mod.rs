@@ -8,6 +8,7 @@
 //! - [`watch`]: `switch --wait`, polling a transition and showing phases.
 //! - [`monitor`]: rows and lines of `monitor`, `info`'s metrics and `watch`.
 //! - [`sse`]: the Server-Sent Events parser behind `watch`.
+//! - [`rules`]: `rules check|set` file parsing and checks, `rules list` rows.
 //! - [`faults`]: `faults set` flags to the `PUT /v1/node/faults` body.
 //! - [`endpoint`], [`error`]: `--endpoints` parsing and [`CliError`].
 //!
@@ -23,11 +24,14 @@ pub mod error;
 pub mod faults;
 pub mod monitor;
 pub mod render;
+pub mod rules;
 pub mod sse;
 pub mod watch;
 
 #[cfg(test)]
 mod node_tests;
+#[cfg(test)]
+mod rules_tests;
 #[cfg(test)]
 mod tests;
 

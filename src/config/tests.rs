@@ -90,6 +90,36 @@ fn config_rules_toml_documents_every_key_at_its_default() {
     let defaults = toml::Table::try_from(MonitorConfig::default()).unwrap();
     let keys = |t: &toml::Table| t.keys().cloned().collect::<BTreeSet<String>>();
     assert_eq!(keys(monitor), keys(&defaults));
+    assert_eq!(c.app_metrics, super::AppMetricsConfig::default());
+    assert_eq!(c.rules.disabled, whole.disabled_rules.unwrap());
+    let app = file["app_metrics"].as_table().unwrap();
+    let defaults = toml::Table::try_from(super::AppMetricsConfig::default()).unwrap();
+    assert_eq!(keys(app), keys(&defaults));
+}
+
+#[test]
+fn the_commented_custom_rule_in_config_rules_toml_is_valid() {
+    let text = rules_toml();
+    let mut lines: Vec<String> = Vec::new();
+    let mut in_example = false;
+    for line in text.lines() {
+        if line == "# [[rules.custom]]" {
+            in_example = true;
+        } else if in_example && !(line.starts_with("# ") && line.contains(" = ")) {
+            in_example = false;
+        }
+        match line.strip_prefix("# ") {
+            Some(l) if in_example => lines.push(l.to_string()),
+            _ => lines.push(line.to_string()),
+        }
+    }
+    let c = load(&lines.join("\n")).unwrap();
+    assert_eq!(c.rules.custom.len(), 1);
+    let rule = &c.rules.custom[0];
+    assert_eq!(rule.name, "checkout_slow");
+    assert_eq!(rule.hold_rounds, Some(3));
+    assert_eq!(rule.switch_to, crate::model::Topology::FullMesh);
+    assert_eq!(rule.from.len(), 2);
 }
 
 #[test]
