@@ -5,9 +5,10 @@
 //! cannot carry tagged enums or `serde_json::Value`), and are converted from
 //! the model with `From` impls and constructors. [`routes`] serves them,
 //! [`context`] is what the handlers share, [`forward`] relays writes from a
-//! follower to the leader. [`dataplane`] serves this node's data-plane
-//! stats and fault filter, and [`exposition`] renders the per-peer
-//! data-plane metrics when `/metrics` is scraped. [`optimize`] serves
+//! follower to the leader, [`membership`] serves joins, promotions and
+//! removals. [`dataplane`] serves this node's data-plane stats, summary and
+//! fault filter, and [`exposition`] renders the per-node data-plane metrics
+//! (no per-peer labels) when `/metrics` is scraped. [`optimize`] serves
 //! `POST /v1/topology/optimize`, [`monitor`] the leader's monitor rounds
 //! (`GET /v1/monitor`, the metrics of `GET /v1/topology`) and [`events`]
 //! the Server-Sent Events of `GET /v1/events`. [`chaos`] serves the chaos
@@ -24,6 +25,7 @@ pub mod deliveries;
 pub mod events;
 pub mod exposition;
 pub mod forward;
+pub mod membership;
 pub mod monitor;
 pub mod optimize;
 pub mod routes;
