@@ -31,6 +31,8 @@ pub mod watch;
 #[cfg(test)]
 mod node_tests;
 #[cfg(test)]
+mod operator_tests;
+#[cfg(test)]
 mod rules_tests;
 #[cfg(test)]
 mod tests;
