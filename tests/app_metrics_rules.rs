@@ -14,7 +14,7 @@ use hyper::Method;
 use serde_json::json;
 use topod::config::{NodeConfig, RulesConfig};
 use topod::model::custom_rule::CustomRuleSpec;
-use topod::model::{HistoryRecord, Outcome, SwitchReason, Topology};
+use topod::model::{Outcome, SwitchReason, Topology};
 
 fn auto(cfg: &mut NodeConfig) {
     cfg.switch.auto_switch = true;
@@ -34,18 +34,6 @@ fn auto(cfg: &mut NodeConfig) {
         ..Default::default()
     };
     cfg.app_metrics.max_names = 4;
-}
-
-fn automatic(c: &Cluster) -> Vec<HistoryRecord> {
-    c.node(1)
-        .applied()
-        .borrow()
-        .state
-        .history
-        .iter()
-        .filter(|r| matches!(r.reason, SwitchReason::Auto { .. }))
-        .cloned()
-        .collect()
 }
 
 /// Every node's application records `ms` as its checkout latency.
@@ -76,13 +64,17 @@ async fn a_rising_app_latency_switches_once_by_the_custom_rule() {
         })
     })
     .await;
-    assert!(automatic(&c).is_empty(), "{:?}", automatic(&c));
+    assert!(
+        c.automatic_switches().is_empty(),
+        "{:?}",
+        c.automatic_switches()
+    );
 
     // Rising: every node sees 400 ms checkouts.
     let rising = async {
         loop {
             report(&c, 400.0);
-            if automatic(&c)
+            if c.automatic_switches()
                 .iter()
                 .any(|r| matches!(r.outcome, Outcome::Committed { .. }))
             {
@@ -95,7 +87,7 @@ async fn a_rising_app_latency_switches_once_by_the_custom_rule() {
         .await
         .expect("an automatic switch committed");
     c.wait_steady_on(Topology::HyParView).await;
-    let auto = automatic(&c);
+    let auto = c.automatic_switches();
     assert_eq!(auto.len(), 1, "{auto:?}");
     let r = &auto[0];
     assert_eq!(
@@ -129,22 +121,13 @@ async fn a_rising_app_latency_switches_once_by_the_custom_rule() {
     for _ in 0..5 {
         report(&c, 20.0);
     }
-    let leader = c
-        .node(1)
-        .raft()
-        .metrics()
-        .borrow()
-        .current_leader
-        .expect("leader");
-    let start = c.node(leader).monitor().last().map_or(0, |r| r.round);
-    wait_until("6 more rounds", DEADLINE, || {
-        c.node(leader)
-            .monitor()
-            .last()
-            .is_some_and(|r| r.round >= start + 6)
-    })
-    .await;
-    assert_eq!(automatic(&c).len(), 1, "{:?}", automatic(&c));
+    c.wait_monitor_rounds(6).await;
+    assert_eq!(
+        c.automatic_switches().len(),
+        1,
+        "{:?}",
+        c.automatic_switches()
+    );
     c.shutdown().await;
 }
 

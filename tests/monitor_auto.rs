@@ -8,10 +8,10 @@ mod dataplane_common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use dataplane_common::{wait_until, Cluster, DEADLINE};
+use dataplane_common::Cluster;
 use tokio::time::Instant;
 use topod::config::{NodeConfig, RulesConfig};
-use topod::model::{HistoryRecord, NodeId, Outcome, SwitchReason, Topology};
+use topod::model::{NodeId, SwitchReason, Topology};
 use topod::transport::{Direction, FaultRule, FaultRules};
 
 /// Rounds every 400 ms, a rule acts after 3; automatic switches on.
@@ -42,58 +42,6 @@ fn slow_links(peers: impl IntoIterator<Item = NodeId>, delay: Duration) -> Fault
     }
 }
 
-fn automatic(c: &Cluster) -> Vec<HistoryRecord> {
-    c.node(1)
-        .applied()
-        .borrow()
-        .state
-        .history
-        .iter()
-        .filter(|r| matches!(r.reason, SwitchReason::Auto { .. }))
-        .cloned()
-        .collect()
-}
-
-/// Waits until an automatic switch committed; on timeout, fails with the
-/// leader's last monitor round (its figures and every rule's reasoning).
-async fn wait_auto_commit(c: &Cluster, what: &str) {
-    let deadline = Instant::now() + DEADLINE;
-    while Instant::now() < deadline {
-        if automatic(c)
-            .iter()
-            .any(|r| matches!(r.outcome, Outcome::Committed { .. }))
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let leader = c.node(1).raft().metrics().borrow().current_leader;
-    let round = leader.and_then(|l| c.node(l).monitor().last());
-    panic!(
-        "timed out after {DEADLINE:?}: {what}; automatic records {:?}; last round {round:#?}",
-        automatic(c)
-    );
-}
-
-/// Waits for `rounds` more monitor rounds on the current leader.
-async fn wait_rounds(c: &Cluster, rounds: u64) {
-    let leader = c
-        .node(1)
-        .raft()
-        .metrics()
-        .borrow()
-        .current_leader
-        .expect("leader");
-    let start = c.node(leader).monitor().last().map_or(0, |r| r.round);
-    wait_until(&format!("{rounds} more monitor rounds"), DEADLINE, || {
-        c.node(leader)
-            .monitor()
-            .last()
-            .is_some_and(|r| r.round >= start + rounds)
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_small_hyparview_cluster_switches_to_full_mesh_once() {
     let c = Cluster::start_with(5, |cfg| {
@@ -109,8 +57,12 @@ async fn a_slow_small_hyparview_cluster_switches_to_full_mesh_once() {
     assert_eq!(v["status"], "committed", "{v}");
     c.wait_steady_on(Topology::HyParView).await;
     // Healthy: a few rounds, nothing switches.
-    wait_rounds(&c, 4).await;
-    assert!(automatic(&c).is_empty(), "{:?}", automatic(&c));
+    c.wait_monitor_rounds(4).await;
+    assert!(
+        c.automatic_switches().is_empty(),
+        "{:?}",
+        c.automatic_switches()
+    );
     let leader = c
         .node(1)
         .raft()
@@ -131,10 +83,11 @@ async fn a_slow_small_hyparview_cluster_switches_to_full_mesh_once() {
             .set_faults(slow_links(peers, Duration::from_millis(40)))
             .expect("chaos mode is on");
     }
-    wait_auto_commit(&c, "an automatic switch to full_mesh committed").await;
+    c.wait_auto_commit("an automatic switch to full_mesh committed")
+        .await;
     let reaction = degraded_at.elapsed();
     c.wait_steady_on(Topology::FullMesh).await;
-    let auto = automatic(&c);
+    let auto = c.automatic_switches();
     assert_eq!(auto.len(), 1, "{auto:?}");
     let r = &auto[0];
     assert_eq!(
@@ -160,8 +113,13 @@ async fn a_slow_small_hyparview_cluster_switches_to_full_mesh_once() {
     for id in c.running() {
         c.exec(id).clear_faults().expect("chaos mode is on");
     }
-    wait_rounds(&c, 6).await;
-    assert_eq!(automatic(&c).len(), 1, "{:?}", automatic(&c));
+    c.wait_monitor_rounds(6).await;
+    assert_eq!(
+        c.automatic_switches().len(),
+        1,
+        "{:?}",
+        c.automatic_switches()
+    );
     assert_eq!(
         c.node(1).applied().borrow().state.topology,
         Topology::FullMesh
@@ -191,12 +149,13 @@ async fn broadcast_heavy_traffic_switches_to_pub_sub() {
             sent
         }));
     }
-    wait_auto_commit(&c, "an automatic switch to pub_sub committed").await;
+    c.wait_auto_commit("an automatic switch to pub_sub committed")
+        .await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for s in senders {
         assert!(s.await.expect("sender") > 0);
     }
-    let auto = automatic(&c);
+    let auto = c.automatic_switches();
     assert_eq!(auto.len(), 1, "{auto:?}");
     assert_eq!(
         auto[0].reason,

@@ -22,7 +22,7 @@ use topod::config::{
     ApiConfig, NodeConfig, OverlayDefaults, RaftConfig, StorageConfig, SwitchConfig, VoterConfig,
 };
 use topod::executor::{ExecState, ExecStatus, ExecutorConfig, ExecutorHandle};
-use topod::model::{NodeId, Topology};
+use topod::model::{HistoryRecord, NodeId, Outcome, SwitchReason, Topology};
 use topod::node::{start_node_with_overlays, Node};
 use topod::transport::TransportConfig;
 
@@ -308,6 +308,61 @@ impl Cluster {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The automatic switches in node 1's history.
+    pub fn automatic_switches(&self) -> Vec<HistoryRecord> {
+        self.node(1)
+            .applied()
+            .borrow()
+            .state
+            .history
+            .iter()
+            .filter(|r| matches!(r.reason, SwitchReason::Auto { .. }))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until an automatic switch committed; on timeout, fails with
+    /// the leader's last monitor round (its figures and every rule's
+    /// reasoning).
+    pub async fn wait_auto_commit(&self, what: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        while Instant::now() < deadline {
+            if self
+                .automatic_switches()
+                .iter()
+                .any(|r| matches!(r.outcome, Outcome::Committed { .. }))
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let leader = self.node(1).raft().metrics().borrow().current_leader;
+        let round = leader.and_then(|l| self.node(l).monitor().last());
+        panic!(
+            "timed out after {DEADLINE:?}: {what}; automatic records {:?}; last round {round:#?}",
+            self.automatic_switches()
+        );
+    }
+
+    /// Waits for `rounds` more monitor rounds on the current leader.
+    pub async fn wait_monitor_rounds(&self, rounds: u64) {
+        let leader = self
+            .node(1)
+            .raft()
+            .metrics()
+            .borrow()
+            .current_leader
+            .expect("leader");
+        let start = self.node(leader).monitor().last().map_or(0, |r| r.round);
+        wait_until(&format!("{rounds} more monitor rounds"), DEADLINE, || {
+            self.node(leader)
+                .monitor()
+                .last()
+                .is_some_and(|r| r.round >= start + rounds)
+        })
+        .await;
     }
 
     pub async fn stop(&mut self, id: NodeId) {
