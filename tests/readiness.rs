@@ -69,3 +69,30 @@ async fn a_learner_whose_leader_is_gone_is_not_ready_and_refuses_writes_at_once(
     switch_fails_fast(&c, learner, leader).await;
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_in_contact_with_a_leader_without_quorum_is_not_ready() {
+    let mut c = TestCluster::start(4, Options::default()).await;
+    let leader = c.leader().await;
+    let learner = 4;
+    assert_eq!(get(c.api(learner), "/readyz").await.status, StatusCode::OK);
+    // Both other voters go: the leader keeps leading and sending the
+    // learner heartbeats, but can commit nothing.
+    for f in c.followers().await {
+        if f != learner {
+            c.stop(f).await;
+        }
+    }
+    let why = wait_not_ready(&c, learner).await;
+    assert!(
+        why.contains(&format!("leader {leader} has not heard from a quorum")),
+        "{why}"
+    );
+    assert_eq!(
+        c.node(learner).raft().metrics().borrow().current_leader,
+        Some(leader),
+        "the learner still follows the leader it hears"
+    );
+    switch_fails_fast(&c, learner, leader).await;
+    c.shutdown().await;
+}

@@ -76,11 +76,23 @@ impl ApiContext {
         self.raft.metrics().borrow().clone()
     }
 
-    /// The leader id and its API address, when known.
+    /// The leader id and its API address, when known. A leader this
+    /// follower has not heard from for twice the readiness window (the
+    /// time after which openraft's own timer would have started an
+    /// election and forgotten it) is not named: with pre-vote, a cut-off
+    /// follower does not campaign, so Raft's metrics keep naming it.
     pub fn leader(&self) -> Option<(NodeId, Option<String>)> {
         let m = self.raft.metrics();
         let m = m.borrow();
         let id = m.current_leader?;
+        if id != self.node_id
+            && self
+                .leader_contact
+                .since(id)
+                .is_none_or(|d| d > self.ready_window * 2)
+        {
+            return None;
+        }
         let addr = m
             .membership_config
             .membership()
@@ -100,6 +112,7 @@ impl ApiContext {
             leader,
             millis_since_quorum_ack: m.millis_since_quorum_ack,
             since_leader_contact: leader.and_then(|l| self.leader_contact.since(l)),
+            leader_quorum_ms: leader.and_then(|l| self.leader_contact.leader_quorum_ms(l)),
             applied: self.applied.borrow().applied_index(),
             committed,
         };
@@ -121,10 +134,12 @@ impl ApiContext {
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorBody::new(codes::NO_QUORUM, e.to_string()),
             )),
-            Err(e @ NotServing::LeaderSilent { .. }) => Err(self.error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorBody::new(codes::NO_LEADER, e.to_string()),
-            )),
+            Err(e @ (NotServing::LeaderSilent { .. } | NotServing::LeaderWithoutQuorum { .. })) => {
+                Err(self.error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorBody::new(codes::NO_LEADER, e.to_string()),
+                ))
+            }
         }
     }
 

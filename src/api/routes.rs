@@ -190,6 +190,7 @@ async fn status(State(ctx): Ctx) -> Response<Body> {
         .map(|n| n.api_addr.clone())
         .unwrap_or_default();
     let mut status = ClusterStatus::from_metrics(&m, api_addr);
+    status.leader = ctx.leader().map(|(id, _)| id);
     status.commit_index = committed_index(&ctx).await;
     ctx.json(StatusCode::OK, &status)
 }

@@ -33,6 +33,12 @@ pub struct RaftConfig {
     /// `max_payload_entries` entries and a 3 MiB snapshot chunk. Default
     /// 16 MiB (guess: an entry is < 4 KiB, so 300 entries are ~1 MiB).
     pub rpc_max_body_bytes: u64,
+    /// topod's pre-vote ([`crate::control::prevote`]): a voter campaigns
+    /// only after a majority of voters say they would vote for it, so a
+    /// voter cut off by a partition does not raise its term and depose the
+    /// leader when it returns. `false` leaves elections to openraft 0.9's
+    /// own timer (no pre-vote). Default true.
+    pub prevote: bool,
 }
 
 impl Default for RaftConfig {
@@ -45,6 +51,7 @@ impl Default for RaftConfig {
             max_payload_entries: 300,
             snapshot_logs_since_last: 5000,
             rpc_max_body_bytes: 16 << 20,
+            prevote: true,
         }
     }
 }
@@ -119,6 +126,8 @@ impl RaftConfig {
             election_timeout_max: self.election_timeout_max_ms,
             max_payload_entries: self.max_payload_entries,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_logs_since_last),
+            // With pre-vote on, topod decides when to campaign.
+            enable_elect: !self.prevote,
             ..Default::default()
         };
         c.snapshot_max_chunk_size = SNAPSHOT_CHUNK_BYTES;

@@ -8,6 +8,7 @@ pub mod driver;
 pub mod executor;
 pub mod liveness;
 pub mod network;
+pub mod prevote;
 pub mod proposer;
 pub mod reachability;
 pub mod readiness;

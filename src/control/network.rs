@@ -38,18 +38,27 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::liveness::Liveness;
+use super::prevote::{PreVoteRequest, PreVoteResponse};
 use super::reachability::{Change, Reachability};
+use super::readiness::QuorumClock;
 use super::types::{NodeAddr, TypeConfig};
 use crate::model::NodeId;
 
 /// Header carrying the cluster id on every Raft RPC.
 pub const CLUSTER_HEADER: &str = "x-topod-cluster";
 
+/// Header on every AppendEntries: ms since a quorum last acknowledged the
+/// sending leader ([`crate::control::readiness::QuorumClock`]); absent when
+/// it does not know.
+pub const QUORUM_AGE_HEADER: &str = "x-topod-leader-quorum-ms";
+
 /// Path of each Raft RPC.
 pub mod paths {
     pub const APPEND: &str = "/raft/append";
     pub const VOTE: &str = "/raft/vote";
     pub const SNAPSHOT: &str = "/raft/snapshot";
+    /// topod's own pre-vote ([`crate::control::prevote`]).
+    pub const PREVOTE: &str = "/raft/prevote";
 }
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -71,6 +80,7 @@ pub struct Network {
     settings: NetworkSettings,
     liveness: Liveness,
     reachability: Reachability,
+    quorum: QuorumClock,
 }
 
 impl Network {
@@ -88,7 +98,14 @@ impl Network {
             settings,
             liveness,
             reachability: Reachability::default(),
+            quorum: QuorumClock::default(),
         }
+    }
+
+    /// Stamps every AppendEntries with `quorum`'s age.
+    pub fn with_quorum_clock(mut self, quorum: QuorumClock) -> Self {
+        self.quorum = quorum;
+        self
     }
 }
 
@@ -103,6 +120,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             settings: self.settings.clone(),
             liveness: self.liveness.clone(),
             reachability: self.reachability.clone(),
+            quorum: self.quorum.clone(),
         }
     }
 }
@@ -115,11 +133,12 @@ pub struct RaftClient {
     settings: NetworkSettings,
     liveness: Liveness,
     reachability: Reachability,
+    quorum: QuorumClock,
 }
 
 /// Why one RPC failed, before mapping to openraft's error.
 #[derive(Debug, thiserror::Error)]
-enum CallError {
+pub enum CallError {
     #[error("cannot connect to node {target} at {base}: {source}")]
     Connect {
         target: NodeId,
@@ -133,6 +152,17 @@ enum CallError {
 }
 
 impl RaftClient {
+    /// Asks the target whether it would vote for this node; `timeout`
+    /// bounds the whole call.
+    pub async fn prevote(
+        &self,
+        req: &PreVoteRequest,
+        timeout: Duration,
+    ) -> Result<PreVoteResponse, CallError> {
+        self.call(paths::PREVOTE, req, &RPCOption::new(timeout))
+            .await
+    }
+
     async fn call<Req, Resp>(
         &self,
         path: &str,
@@ -176,8 +206,14 @@ impl RaftClient {
             detail,
         };
         let body = postcard::to_allocvec(req).map_err(|e| other(format!("encode: {e}")))?;
-        let request = hyper::Request::post(format!("{}{}", self.base, path))
-            .header(CLUSTER_HEADER, &self.settings.cluster_id)
+        let mut request = hyper::Request::post(format!("{}{}", self.base, path))
+            .header(CLUSTER_HEADER, &self.settings.cluster_id);
+        if path == paths::APPEND {
+            if let Some(age) = self.quorum.age_ms() {
+                request = request.header(QUORUM_AGE_HEADER, age);
+            }
+        }
+        let request = request
             .header(hyper::header::CONTENT_TYPE, "application/x-postcard")
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| other(format!("build request: {e}")))?;

@@ -10,6 +10,15 @@
 //! ([`LeaderContact`], recorded by the Raft RPC server). The window is the
 //! election timeout's maximum: a follower that hears nothing for that long
 //! starts an election, so no leader is in contact with it any more.
+//!
+//! Contact with a leader is not enough either: a leader cut off from the
+//! majority with one follower or learner keeps sending it heartbeats. So a
+//! leader stamps every AppendEntries with how long ago a quorum last
+//! acknowledged it ([`QuorumClock`], header
+//! [`crate::control::network::QUORUM_AGE_HEADER`]) and a follower or
+//! learner whose leader reported an age beyond the window is not ready
+//! either ([`NotServing::LeaderWithoutQuorum`]). A leader that sends no
+//! stamp (an older build during a rolling upgrade) is taken at its word.
 
 use std::sync::{Arc, Mutex};
 
@@ -17,23 +26,98 @@ use tokio::time::{Duration, Instant};
 
 use crate::model::NodeId;
 
+/// The last accepted AppendEntries: from which leader, when, and the
+/// leader's quorum age it carried (`None`: not stamped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Contact {
+    leader: NodeId,
+    at: Instant,
+    leader_quorum_ms: Option<u64>,
+}
+
 /// When this node last accepted an AppendEntries, and from which leader.
 #[derive(Debug, Clone, Default)]
 pub struct LeaderContact {
-    last: Arc<Mutex<Option<(NodeId, Instant)>>>,
+    last: Arc<Mutex<Option<Contact>>>,
 }
 
 impl LeaderContact {
-    /// Records an AppendEntries from `leader` accepted now.
-    pub fn record(&self, leader: NodeId) {
+    /// Records an AppendEntries from `leader` accepted now, stamped with
+    /// the leader's quorum age in ms (`None`: no stamp).
+    pub fn record(&self, leader: NodeId, leader_quorum_ms: Option<u64>) {
         let mut last = self.last.lock().expect("leader contact lock poisoned");
-        *last = Some((leader, Instant::now()));
+        *last = Some(Contact {
+            leader,
+            at: Instant::now(),
+            leader_quorum_ms,
+        });
+    }
+
+    /// How long ago any leader was last heard from (`None`: never).
+    pub fn since_any(&self) -> Option<Duration> {
+        let last = self.last.lock().expect("leader contact lock poisoned");
+        last.map(|c| c.at.elapsed())
     }
 
     /// How long ago `leader` was last heard from (`None`: never).
     pub fn since(&self, leader: NodeId) -> Option<Duration> {
         let last = self.last.lock().expect("leader contact lock poisoned");
-        last.filter(|(l, _)| *l == leader).map(|(_, t)| t.elapsed())
+        last.filter(|c| c.leader == leader).map(|c| c.at.elapsed())
+    }
+
+    /// The quorum age `leader` stamped its last AppendEntries with
+    /// (`None`: never heard, or not stamped).
+    pub fn leader_quorum_ms(&self, leader: NodeId) -> Option<u64> {
+        let last = self.last.lock().expect("leader contact lock poisoned");
+        last.filter(|c| c.leader == leader)
+            .and_then(|c| c.leader_quorum_ms)
+    }
+}
+
+/// As leader: when a quorum last acknowledged this node, kept from Raft's
+/// metrics so that its age grows with time between metrics updates.
+#[derive(Debug, Clone, Default)]
+pub struct QuorumClock {
+    acked_at: Arc<Mutex<Option<Instant>>>,
+}
+
+impl QuorumClock {
+    /// Takes openraft's `millis_since_quorum_ack` (as leader; `None`
+    /// otherwise) read now.
+    pub fn observe(&self, millis_since_quorum_ack: Option<u64>) {
+        let now = Instant::now();
+        let at = millis_since_quorum_ack
+            .map(|ms| now.checked_sub(Duration::from_millis(ms)).unwrap_or(now));
+        *self.acked_at.lock().expect("quorum clock lock poisoned") = at;
+    }
+
+    /// Ms since a quorum acknowledged this node (`None`: not leading, or
+    /// never acknowledged).
+    pub fn age_ms(&self) -> Option<u64> {
+        let at = *self.acked_at.lock().expect("quorum clock lock poisoned");
+        at.map(|t| t.elapsed().as_millis() as u64)
+    }
+
+    /// Follows `raft`'s metrics into the clock until `cancel`.
+    pub async fn track(
+        self,
+        raft: crate::control::types::Raft,
+        cancel: tokio_util::sync::CancellationToken,
+    ) {
+        let mut rx = raft.metrics();
+        loop {
+            let ms = {
+                let m = rx.borrow_and_update();
+                (m.state == openraft::ServerState::Leader)
+                    .then_some(m.millis_since_quorum_ack)
+                    .flatten()
+            };
+            self.observe(ms);
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                changed = rx.changed() => if changed.is_err() { return },
+            }
+        }
     }
 }
 
@@ -48,6 +132,9 @@ pub struct View {
     /// For a follower or learner: time since its leader's last
     /// AppendEntries.
     pub since_leader_contact: Option<Duration>,
+    /// For a follower or learner: the quorum age its leader stamped that
+    /// AppendEntries with (`None`: not stamped).
+    pub leader_quorum_ms: Option<u64>,
     pub applied: u64,
     pub committed: u64,
 }
@@ -67,6 +154,15 @@ pub enum NotServing {
     LeaderSilent {
         leader: NodeId,
         ms: Option<u64>,
+        window_ms: u64,
+    },
+    #[error(
+        "leader {leader} has not heard from a quorum for {ms} ms (window {window_ms} ms): it \
+         and this node may be cut off from the majority"
+    )]
+    LeaderWithoutQuorum {
+        leader: NodeId,
+        ms: u64,
         window_ms: u64,
     },
     #[error("applied {applied} < committed {committed}: catching up")]
@@ -97,6 +193,12 @@ pub fn check(view: &View, window: Duration) -> Result<(), NotServing> {
             ms: view.since_leader_contact.map(|d| d.as_millis() as u64),
             window_ms,
         });
+    } else if let Some(ms) = view.leader_quorum_ms.filter(|ms| *ms > window_ms) {
+        return Err(NotServing::LeaderWithoutQuorum {
+            leader,
+            ms,
+            window_ms,
+        });
     }
     if view.applied < view.committed {
         return Err(NotServing::CatchingUp {
@@ -119,6 +221,7 @@ mod tests {
             leader,
             millis_since_quorum_ack: None,
             since_leader_contact: None,
+            leader_quorum_ms: None,
             applied: 7,
             committed: 7,
         }
@@ -172,13 +275,46 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_follower_of_a_leader_without_quorum_is_not_ready() {
+        let mut v = view(Some(2));
+        v.since_leader_contact = Some(Duration::from_millis(40));
+        v.leader_quorum_ms = Some(300);
+        assert_eq!(check(&v, W), Ok(()));
+        v.leader_quorum_ms = Some(301);
+        assert_eq!(
+            check(&v, W),
+            Err(NotServing::LeaderWithoutQuorum {
+                leader: 2,
+                ms: 301,
+                window_ms: 300
+            })
+        );
+        v.leader_quorum_ms = None;
+        assert_eq!(check(&v, W), Ok(()), "an unstamped leader is believed");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn contact_is_per_leader() {
         let c = LeaderContact::default();
         assert_eq!(c.since(2), None);
-        c.record(2);
+        c.record(2, Some(12));
         tokio::time::advance(Duration::from_millis(10)).await;
         assert_eq!(c.since(2), Some(Duration::from_millis(10)));
+        assert_eq!(c.since_any(), Some(Duration::from_millis(10)));
+        assert_eq!(c.leader_quorum_ms(2), Some(12));
         assert_eq!(c.since(3), None, "a newer leader has not been heard");
+        assert_eq!(c.leader_quorum_ms(3), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_quorum_age_grows_between_metrics_updates() {
+        let q = QuorumClock::default();
+        assert_eq!(q.age_ms(), None);
+        q.observe(Some(20));
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert_eq!(q.age_ms(), Some(520));
+        q.observe(None);
+        assert_eq!(q.age_ms(), None, "not leading");
     }
 }

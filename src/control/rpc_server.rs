@@ -14,36 +14,53 @@ use axum::Router;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::network::{paths, CLUSTER_HEADER};
+use super::network::{paths, CLUSTER_HEADER, QUORUM_AGE_HEADER};
+use super::prevote::task::voter_view;
+use super::prevote::{answer, PreVoteRequest};
 use super::readiness::LeaderContact;
 use super::types::{Raft, TypeConfig};
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
+use crate::model::NodeId;
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest};
+use tokio::time::Duration;
 
 #[derive(Clone)]
 struct RpcState {
     raft: Raft,
+    me: NodeId,
     cluster_id: String,
     contact: LeaderContact,
+    /// The leader lease a pre-vote answer respects.
+    lease: Duration,
 }
 
-/// The Raft RPC routes of one node. Every AppendEntries this node accepts
-/// (its sender leads in this node's current term) is recorded in
-/// `contact`.
-pub fn router(
-    raft: Raft,
-    cluster_id: String,
-    max_body_bytes: usize,
-    contact: LeaderContact,
-) -> Router {
+/// Who this server answers for, and what it shares with the rest of the
+/// node.
+#[derive(Clone)]
+pub struct RpcIdentity {
+    pub me: NodeId,
+    pub cluster_id: String,
+    pub contact: LeaderContact,
+    /// The leader lease (`raft.election_timeout_max_ms`): a pre-vote is
+    /// refused while a leader was heard from within it.
+    pub lease: Duration,
+}
+
+/// The Raft RPC routes of one node, topod's pre-vote among them. Every
+/// AppendEntries or snapshot chunk this node accepts (its sender leads in
+/// this node's current term) is recorded in `contact`.
+pub fn router(raft: Raft, id: RpcIdentity, max_body_bytes: usize) -> Router {
     Router::new()
         .route(paths::APPEND, post(append))
         .route(paths::VOTE, post(vote))
         .route(paths::SNAPSHOT, post(snapshot))
+        .route(paths::PREVOTE, post(prevote))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(RpcState {
             raft,
-            cluster_id,
-            contact,
+            me: id.me,
+            cluster_id: id.cluster_id,
+            contact: id.contact,
+            lease: id.lease,
         })
 }
 
@@ -90,6 +107,10 @@ async fn append(State(st): State<RpcState>, headers: HeaderMap, body: Bytes) -> 
         Err(r) => return *r,
     };
     let leader = req.vote.leader_id().voted_for();
+    let quorum_ms = headers
+        .get(QUORUM_AGE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     let answer = st.raft.append_entries(req).await;
     // A stale leader gets `HigherVote`: only an accepted one is contact.
     let accepted = matches!(
@@ -99,7 +120,7 @@ async fn append(State(st): State<RpcState>, headers: HeaderMap, body: Bytes) -> 
             | AppendEntriesResponse::Conflict)
     );
     if let (true, Some(leader)) = (accepted, leader) {
-        st.contact.record(leader);
+        st.contact.record(leader, quorum_ms);
     }
     encode(&answer)
 }
@@ -112,8 +133,26 @@ async fn vote(State(st): State<RpcState>, headers: HeaderMap, body: Bytes) -> Re
 }
 
 async fn snapshot(State(st): State<RpcState>, headers: HeaderMap, body: Bytes) -> Response {
-    match decode(&st, &headers, &body) {
-        Ok(req) => encode(&st.raft.install_snapshot(req).await),
-        Err(r) => *r,
+    let req: InstallSnapshotRequest<TypeConfig> = match decode(&st, &headers, &body) {
+        Ok(req) => req,
+        Err(r) => return *r,
+    };
+    let leader = req.vote.leader_id().voted_for();
+    let answer = st.raft.install_snapshot(req).await;
+    if let (true, Some(leader)) = (answer.is_ok(), leader) {
+        st.contact.record(leader, None);
     }
+    encode(&answer)
+}
+
+/// Answers a pre-vote from Raft's metrics; changes nothing.
+async fn prevote(State(st): State<RpcState>, headers: HeaderMap, body: Bytes) -> Response {
+    let req: PreVoteRequest = match decode(&st, &headers, &body) {
+        Ok(req) => req,
+        Err(r) => return *r,
+    };
+    let view = voter_view(&st.raft, st.me, &st.contact);
+    let reply = answer(&view, &req, st.lease);
+    tracing::debug!(candidate = req.candidate, term = req.term, refusal = ?reply.refusal, "pre-vote answered");
+    encode(&reply)
 }

@@ -300,6 +300,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
     let (log_store, sm_store, _identity) = store.into_parts();
 
     let liveness = Liveness::default();
+    let quorum_clock = crate::control::readiness::QuorumClock::default();
     let network = Network::new(
         NetworkSettings {
             cluster_id: config.cluster_id.clone(),
@@ -307,11 +308,18 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
             max_body_bytes: config.raft.rpc_max_body_bytes as usize,
         },
         liveness.clone(),
-    );
+    )
+    .with_quorum_clock(quorum_clock.clone());
     let raft_config = Arc::new(config.raft.to_openraft(&config.cluster_id)?);
-    let raft = Raft::new(config.node_id, raft_config, network, log_store, sm_store)
-        .await
-        .map_err(|e| NodeError::Raft(e.to_string()))?;
+    let raft = Raft::new(
+        config.node_id,
+        raft_config,
+        network.clone(),
+        log_store,
+        sm_store,
+    )
+    .await
+    .map_err(|e| NodeError::Raft(e.to_string()))?;
 
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -343,10 +351,34 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
     let leader_contact = crate::control::readiness::LeaderContact::default();
     let rpc = crate::control::rpc_server::router(
         raft.clone(),
-        config.cluster_id.clone(),
+        crate::control::rpc_server::RpcIdentity {
+            me: config.node_id,
+            cluster_id: config.cluster_id.clone(),
+            contact: leader_contact.clone(),
+            lease: Duration::from_millis(config.raft.election_timeout_max_ms),
+        },
         config.raft.rpc_max_body_bytes as usize,
-        leader_contact.clone(),
     );
+    tracker.spawn(quorum_clock.track(raft.clone(), cancel.clone()));
+    if config.raft.prevote {
+        tracker.spawn(crate::control::prevote::task::run(
+            raft.clone(),
+            config.node_id,
+            leader_contact.clone(),
+            network.clone(),
+            crate::control::prevote::task::Settings {
+                timing: crate::control::prevote::Timing::from_millis(
+                    config.raft.election_timeout_min_ms,
+                    config.raft.election_timeout_max_ms,
+                ),
+                rpc_timeout: config
+                    .raft
+                    .rpc_timeout()
+                    .min(Duration::from_millis(config.raft.election_timeout_min_ms)),
+            },
+            cancel.clone(),
+        ));
+    }
     let c = cancel.clone();
     tracker.spawn(async move {
         let served = axum::serve(raft_listener, rpc)

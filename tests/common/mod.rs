@@ -412,9 +412,22 @@ impl TestCluster {
             });
         }
         let executor = self.slots[idx].executor.clone();
-        let node = start_node(config.clone(), executor)
-            .await
-            .unwrap_or_else(|e| panic!("node {id} does not start: {e}"));
+        // A node stopped in this process releases its sled lock only when
+        // sled's flusher thread lets go of the db, shortly after shutdown:
+        // a restart right away retries until it can open the data dir.
+        let started = std::time::Instant::now();
+        let node = loop {
+            match start_node(config.clone(), executor.clone()).await {
+                Ok(node) => break node,
+                Err(e)
+                    if e.to_string().contains("could not acquire lock")
+                        && started.elapsed() < DEADLINE =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(e) => panic!("node {id} does not start: {e}"),
+            }
+        };
         config.api_addr = node.api_addr();
         config.raft_addr = node.raft_addr();
         if !config.initial_voters.is_empty() {
