@@ -25,6 +25,9 @@ pub struct Evidence {
     pub deliveries: BTreeMap<NodeId, Option<Vec<DeliveryView>>>,
     pub delivery_losses: BTreeMap<NodeId, u64>,
     pub convergence: Convergence,
+    /// What `GET /v1/transitions?request_id=` answered at the end, by
+    /// request id, for every switch not refused.
+    pub lookups: BTreeMap<String, crate::serving::Lookup>,
 }
 
 /// What the harness saw after the final heal.
@@ -48,7 +51,12 @@ pub struct Verdict {
     pub reason: String,
 }
 
-fn verdict(number: u8, name: &'static str, problems: Vec<String>, ok: String) -> Verdict {
+pub(crate) fn verdict(
+    number: u8,
+    name: &'static str,
+    problems: Vec<String>,
+    ok: String,
+) -> Verdict {
     let pass = problems.is_empty();
     let reason = if pass {
         ok
@@ -78,6 +86,8 @@ pub fn check(e: &Evidence) -> Vec<Verdict> {
         converged_after_heal(e),
         broadcasts_exactly_once(e),
         no_unexpected_crash(e),
+        crate::serving::cut_off_nodes_not_ready(e),
+        crate::serving::outcomes_resolvable(e),
     ]
 }
 
@@ -172,7 +182,7 @@ fn acknowledged(records: &[Record]) -> Vec<(u64, String, String)> {
 }
 
 /// Property 2: Every acknowledged switch (202 with id N) is in the final history
-/// at N, with the target asked for.
+/// at N, with the target and the request id asked for.
 pub fn acknowledged_switches_kept(e: &Evidence) -> Verdict {
     let mut problems = Vec::new();
     let hs = read_histories(e, &mut problems);
@@ -184,6 +194,10 @@ pub fn acknowledged_switches_kept(e: &Evidence) -> Verdict {
                 Some(v) if v.to.as_str() != to => problems.push(format!(
                     "switch {rid} to {to} acknowledged as {id}, node {node}'s history has {id} to {}",
                     v.to.as_str()
+                )),
+                Some(v) if v.request_id.as_deref() != Some(rid.as_str()) => problems.push(format!(
+                    "switch {rid} acknowledged as {id}, node {node}'s history has {id} with request id {:?}",
+                    v.request_id
                 )),
                 Some(_) => {}
             }
@@ -539,7 +553,12 @@ mod tests {
     #[test]
     fn an_acknowledged_switch_missing_or_changed_fails_property_2() {
         let c = TransitionStatus::Committed;
-        let mut e = evidence(vec![(1, vec![view(7, Topology::HyParView, c)])]);
+        let with_rid = |id, to, rid: &str| {
+            let mut v = view(id, to, c);
+            v.request_id = Some(rid.to_string());
+            v
+        };
+        let mut e = evidence(vec![(1, vec![with_rid(7, Topology::HyParView, "sw-1")])]);
         e.records.extend(op(
             1,
             OpKind::Switch,
@@ -562,12 +581,22 @@ mod tests {
         e.histories.insert(
             1,
             Some(vec![
-                view(7, Topology::HyParView, c),
-                view(9, Topology::FullMesh, c),
+                with_rid(7, Topology::HyParView, "sw-1"),
+                with_rid(9, Topology::FullMesh, "sw-2"),
             ]),
         );
         let v = acknowledged_switches_kept(&e);
         assert!(!v.pass && v.reason.contains("to full_mesh"), "{v:?}");
+        // The right topology under another request's id is not this switch.
+        e.histories.insert(
+            1,
+            Some(vec![
+                with_rid(7, Topology::HyParView, "sw-1"),
+                with_rid(9, Topology::PubSub, "sw-other"),
+            ]),
+        );
+        let v = acknowledged_switches_kept(&e);
+        assert!(!v.pass && v.reason.contains("request id"), "{v:?}");
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub struct Cluster {
     procs: Mutex<BTreeMap<NodeId, Proc>>,
     history: History,
     api: Api,
+    voters: usize,
 }
 
 /// The generated config of node `id` (with `extra` merged over it).
@@ -144,7 +145,14 @@ impl Cluster {
             procs: Mutex::new(BTreeMap::new()),
             history,
             api: Api::new(),
+            voters,
         })
+    }
+
+    /// How many voters the cluster was bootstrapped with (nodes
+    /// `1..=voters`).
+    pub fn voters(&self) -> usize {
+        self.voters
     }
 
     pub fn ids(&self) -> Vec<NodeId> {

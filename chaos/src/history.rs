@@ -69,6 +69,12 @@ pub enum Record {
         leader: Option<NodeId>,
         applied: Option<u64>,
     },
+    /// A `/readyz` sample: whether it answered 200.
+    Ready {
+        at_ms: u64,
+        node: NodeId,
+        ready: bool,
+    },
     Nemesis {
         at_ms: u64,
         /// `start` or `stop`.
@@ -189,6 +195,11 @@ impl History {
             leader,
             applied,
         });
+    }
+
+    pub fn ready(&self, node: NodeId, ready: bool) {
+        let at_ms = self.now_ms();
+        self.push(Record::Ready { at_ms, node, ready });
     }
 
     pub fn nemesis(&self, phase: &str, fault: &str, detail: Value) {

@@ -19,6 +19,7 @@
 //! - [`scenario`] — scenario files and their validation.
 //! - [`run`] — one run end to end, and its cleanup guard.
 
+mod afterwards;
 mod checker;
 mod cluster;
 mod history;
@@ -28,6 +29,7 @@ mod netns;
 mod probe;
 mod run;
 mod scenario;
+mod serving;
 mod workload;
 
 use std::path::PathBuf;

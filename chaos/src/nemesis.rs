@@ -293,6 +293,30 @@ pub fn schedule(
     steps
 }
 
+/// The nodes a partition leaves without a majority of the voters
+/// (`1..=voters`) in sight, themselves included: they can neither lead
+/// nor follow a leader that commits, so none of them may say it is ready.
+pub fn cut_off(
+    blocked: &BTreeMap<NodeId, BTreeSet<NodeId>>,
+    nodes: &[NodeId],
+    voters: usize,
+) -> BTreeSet<NodeId> {
+    let is_voter = |n: &NodeId| (*n as usize) <= voters && *n >= 1;
+    nodes
+        .iter()
+        .copied()
+        .filter(|x| {
+            let none = BTreeSet::new();
+            let cut = blocked.get(x).unwrap_or(&none);
+            let seen = nodes
+                .iter()
+                .filter(|y| is_voter(y) && !cut.contains(y))
+                .count();
+            seen * 2 <= voters
+        })
+        .collect()
+}
+
 /// Who drops whom under a partition fault (both directions listed), or
 /// `None` for a fault that is not a partition. `leader` resolves
 /// [`Target::Leader`].
@@ -463,5 +487,29 @@ mod tests {
         }
         assert_eq!(sees(&m, 4), BTreeSet::from([1, 4, 5]));
         assert!(blocked(&Fault::Kill(Target::Leader), &NODES, 1).is_none());
+    }
+
+    #[test]
+    fn cut_off_are_the_nodes_without_a_majority_of_voters_in_sight() {
+        let nodes = [1, 2, 3, 4, 5];
+        let split = Fault::Split {
+            minority: vec![4, 5],
+        };
+        let map = blocked(&split, &nodes, 1).unwrap();
+        assert_eq!(cut_off(&map, &nodes, 5), BTreeSet::from([4, 5]));
+        // With 3 voters and 2 learners, the learners 4 and 5 alone see no
+        // voter; 1, 2 and 3 see all three.
+        assert_eq!(cut_off(&map, &nodes, 3), BTreeSet::from([4, 5]));
+        let iso = Fault::Isolate(Target::Node(2));
+        let map = blocked(&iso, &nodes, 1).unwrap();
+        assert_eq!(cut_off(&map, &nodes, 5), BTreeSet::from([2]));
+        let ring = Fault::Ring {
+            order: vec![1, 2, 3, 4, 5],
+        };
+        let map = blocked(&ring, &nodes, 1).unwrap();
+        assert!(
+            cut_off(&map, &nodes, 5).is_empty(),
+            "a ring leaves each a majority"
+        );
     }
 }

@@ -76,6 +76,8 @@ pub struct Report {
     pub aborted: u64,
     pub convergence: Convergence,
     pub elapsed_s: f64,
+    /// Automatic switches, readiness, unknown outcomes, log lines.
+    pub extras: crate::afterwards::Extras,
 }
 
 impl Report {
@@ -194,13 +196,16 @@ pub async fn run(
     save_final_views(&sh, out).await;
     let mut evidence = collect(&sh, &nodes).await;
     evidence.convergence = convergence;
+    evidence.records = history.records();
+    crate::afterwards::lookups(&sh, &nodes, &mut evidence).await;
     cluster.stop_all().await;
     if let Err(e) = history.flush() {
         eprintln!("topod-chaos: history file: {e}");
     }
     evidence.records = history.records();
     let verdicts = checker::check(&evidence);
-    let report = summarize(
+    let extras = crate::afterwards::extras(&evidence, out);
+    let mut report = summarize(
         seed,
         scenario,
         schedule,
@@ -209,6 +214,7 @@ pub async fn run(
         &evidence,
         started,
     );
+    report.extras = extras;
     std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
     Ok(report)
 }
@@ -267,6 +273,9 @@ async fn inject(sh: &Arc<Shared>, net: &Net, step: &Step, i: usize) -> Undo {
         | Fault::Bridge { .. }
         | Fault::Ring { .. }) => {
             let map = nemesis::blocked(f, net.nodes(), leader).unwrap_or_default();
+            let cut = nemesis::cut_off(&map, net.nodes(), sh.cluster.voters());
+            sh.history
+                .nemesis("cut", step.fault.kind().name(), json!({"cut_off": cut}));
             match net.partition(&map).await {
                 Ok(()) => Undo::Partition,
                 Err(e) => return failed(sh, step, e.to_string()),
@@ -708,5 +717,6 @@ fn summarize(
         aborted: count(topod::api::types::TransitionStatus::Aborted),
         convergence: e.convergence.clone(),
         elapsed_s: started.elapsed().as_secs_f64(),
+        extras: Default::default(),
     }
 }

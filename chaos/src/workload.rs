@@ -265,6 +265,13 @@ pub fn spawn_samplers(set: &mut JoinSet<()>, sh: &Arc<Shared>, stop: &watch::Rec
                     b["leader"].as_u64(),
                     b["applied_index"].as_u64(),
                 );
+                let ready = sh
+                    .api
+                    .get(sh.cluster.api_addr(node), "/readyz", Duration::from_secs(1))
+                    .await;
+                if let Ok(a) = ready {
+                    sh.history.ready(node, a.status == 200);
+                }
             }
         });
     }
