@@ -1,9 +1,11 @@
 //! A running `topod` node: storage, Raft, the Raft RPC and admin API
 //! servers, the coordinator, the executor driver and telemetry, wired
-//! together by [`start_node`]. Binaries and tests call the same function.
+//! together by [`start_node`]. Binaries and tests call the same function;
+//! `logging` sets up the process's log output for the binaries.
 
 pub mod bootstrap;
 pub mod events;
+pub mod logging;
 pub mod reporter;
 pub mod setup;
 pub mod telemetry;
