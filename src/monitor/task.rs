@@ -241,7 +241,7 @@ impl Monitor {
                     message: r.to_string(),
                 }
             }
-            Ok(CommandResponse::Applied) => RoundAction::Failed {
+            Ok(CommandResponse::Applied | CommandResponse::Batch(_)) => RoundAction::Failed {
                 error: "unexpected answer to a proposal".into(),
             },
             Err(e) => {
