@@ -6,9 +6,12 @@ use std::ffi::OsStr;
 use std::io::IsTerminal;
 
 /// The filter used when `RUST_LOG` is not set. openraft logs every failed
-/// replication attempt (every heartbeat to a cut-off peer, as an ERROR);
-/// the Raft network logs each peer's up/down changes once instead.
-pub const DEFAULT_FILTER: &str = "info,openraft=warn,openraft::replication=off,sled=warn";
+/// replication attempt (every heartbeat to a cut-off peer: an ERROR and a
+/// WARN from `openraft::replication`, a WARN "update progress error" from
+/// its replication handler); the Raft network logs each peer's up/down
+/// changes once instead (`control::reachability`).
+pub const DEFAULT_FILTER: &str = "info,openraft=warn,openraft::replication=off,\
+     openraft::engine::handler::replication_handler=error,sled=warn";
 
 /// Whether to colour log lines: only on a terminal, and not when
 /// `NO_COLOR` holds a non-empty value.
