@@ -54,6 +54,9 @@ pub struct ApiContext {
     /// leader, must be for the node to serve (the election timeout's
     /// maximum).
     pub ready_window: Duration,
+    /// The same for a learner, whose idle heartbeats are thinned
+    /// (`raft.learner_heartbeat_ms`): `RaftConfig::learner_ready_window`.
+    pub learner_ready_window: Duration,
     /// The data plane's executor (`None` on a node started with a
     /// control-plane-only executor: the `/v1/node/stats` and
     /// `/v1/node/faults` routes then answer 409 `no_data_plane`).
@@ -87,12 +90,8 @@ impl ApiContext {
         let m = self.raft.metrics();
         let m = m.borrow();
         let id = m.current_leader?;
-        if id != self.node_id
-            && self
-                .leader_contact
-                .since(id)
-                .is_none_or(|d| d > self.ready_window * 2)
-        {
+        let window = self.window_of(&m);
+        if id != self.node_id && self.leader_contact.since(id).is_none_or(|d| d > window * 2) {
             return None;
         }
         let addr = m
@@ -118,7 +117,25 @@ impl ApiContext {
             applied: self.applied.borrow().applied_index(),
             committed,
         };
-        readiness::check(&view, self.ready_window)
+        readiness::check(&view, self.window_of(&m))
+    }
+
+    /// The readiness window of this node's role now: a learner's is
+    /// longer, as it hears idle heartbeats less often.
+    fn window_of(
+        &self,
+        m: &openraft::RaftMetrics<NodeId, crate::control::types::NodeAddr>,
+    ) -> Duration {
+        let voter = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == self.node_id);
+        if voter {
+            self.ready_window
+        } else {
+            self.learner_ready_window
+        }
     }
 
     /// Whether a write can be run or forwarded now: [`Self::serving`]

@@ -312,6 +312,14 @@ fn bad_values_name_the_key() {
             "switch.history_retention is 0",
         ),
         ("[storage]\ncache_bytes = 1", "storage.cache_bytes is 1"),
+        (
+            "[raft]\nlearner_heartbeat_ms = 20",
+            "raft.learner_heartbeat_ms is 20, outside 50..=10000",
+        ),
+        (
+            "[switch]\nreport_batch_window_ms = 5000",
+            "switch.report_batch_window_ms is 5000, outside 0..=1000",
+        ),
     ];
     for (extra, expected) in cases {
         let e = load(extra).unwrap_err();
@@ -329,6 +337,17 @@ fn bad_values_name_the_key() {
     )
     .unwrap_err();
     assert_eq!(e.key(), "node_id");
+}
+
+#[test]
+fn learner_heartbeat_thinning_can_be_off_and_widens_the_learner_window() {
+    let c = load("[raft]\nlearner_heartbeat_ms = 0").unwrap();
+    assert_eq!(c.raft.learner_heartbeat_ms, 0);
+    assert_eq!(c.raft.learner_ready_window().as_millis(), 300);
+    let c = load("").unwrap();
+    assert_eq!(c.raft.learner_heartbeat_ms, 250);
+    assert_eq!(c.raft.learner_ready_window().as_millis(), 500);
+    assert_eq!(c.switch.report_batch_window_ms, 20);
 }
 
 #[test]

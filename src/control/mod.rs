@@ -6,6 +6,7 @@ pub mod applied;
 pub mod coordinator;
 pub mod driver;
 pub mod executor;
+pub mod heartbeat_gate;
 pub mod liveness;
 pub mod log_versions;
 pub mod network;

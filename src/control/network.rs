@@ -37,6 +37,7 @@ use openraft::raft::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::heartbeat_gate::{HeartbeatGate, HeartbeatKey, Voters};
 use super::liveness::Liveness;
 use super::log_versions::{self, LogVersions, LOG_VERSION_HEADER};
 use super::prevote::{PreVoteRequest, PreVoteResponse};
@@ -72,6 +73,9 @@ pub struct NetworkSettings {
     pub rpc_timeout: Duration,
     /// Largest response body accepted, bytes.
     pub max_body_bytes: usize,
+    /// Idle heartbeats to learners at most this often (zero: all of them;
+    /// [`crate::control::heartbeat_gate`]).
+    pub learner_heartbeat: Duration,
 }
 
 /// Creates one [`RaftClient`] per target; shares the connection pool.
@@ -83,6 +87,7 @@ pub struct Network {
     reachability: Reachability,
     quorum: QuorumClock,
     versions: LogVersions,
+    voters: Voters,
 }
 
 impl Network {
@@ -102,7 +107,14 @@ impl Network {
             reachability: Reachability::default(),
             quorum: QuorumClock::default(),
             versions: LogVersions::default(),
+            voters: Voters::default(),
         }
+    }
+
+    /// Tells learners apart by `voters` (for thinning their heartbeats).
+    pub fn with_voters(mut self, voters: Voters) -> Self {
+        self.voters = voters;
+        self
     }
 
     /// Records in `versions` the log version every peer announces.
@@ -131,6 +143,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             reachability: self.reachability.clone(),
             quorum: self.quorum.clone(),
             versions: self.versions.clone(),
+            voters: self.voters.clone(),
+            gate: HeartbeatGate::default(),
         }
     }
 }
@@ -145,6 +159,8 @@ pub struct RaftClient {
     reachability: Reachability,
     quorum: QuorumClock,
     versions: LogVersions,
+    voters: Voters,
+    gate: HeartbeatGate,
 }
 
 /// Why one RPC failed, before mapping to openraft's error.
@@ -290,10 +306,26 @@ impl RaftNetwork<TypeConfig> for RaftClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeAddr, RaftError<NodeId>>> {
-        let res: Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>> = self
-            .call(paths::APPEND, &rpc, &option)
-            .await
-            .map_err(|e| self.map_err(e))?;
+        let key = HeartbeatKey {
+            vote: rpc.vote,
+            prev_log_id: rpc.prev_log_id,
+            leader_commit: rpc.leader_commit,
+        };
+        let entries = rpc.entries.len();
+        let now = std::time::Instant::now();
+        let learner = self.voters.is_learner(self.target);
+        let interval = self.settings.learner_heartbeat;
+        if !self.gate.should_send(now, learner, entries, &key, interval) {
+            metrics::counter!("topod_raft_learner_heartbeats_thinned_total").increment(1);
+            return Ok(AppendEntriesResponse::Success);
+        }
+        let sent = self.call(paths::APPEND, &rpc, &option).await;
+        match &sent {
+            Ok(Ok(AppendEntriesResponse::Success)) if entries == 0 => self.gate.delivered(now, key),
+            _ => self.gate.reset(),
+        }
+        let res: Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>> =
+            sent.map_err(|e| self.map_err(e))?;
         res.map_err(|e| self.remote(e))
     }
 

@@ -304,16 +304,19 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
     let liveness = Liveness::default();
     let quorum_clock = crate::control::readiness::QuorumClock::default();
     let log_versions = crate::control::log_versions::LogVersions::default();
+    let voters = crate::control::heartbeat_gate::Voters::default();
     let network = Network::new(
         NetworkSettings {
             cluster_id: config.cluster_id.clone(),
             rpc_timeout: config.raft.rpc_timeout(),
             max_body_bytes: config.raft.rpc_max_body_bytes as usize,
+            learner_heartbeat: Duration::from_millis(config.raft.learner_heartbeat_ms),
         },
         liveness.clone(),
     )
     .with_quorum_clock(quorum_clock.clone())
-    .with_log_versions(log_versions.clone());
+    .with_log_versions(log_versions.clone())
+    .with_voters(voters.clone());
     let raft_config = Arc::new(config.raft.to_openraft(&config.cluster_id)?);
     let raft = Raft::new(
         config.node_id,
@@ -375,6 +378,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         config.raft.rpc_max_body_bytes as usize,
     );
     tracker.spawn(quorum_clock.track(raft.clone(), cancel.clone()));
+    tracker.spawn(voters.track(raft.clone(), cancel.clone()));
     if config.raft.prevote {
         tracker.spawn(crate::control::prevote::task::run(
             raft.clone(),
@@ -439,6 +443,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         ),
         leader_contact,
         ready_window: Duration::from_millis(config.raft.election_timeout_max_ms),
+        learner_ready_window: config.raft.learner_ready_window(),
         dataplane: dataplane.clone(),
         monitor: monitor.clone(),
         events: events.clone(),
