@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use topod::config::NodeConfig;
@@ -36,6 +37,23 @@ enum Cmd {
         #[arg(long, default_value_t = 7101)]
         api_base_port: u16,
     },
+    /// GET this node's `/readyz` (exit 0 when ready, 1 otherwise): the
+    /// container health check of an image without curl.
+    Healthcheck {
+        /// The node's config (its `api_addr` is checked); `TOPOD_*`
+        /// variables apply as for `run`.
+        #[arg(long, short, env = "TOPOD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Check this address instead of the config's `api_addr`.
+        #[arg(long)]
+        addr: Option<std::net::SocketAddr>,
+        /// Path to GET (`/livez` for liveness).
+        #[arg(long, default_value = "/readyz")]
+        path: String,
+        /// Deadline of the request, in milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
     /// One node of `topod dev` (started by it).
     #[command(hide = true)]
     DevNode {
@@ -53,7 +71,7 @@ enum Cmd {
 #[derive(Args, Clone, Default)]
 struct RunArgs {
     /// TOML config file; every key can be overridden by `TOPOD_*` variables.
-    #[arg(long, short)]
+    #[arg(long, short, env = "TOPOD_CONFIG")]
     config: Option<PathBuf>,
     /// API address (host:port) of a cluster member to join as a learner.
     #[arg(long)]
@@ -101,6 +119,22 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             data_dir,
             api_base_port,
         }) => Ok(topod::dev::run_dev(nodes, &data_dir, api_base_port).await?),
+        Some(Cmd::Healthcheck {
+            config,
+            addr,
+            path,
+            timeout_ms,
+        }) => {
+            let addr = match addr {
+                Some(a) => a,
+                None => NodeConfig::load(config.as_deref())?.api_addr,
+            };
+            let target = topod::node::health::local_target(addr);
+            let body = topod::node::health::check(target, &path, Duration::from_millis(timeout_ms))
+                .await?;
+            println!("{body}");
+            Ok(())
+        }
         Some(Cmd::DevNode {
             id,
             nodes,

@@ -4,6 +4,7 @@
 
 pub mod bootstrap;
 pub mod events;
+pub mod health;
 pub mod reporter;
 pub mod setup;
 pub mod telemetry;
