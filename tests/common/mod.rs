@@ -42,6 +42,8 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 /// own wait timeout, 30 s by default).
 const HTTP_TIMEOUT: Duration = Duration::from_secs(40);
 
+pub mod procs;
+
 #[path = "../support/poll.rs"]
 mod poll;
 
