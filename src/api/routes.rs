@@ -48,6 +48,7 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/v1/transitions/{id}", get(transition))
         .route("/v1/transitions/{id}/reports", post(report))
         .route("/v1/cluster/status", get(status))
+        .route("/v1/cluster/snapshot", get(super::backup::snapshot))
         .route("/v1/node/identity", get(identity))
         .route("/v1/cluster/members", get(members).post(membership::join))
         .route(
@@ -250,7 +251,7 @@ async fn livez(State(ctx): Ctx) -> Response<Body> {
     ctx.json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
 }
 
-async fn committed_index(ctx: &ApiContext) -> Option<u64> {
+pub(super) async fn committed_index(ctx: &ApiContext) -> Option<u64> {
     ctx.raft
         .with_raft_state(|s| s.committed.map(|l| l.index))
         .await

@@ -54,6 +54,20 @@ enum Cmd {
         #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
     },
+    /// Seed a new single-node cluster's data dir from a backup
+    /// (`topoctl snapshot save`): same topology, history and policy, this
+    /// node the only voter. The data dir must be absent or empty.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// The new data dir (over the config's `data_dir`).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The new node's config (node id, cluster id, addresses: fixed
+        /// ports); `TOPOD_*` variables apply as for `run`.
+        #[arg(long, short, env = "TOPOD_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// One node of `topod dev` (started by it).
     #[command(hide = true)]
     DevNode {
@@ -133,6 +147,30 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             let body = topod::node::health::check(target, &path, Duration::from_millis(timeout_ms))
                 .await?;
             println!("{body}");
+            Ok(())
+        }
+        Some(Cmd::Restore {
+            file,
+            data_dir,
+            config,
+        }) => {
+            let config = NodeConfig::load_with_data_dir(config.as_deref(), &data_dir)?;
+            let r = topod::node::restore::restore(&file, &config)?;
+            let state = &r.backup.applied.state;
+            println!(
+                "restored {} into {}: cluster {} (from {}), node {} the only voter, index {} term {}, \
+                 topology {}, epoch {}, {} transition(s) in the history; start it with `topod run`",
+                file.display(),
+                data_dir.display(),
+                config.cluster_id,
+                r.backup.cluster_id,
+                config.node_id,
+                r.seeded.index,
+                r.seeded.term,
+                state.topology.as_str(),
+                state.epoch,
+                state.history.len()
+            );
             Ok(())
         }
         Some(Cmd::DevNode {

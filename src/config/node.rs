@@ -141,6 +141,17 @@ impl NodeConfig {
         Self::from_figment(Self::figment(path, ENV_PREFIX)?)
     }
 
+    /// [`NodeConfig::load`] with `data_dir` set over the file and the
+    /// environment (`topod restore --data-dir`).
+    pub fn load_with_data_dir(
+        path: Option<&Path>,
+        data_dir: &Path,
+    ) -> Result<NodeConfig, ConfigError> {
+        Self::from_figment(
+            Self::figment(path, ENV_PREFIX)?.merge(Serialized::default("data_dir", data_dir)),
+        )
+    }
+
     /// Like [`NodeConfig::load`] from TOML text instead of a file (still
     /// with the environment on top).
     pub fn from_toml_str(toml: &str) -> Result<NodeConfig, ConfigError> {

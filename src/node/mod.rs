@@ -6,6 +6,7 @@ pub mod bootstrap;
 pub mod events;
 pub mod health;
 pub mod reporter;
+pub mod restore;
 pub mod setup;
 pub mod telemetry;
 
