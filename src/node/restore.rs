@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use crate::config::NodeConfig;
 use crate::control::store::{seed_data_dir, Backup, BackupError, Seeded, MAX_BACKUP_BYTES};
-use crate::control::types::NodeAddr;
 
 /// Why a restore did not happen. Nothing was written in any case.
 #[derive(Debug, thiserror::Error)]
@@ -72,9 +71,9 @@ pub fn read_backup(file: &Path) -> Result<Backup, RestoreError> {
 pub fn restore(file: &Path, config: &NodeConfig) -> Result<Restored, RestoreError> {
     let backup = read_backup(file)?;
     for (key, addr) in [
-        ("api_addr", config.api_addr),
-        ("raft_addr", config.raft_addr),
-        ("peer_addr", config.peer_addr),
+        ("api_addr", config.advertised_api_addr()),
+        ("raft_addr", config.advertised_raft_addr()),
+        ("peer_addr", config.advertised_peer_addr()),
     ] {
         if addr.port() == 0 {
             return Err(RestoreError::PortZero { key });
@@ -89,12 +88,7 @@ pub fn restore(file: &Path, config: &NodeConfig) -> Result<Restored, RestoreErro
     if !others.is_empty() {
         return Err(RestoreError::OtherVoters { others });
     }
-    let me = NodeAddr {
-        api_addr: config.api_addr.to_string(),
-        raft_addr: config.raft_addr.to_string(),
-        peer_addr: config.peer_addr.to_string(),
-        node_uuid: String::new(),
-    };
+    let me = config.node_addr(String::new());
     let seeded = seed_data_dir(
         &config.data_dir,
         config.storage.cache_bytes,

@@ -347,6 +347,7 @@ pub fn node_config(
         overlay: OverlayDefaults::default(),
         transport: Default::default(),
         executor: Default::default(),
+        advertise: Default::default(),
     };
     if bootstrap {
         set_own_voter_entry(&mut config);
