@@ -54,6 +54,12 @@ enum Cmd {
         #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
     },
+    /// Load and validate a node config (file and `TOPOD_*` variables) as
+    /// `run` would, print what it says, and exit: 0 when valid.
+    CheckConfig {
+        #[arg(long, short, env = "TOPOD_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Seed a new single-node cluster's data dir from a backup
     /// (`topoctl snapshot save`): same topology, history and policy, this
     /// node the only voter. The data dir must be absent or empty.
@@ -147,6 +153,29 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             let body = topod::node::health::check(target, &path, Duration::from_millis(timeout_ms))
                 .await?;
             println!("{body}");
+            Ok(())
+        }
+        Some(Cmd::CheckConfig { config }) => {
+            let c = NodeConfig::load(config.as_deref())?;
+            let role = if c.is_initial_voter() {
+                "initial voter"
+            } else {
+                "joins as a learner"
+            };
+            let me = c.node_addr("");
+            println!(
+                "config ok: node {} of cluster {} ({role}), listens api={} raft={} peer={}, \
+                 advertises api={} raft={} peer={}, data in {}",
+                c.node_id,
+                c.cluster_id,
+                c.api_addr,
+                c.raft_addr,
+                c.peer_addr,
+                me.api_addr,
+                me.raft_addr,
+                me.peer_addr,
+                c.data_dir.display()
+            );
             Ok(())
         }
         Some(Cmd::Restore {
