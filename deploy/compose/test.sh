@@ -83,7 +83,7 @@ switch() {
 
 echo "== up ($COMPOSE_PROJECT_NAME, network $TOPOD_SUBNET_PREFIX.0/24)"
 t0=$(now)
-"${DC[@]}" up -d >/dev/null
+"${DC[@]}" up -d >/dev/null 2>&1
 wait_for "all 5 nodes ready" 120 all_ready
 wait_for "5 members" 60 five_members
 t_ready=$(echo "$(now) - $t0" | bc)
@@ -151,7 +151,7 @@ docker stats --no-stream --format '  {{.Name}} {{.MemUsage}} cpu {{.CPUPerc}}' \
   $("${DC[@]}" ps -q)
 
 echo "== down -v"
-"${DC[@]}" down -v --remove-orphans >/dev/null
+"${DC[@]}" down -v --remove-orphans >/dev/null 2>&1
 left=$(docker ps -aq --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME")
 vols=$(docker volume ls -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME")
 nets=$(docker network ls -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME")
