@@ -288,3 +288,90 @@ fn write_seed(
         term,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backup() -> Backup {
+        let last = LogId::new(openraft::CommittedLeaderId::new(4, 2), 17);
+        Backup {
+            cluster_id: "c".into(),
+            node_id: 2,
+            taken_at_ms: 1,
+            applied: Applied {
+                last_applied: Some(last),
+                ..Applied::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_backup_reads_back_as_written() {
+        let b = backup();
+        assert_eq!(
+            Backup::from_bytes(&b.to_bytes().expect("encode")).expect("decode"),
+            b
+        );
+    }
+
+    #[test]
+    fn every_damage_is_named() {
+        let good = backup().to_bytes().expect("encode");
+        let err = |bytes: &[u8]| Backup::from_bytes(bytes).expect_err("refused");
+        assert!(matches!(err(b"short"), BackupError::NotABackup(_)));
+        let mut magic = good.clone();
+        magic[0] = b'X';
+        assert!(matches!(err(&magic), BackupError::NotABackup(_)));
+        assert!(matches!(
+            err(&good[..good.len() - 1]),
+            BackupError::Length { .. }
+        ));
+        let mut flipped = good.clone();
+        flipped[HEADER_BYTES] ^= 1;
+        assert!(matches!(err(&flipped), BackupError::Checksum { .. }));
+        // Another storage format, with a checksum that matches it.
+        let mut other = good[..good.len() - CRC_BYTES].to_vec();
+        other[8..12].copy_from_slice(&(STORAGE_FORMAT + 1).to_be_bytes());
+        let crc = crc32fast::hash(&other);
+        other.extend_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            err(&other),
+            BackupError::Format { found, .. } if found == STORAGE_FORMAT + 1
+        ));
+        let mut empty = backup();
+        empty.applied.last_applied = None;
+        let bytes = empty.to_bytes().expect("encode");
+        assert!(matches!(err(&bytes), BackupError::Empty));
+    }
+
+    #[test]
+    fn a_seeded_data_dir_opens_with_the_state_and_a_single_voter() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("new");
+        let me = NodeAddr {
+            api_addr: "127.0.0.1:1".into(),
+            raft_addr: "127.0.0.1:2".into(),
+            peer_addr: "127.0.0.1:3".into(),
+            node_uuid: String::new(),
+        };
+        let seeded = seed_data_dir(&path, 1 << 20, "new", 9, me, &backup()).expect("seeded");
+        assert_eq!((seeded.index, seeded.term), (17, 4));
+        let store = super::super::Store::open(&path, 1 << 20).expect("opens");
+        assert!(!store.identity().is_fresh());
+        assert_eq!(
+            store.identity().cluster_id().expect("read"),
+            Some("new".into())
+        );
+        let applied = store.applied();
+        assert_eq!(applied.applied_index(), 17);
+        assert_eq!(applied.members(), vec![9]);
+        let addr = &applied
+            .membership
+            .membership()
+            .get_node(&9)
+            .expect("node 9")
+            .node_uuid;
+        assert_eq!(addr, &seeded.node_uuid.to_string());
+    }
+}
