@@ -56,3 +56,24 @@ async fn a_terminated_leader_exits_0_the_others_keep_switching_and_it_restarts_c
         assert!(status.success(), "node {id} exited with {status}");
     }
 }
+
+/// A client waiting on a switch when the node serving it shuts down gets
+/// 503 `shutting_down` (the write was accepted and goes on), not a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_waiting_on_a_stopping_leader_answers_503_shutting_down() {
+    use common::{Options, TestCluster};
+    let mut c = TestCluster::start(3, Options::default()).await;
+    let hanging = c.followers().await[0];
+    c.executor(hanging).set_hang_prepare(true);
+    let leader = c.leader().await;
+    let api = c.api(leader);
+    let waiting = tokio::spawn(async move { switch(api, "hyparview", true).await });
+    wait_until("the switch is in flight", DEADLINE, || {
+        c.state(leader).in_flight.is_some()
+    })
+    .await;
+    c.stop(leader).await;
+    let r = waiting.await.expect("the request task");
+    let message = r.expect_error(hyper::StatusCode::SERVICE_UNAVAILABLE, "shutting_down");
+    assert!(message.contains("goes on"), "{message}");
+}
