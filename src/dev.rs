@@ -15,10 +15,14 @@ use nix::unistd::Pid;
 
 use crate::config::NodeConfig;
 
-/// Largest dev cluster.
-pub const MAX_DEV_NODES: u64 = 9;
-/// How long the supervisor waits for the cluster to become ready.
-pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest dev cluster (one process per node).
+pub const MAX_DEV_NODES: u64 = crate::config::DEV_MAX_NODES;
+
+/// How long the supervisor waits for the cluster to become ready: 30 s,
+/// and 300 ms more for every node (joins go through the leader one by one).
+pub fn ready_timeout(nodes: u64) -> Duration {
+    Duration::from_secs(30) + Duration::from_millis(300) * nodes as u32
+}
 /// How long a child may take to stop after SIGTERM before it is killed.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -52,16 +56,36 @@ struct ChildNode {
     api: String,
 }
 
-/// The configs of a dev cluster (validated).
-pub fn dev_configs(
-    nodes: u64,
-    data_dir: &Path,
-    api_base_port: u16,
-) -> Result<Vec<NodeConfig>, DevError> {
-    if nodes == 0 || nodes > MAX_DEV_NODES {
-        return Err(DevError::Nodes(nodes));
+/// What `topod dev` is asked to start.
+#[derive(Debug, Clone)]
+pub struct DevSpec {
+    pub nodes: u64,
+    pub data_dir: PathBuf,
+    pub api_base_port: u16,
+    /// A base config file layered on every node's generated config (as
+    /// `topod run --config`); `TOPOD_*` variables go on top of it.
+    pub config: Option<PathBuf>,
+}
+
+/// The config of dev node `id`: the generated layout with the spec's
+/// config file and the `TOPOD_*` variables on top (validated).
+pub fn dev_node_config(spec: &DevSpec, id: u64) -> Result<NodeConfig, DevError> {
+    if spec.nodes == 0 || spec.nodes > MAX_DEV_NODES {
+        return Err(DevError::Nodes(spec.nodes));
     }
-    Ok(NodeConfig::dev_cluster(nodes, api_base_port, data_dir)?)
+    Ok(NodeConfig::dev(id, spec.api_base_port, &spec.data_dir)?
+        .with_cluster_size(spec.nodes)?
+        .layered(spec.config.as_deref(), crate::config::ENV_PREFIX)?)
+}
+
+/// The configs of a dev cluster (validated).
+pub fn dev_configs(spec: &DevSpec) -> Result<Vec<NodeConfig>, DevError> {
+    if spec.nodes == 0 || spec.nodes > MAX_DEV_NODES {
+        return Err(DevError::Nodes(spec.nodes));
+    }
+    (1..=spec.nodes)
+        .map(|id| dev_node_config(spec, id))
+        .collect()
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DevError {
@@ -69,32 +93,32 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DevError {
     move |source| DevError::Io { what, source }
 }
 
-fn spawn(
-    exe: &Path,
-    id: u64,
-    nodes: u64,
-    data_dir: &Path,
-    base: u16,
-) -> Result<ChildNode, DevError> {
-    let log = data_dir.join(format!("node{id}.log"));
+fn spawn(exe: &Path, spec: &DevSpec, config: &NodeConfig) -> Result<ChildNode, DevError> {
+    let id = config.node_id;
+    let log = spec.data_dir.join(format!("node{id}.log"));
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log)
         .map_err(io(format!("opening {}", log.display())))?;
     let err = file.try_clone().map_err(io("cloning the log handle"))?;
-    let child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .arg("dev-node")
-        .args(["--id", &id.to_string(), "--nodes", &nodes.to_string()])
+        .args(["--id", &id.to_string(), "--nodes", &spec.nodes.to_string()])
         .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--api-base-port", &base.to_string()])
+        .arg(&spec.data_dir)
+        .args(["--api-base-port", &spec.api_base_port.to_string()]);
+    if let Some(path) = &spec.config {
+        command.arg("--config").arg(path);
+    }
+    let child = command
         .stdin(Stdio::null())
         .stdout(file)
         .stderr(err)
         .spawn()
         .map_err(io(format!("starting node {id}")))?;
-    let api = format!("127.0.0.1:{}", u32::from(base) + id as u32 - 1);
+    let api = config.api_addr.to_string();
     Ok(ChildNode {
         id,
         child,
@@ -103,12 +127,15 @@ fn spawn(
     })
 }
 
-/// Polls every node's `/readyz` until all answer 200.
+/// Polls every node's `/readyz` until all answer 200, printing how many
+/// are ready as that changes.
 async fn wait_ready(children: &mut [ChildNode]) -> Result<(), DevError> {
     let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build_http();
-    let deadline = Instant::now() + READY_TIMEOUT;
+    let timeout = ready_timeout(children.len() as u64);
+    let deadline = Instant::now() + timeout;
+    let mut shown = 0;
     loop {
         let mut ready = 0;
         for c in children.iter_mut() {
@@ -133,8 +160,12 @@ async fn wait_ready(children: &mut [ChildNode]) -> Result<(), DevError> {
         if ready == children.len() {
             return Ok(());
         }
+        if ready != shown && children.len() > 9 {
+            println!("  {ready}/{} ready", children.len());
+            shown = ready;
+        }
         if Instant::now() > deadline {
-            return Err(DevError::NotReady(READY_TIMEOUT));
+            return Err(DevError::NotReady(timeout));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -173,13 +204,14 @@ fn stop(children: &mut [ChildNode]) {
 }
 
 /// Runs a dev cluster until Ctrl-C or SIGTERM.
-pub async fn run_dev(nodes: u64, data_dir: &Path, api_base_port: u16) -> Result<(), DevError> {
-    let configs = dev_configs(nodes, data_dir, api_base_port)?;
+pub async fn run_dev(spec: &DevSpec) -> Result<(), DevError> {
+    let configs = dev_configs(spec)?;
+    let (nodes, data_dir) = (spec.nodes, spec.data_dir.as_path());
     std::fs::create_dir_all(data_dir).map_err(io(format!("creating {}", data_dir.display())))?;
     let exe = std::env::current_exe().map_err(io("locating the topod binary"))?;
     let mut children = Vec::new();
     for c in &configs {
-        match spawn(&exe, c.node_id, nodes, data_dir, api_base_port) {
+        match spawn(&exe, spec, c) {
             Ok(child) => children.push(child),
             Err(e) => {
                 stop(&mut children);
@@ -191,7 +223,21 @@ pub async fn run_dev(nodes: u64, data_dir: &Path, api_base_port: u16) -> Result<
         "topod dev: {nodes} node(s), data under {}",
         data_dir.display()
     );
-    for c in &configs {
+    // Past a screenful, the voters and the last node stand for the rest.
+    let shown: Vec<&NodeConfig> = if configs.len() > 12 {
+        let mut v: Vec<&NodeConfig> = configs.iter().take(4).collect();
+        v.extend(configs.last());
+        v
+    } else {
+        configs.iter().collect()
+    };
+    for c in shown {
+        if configs.len() > 12 && c.node_id == nodes {
+            println!(
+                "  ... nodes 5..{} alike (API port base + id - 1)",
+                nodes - 1
+            );
+        }
         let role = if c.is_initial_voter() {
             "voter"
         } else {
@@ -210,7 +256,7 @@ pub async fn run_dev(nodes: u64, data_dir: &Path, api_base_port: u16) -> Result<
     tokio::select! {
         r = wait_ready(&mut children) => match r {
             Ok(()) => {
-                let endpoints: Vec<&str> = children.iter().map(|c| c.api.as_str()).collect();
+                let endpoints: Vec<&str> = children.iter().take(3).map(|c| c.api.as_str()).collect();
                 println!("cluster ready. Try: topoctl --endpoints {} status", endpoints.join(","));
                 println!("Ctrl-C stops the cluster.");
             }

@@ -26,7 +26,7 @@
 //! - [`monitor`] — the leader's monitor: gathers node summaries, derives
 //!   cluster metrics, evaluates the rules, proposes switches.
 //! - [`control`] — openraft types, sled storage, Raft RPC, proposer,
-//!   coordinator, executor interface and driver.
+//!   coordinator, executor interface and driver; pre-vote and readiness.
 //! - [`api`] — HTTP admin API: JSON types, routes, forwarding to the leader;
 //!   this node's data-plane stats and summary, fault rules, per-node
 //!   metrics (no per-peer labels); policy, optimize, monitor views, events.

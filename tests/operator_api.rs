@@ -251,6 +251,15 @@ async fn optimize_switches_by_a_user_profile_then_is_already_current() {
         other => panic!("{other:?}"),
     }
 
+    // The cut-over's health report is a write of its own (batched by the
+    // leader a few ms later): wait for it before comparing the log.
+    wait_for("the health report", DEADLINE, || async {
+        let s = c.state(1);
+        s.record(t.id)
+            .is_some_and(|r| r.health.contains_key(&1))
+            .then_some(())
+    })
+    .await;
     // Again: nothing to change, nothing proposed.
     let before = c.applied(1);
     let r = optimize(api, json!({"workload": "mine"})).await;

@@ -185,7 +185,9 @@ impl Cluster {
             .arg("--config")
             .arg(&spec.config)
             .env("NO_COLOR", "1")
-            .env("RUST_LOG", "info,openraft=warn,sled=warn")
+            // topod's own default filter, which logs an unreachable peer
+            // once per change rather than on every heartbeat.
+            .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))

@@ -1,7 +1,7 @@
 //! `topod-chaos`: a Jepsen-style harness for topod. It starts real `topod`
 //! processes, each in its own network namespace on a bridge, runs a
 //! workload and a seeded nemesis schedule at once, heals, and checks the
-//! seven properties of issue 11 on the history it recorded.
+//! nine properties of issue 11 on the history it recorded.
 //!
 //! # Layout
 //!
@@ -15,8 +15,13 @@
 //! - [`workload`] — switch clients, policy changes, broadcasts, status
 //!   samplers.
 //! - [`history`] — the JSON-lines history of the run.
-//! - [`checker`] — the seven properties (pure).
+//! - [`checker`] — properties 1–7 (pure).
+//! - [`serving`] — properties 8 (cut-off nodes not ready) and 9 (unknown
+//!   outcomes resolved by request id) (pure).
+//! - [`afterwards`] — what is read after the heal: request-id lookups, log
+//!   levels, the run's extra figures.
 //! - [`scenario`] — scenario files and their validation.
+//! - [`outdir`] — the output directory's files, cleared when reused.
 //! - [`run`] — one run end to end, and its cleanup guard.
 
 mod afterwards;
@@ -26,6 +31,7 @@ mod history;
 mod http;
 mod nemesis;
 mod netns;
+mod outdir;
 mod probe;
 mod run;
 mod scenario;

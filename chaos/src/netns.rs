@@ -65,6 +65,11 @@ struct Created {
     bridge: bool,
     forward_rule: bool,
     namespaces: Vec<String>,
+    /// Host ends of the veth pairs. Deleted explicitly: a namespace that
+    /// something still references (a closing socket) outlives `ip netns
+    /// del`, and its veth pair with it, which made the next run's `ip link
+    /// add` fail with "File exists".
+    veths: Vec<String>,
 }
 
 /// The namespaces and the bridge of one run.
@@ -128,6 +133,7 @@ impl Net {
         run(&[
             "ip", "link", "add", &host, "type", "veth", "peer", "name", &inner,
         ])?;
+        self.created().veths.push(host.clone());
         run(&["ip", "link", "set", &inner, "netns", &ns])?;
         run(&["ip", "link", "set", &host, "master", BRIDGE, "up"])?;
         run(&["ip", "-n", &ns, "link", "set", "lo", "up"])?;
@@ -196,8 +202,19 @@ impl Net {
     pub fn teardown(&self) -> Vec<NetError> {
         let mut errors = Vec::new();
         let mut created = self.created();
-        for ns in std::mem::take(&mut created.namespaces).iter().rev() {
+        let namespaces = std::mem::take(&mut created.namespaces);
+        for ns in namespaces.iter().rev() {
             kill_ns_pids(ns);
+        }
+        for veth in std::mem::take(&mut created.veths).iter().rev() {
+            // Gone already if its namespace went with the processes.
+            if link_exists(veth) {
+                if let Err(e) = run(&["ip", "link", "del", veth]) {
+                    errors.push(e);
+                }
+            }
+        }
+        for ns in namespaces.iter().rev() {
             if let Err(e) = run(&["ip", "netns", "del", ns]) {
                 errors.push(e);
             }
@@ -289,10 +306,29 @@ fn leftovers() -> Result<Vec<String>, NetError> {
         .filter(|n| n.starts_with(&format!("{PREFIX}-")))
         .map(str::to_string)
         .collect();
-    if run(&["ip", "link", "show", BRIDGE]).is_ok() {
-        out.push(BRIDGE.to_string());
-    }
+    out.extend(harness_links()?);
     Ok(out)
+}
+
+/// The harness's network links on the host: the bridge and veth host ends
+/// (`tch-br`, `tch-v*`).
+fn harness_links() -> Result<Vec<String>, NetError> {
+    Ok(run(&["ip", "-o", "link", "show"])?
+        .lines()
+        .filter_map(link_name)
+        .filter(|n| n == BRIDGE || n.starts_with(&format!("{PREFIX}-v")))
+        .collect())
+}
+
+/// The interface name of one line of `ip -o link show`
+/// (`137: tch-v1@if136: <BROADCAST,...`).
+fn link_name(line: &str) -> Option<String> {
+    let name = line.split(": ").nth(1)?;
+    Some(name.split('@').next()?.to_string())
+}
+
+fn link_exists(name: &str) -> bool {
+    run(&["ip", "link", "show", name]).is_ok()
 }
 
 /// Removes every harness object left by a run that did not clean up:
@@ -300,8 +336,9 @@ fn leftovers() -> Result<Vec<String>, NetError> {
 /// bridge. Returns what was removed.
 pub fn cleanup_leftovers() -> Result<Vec<String>, NetError> {
     let mut removed = Vec::new();
+    let links = harness_links()?;
     for name in leftovers()? {
-        if name == BRIDGE {
+        if links.contains(&name) {
             continue;
         }
         kill_ns_pids(&name);
@@ -315,9 +352,29 @@ pub fn cleanup_leftovers() -> Result<Vec<String>, NetError> {
     {
         removed.push("FORWARD accept rule".to_string());
     }
-    if run(&["ip", "link", "show", BRIDGE]).is_ok() {
+    for link in links.iter().filter(|l| *l != BRIDGE) {
+        if link_exists(link) {
+            run(&["ip", "link", "del", link])?;
+            removed.push(format!("veth {link}"));
+        }
+    }
+    if link_exists(BRIDGE) {
         run(&["ip", "link", "del", BRIDGE])?;
         removed.push(format!("bridge {BRIDGE}"));
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::link_name;
+
+    #[test]
+    fn link_names_are_read_from_ip_o_link_lines() {
+        let line = "137: tch-v1@if136: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue";
+        assert_eq!(link_name(line).as_deref(), Some("tch-v1"));
+        let line = "5: tch-br: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue";
+        assert_eq!(link_name(line).as_deref(), Some("tch-br"));
+        assert_eq!(link_name("garbage"), None);
+    }
 }

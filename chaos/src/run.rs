@@ -100,6 +100,7 @@ pub async fn run(
     let duration_ms = scenario.duration_s * 1000;
     let schedule = nemesis::schedule(seed, &list, &nodes, duration_ms, scenario.timing());
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    crate::outdir::clear_outputs(out, scenario.nodes)?;
     std::fs::write(
         out.join("schedule.json"),
         serde_json::to_vec_pretty(&schedule)?,

@@ -35,6 +35,8 @@ pub struct ApiContext {
     pub raft: Raft,
     pub applied: AppliedRx,
     pub proposer: Arc<Proposer>,
+    /// Phase and health reports go through the leader's batcher.
+    pub reports: crate::control::report_batch::ReportBatcher,
     pub forwarder: Forwarder,
     pub overlay_defaults: OverlayDefaults,
     pub prometheus: PrometheusHandle,

@@ -117,7 +117,7 @@ async fn run(
             ))
         }
         Ok(CommandResponse::Rejected(r)) => return Err(done(rejected(ctx, &r))),
-        Ok(CommandResponse::Applied) => {
+        Ok(CommandResponse::Applied | CommandResponse::Batch(_)) => {
             return Err(done(ctx.internal("unexpected answer to a proposal")))
         }
         Err(e) => return Err(write_failed(ctx, e)),

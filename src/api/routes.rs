@@ -30,7 +30,7 @@ use super::membership;
 use super::types::*;
 use crate::control::proposer::WriteError;
 use crate::model::{
-    Command, CommandResponse, NodeId, OverlayConfig, Phase, Rejection, TransitionId,
+    Command, CommandResponse, NodeId, OverlayConfig, Phase, PhaseReport, Rejection, TransitionId,
 };
 
 pub(super) type Ctx = State<Arc<ApiContext>>;
@@ -547,7 +547,7 @@ async fn switch(State(ctx): Ctx, req: Request) -> Response<Body> {
         let id = match answer {
             CommandResponse::Accepted { id } => id,
             CommandResponse::Rejected(r) => return Written::Done(rejected(&ctx, &r)),
-            CommandResponse::Applied => {
+            CommandResponse::Applied | CommandResponse::Batch(_) => {
                 return Written::Done(ctx.internal("unexpected answer to a proposal"))
             }
         };
@@ -651,12 +651,12 @@ async fn report(State(ctx): Ctx, Path(id): Path<String>, req: Request) -> Respon
             Ok(r) => r,
             Err(r) => return Written::Done(r),
         };
-        let cmd = Command::ReportPhase {
+        let report = PhaseReport {
             id,
             node: r.node,
             phase: Phase::from(&r.phase),
         };
-        match ctx.proposer.write(cmd).await {
+        match ctx.reports.submit(report).await {
             Ok(CommandResponse::Rejected(rej)) => Written::Done(rejected(&ctx, &rej)),
             Ok(_) => {
                 Written::Done(ctx.json(StatusCode::OK, &serde_json::json!({"status": "applied"})))

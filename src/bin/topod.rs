@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use topod::config::NodeConfig;
+use topod::dev::DevSpec;
 
 #[derive(Parser)]
 #[command(
@@ -33,9 +34,15 @@ enum Cmd {
         /// Data dir of the cluster (one sub-dir per node).
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
-        /// API port of node 1; node N uses base+N-1, Raft +100, peer +200.
+        /// API port of node 1; node N uses base+N-1, Raft +100, peer +200
+        /// (+200 and +400 past 100 nodes, and so on).
         #[arg(long, default_value_t = 7101)]
         api_base_port: u16,
+        /// Base config file for every node, as `topod run --config`;
+        /// `TOPOD_*` variables apply on top. Ids, addresses, data dirs and
+        /// voters stay the dev layout's.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
     /// GET this node's `/readyz` (exit 0 when ready, 1 otherwise): the
     /// container health check of an image without curl.
@@ -85,6 +92,8 @@ enum Cmd {
         data_dir: PathBuf,
         #[arg(long)]
         api_base_port: u16,
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -99,16 +108,7 @@ struct RunArgs {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        // openraft logs every failed replication attempt (every heartbeat
-        // to a cut-off peer, as an ERROR); the Raft network logs each peer's
-        // up/down changes once instead.
-        .unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new(
-                "info,openraft=warn,openraft::replication=off,sled=warn",
-            )
-        });
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    topod::node::logging::init();
 }
 
 async fn serve(config: NodeConfig) -> anyhow::Result<()> {
@@ -138,7 +138,14 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             nodes,
             data_dir,
             api_base_port,
-        }) => Ok(topod::dev::run_dev(nodes, &data_dir, api_base_port).await?),
+            config,
+        }) => Ok(topod::dev::run_dev(&DevSpec {
+            nodes,
+            data_dir,
+            api_base_port,
+            config,
+        })
+        .await?),
         Some(Cmd::Healthcheck {
             config,
             addr,
@@ -207,10 +214,16 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             nodes,
             data_dir,
             api_base_port,
+            config,
         }) => {
             init_tracing();
-            let config = NodeConfig::dev(id, api_base_port, &data_dir)?.with_cluster_size(nodes)?;
-            serve(config).await
+            let spec = DevSpec {
+                nodes,
+                data_dir,
+                api_base_port,
+                config,
+            };
+            serve(topod::dev::dev_node_config(&spec, id)?).await
         }
     }
 }

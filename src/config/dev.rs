@@ -1,7 +1,11 @@
-//! Generated configs for `topod dev`: a cluster on loopback.
+//! Generated configs for `topod dev`: a cluster on loopback, and the
+//! operator's `--config` file and `TOPOD_*` variables layered on them.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
 
 use super::{
     ApiConfig, ConfigError, NodeConfig, OverlayDefaults, RaftConfig, StorageConfig, SwitchConfig,
@@ -11,9 +15,30 @@ use crate::model::NodeId;
 
 /// Nodes 1..=3 of a dev cluster are voters, the others learners.
 pub const DEV_VOTERS: u64 = 3;
-/// Largest dev node id: ports are `base + id - 1`, raft `+100`, peer
-/// `+200`, so 100 nodes would collide.
-pub const DEV_MAX_NODES: u64 = 99;
+/// Largest dev cluster. Ports are `base + id - 1`, raft `+stride`, peer
+/// `+2 × stride`, with [`dev_port_stride`] 100 up to 100 nodes (7101 / 7201
+/// / 7301 for node 1) and the next hundred above.
+pub const DEV_MAX_NODES: u64 = 256;
+
+/// The distance between a dev node's API, Raft and peer ports: 100 for
+/// clusters of up to 100 nodes (the layout of every earlier release), then
+/// the node count rounded up to a hundred, so no two ports collide.
+pub fn dev_port_stride(nodes: u64) -> u64 {
+    nodes.max(1).div_ceil(100) * 100
+}
+
+/// Keys `topod dev` lays out itself; a `--config` file or a `TOPOD_*`
+/// variable that sets one to another value is refused, naming it.
+const DEV_OWNED_KEYS: &[&str] = &[
+    "node_id",
+    "cluster_id",
+    "api_addr",
+    "raft_addr",
+    "peer_addr",
+    "data_dir",
+    "initial_voters",
+    "join",
+];
 /// Cluster id of generated dev clusters.
 pub const DEV_CLUSTER_ID: &str = "dev";
 
@@ -29,7 +54,7 @@ fn port(base: u16, offset: u64) -> Result<u16, ConfigError> {
         })
 }
 
-fn dev_voter(id: NodeId, base: u16) -> Result<VoterConfig, ConfigError> {
+fn dev_voter(id: NodeId, base: u16, stride: u64) -> Result<VoterConfig, ConfigError> {
     let addr = |offset| -> Result<SocketAddr, ConfigError> {
         Ok(SocketAddr::from((
             Ipv4Addr::LOCALHOST,
@@ -39,8 +64,8 @@ fn dev_voter(id: NodeId, base: u16) -> Result<VoterConfig, ConfigError> {
     Ok(VoterConfig {
         id,
         api_addr: addr(0)?,
-        raft_addr: addr(100)?,
-        peer_addr: addr(200)?,
+        raft_addr: addr(stride)?,
+        peer_addr: addr(2 * stride)?,
     })
 }
 
@@ -61,7 +86,11 @@ impl NodeConfig {
                 format!("is {node_id}, outside 1..={DEV_MAX_NODES} for a dev cluster"),
             ));
         }
-        let me = dev_voter(node_id, base_api_port)?;
+        let me = dev_voter(
+            node_id,
+            base_api_port,
+            dev_port_stride(DEV_VOTERS.max(node_id)),
+        )?;
         let config = NodeConfig {
             node_id,
             cluster_id: DEV_CLUSTER_ID.to_string(),
@@ -91,8 +120,9 @@ impl NodeConfig {
         config.with_cluster_size(DEV_VOTERS.max(node_id))
     }
 
-    /// Re-derives voters and join targets for a dev cluster of `nodes`
-    /// nodes (voters: the first `min(nodes, 3)`), keeping the port layout.
+    /// Re-derives this node's ports, the voters and the join targets for a
+    /// dev cluster of `nodes` nodes (voters: the first `min(nodes, 3)`),
+    /// with the port stride of that size.
     pub fn with_cluster_size(mut self, nodes: u64) -> Result<Self, ConfigError> {
         if nodes < self.node_id {
             return Err(ConfigError::invalid(
@@ -100,14 +130,24 @@ impl NodeConfig {
                 format!("{} is beyond a cluster of {nodes} nodes", self.node_id),
             ));
         }
+        if nodes > DEV_MAX_NODES {
+            return Err(ConfigError::invalid(
+                "nodes",
+                format!("{nodes} is more than a dev cluster's {DEV_MAX_NODES}"),
+            ));
+        }
+        let stride = dev_port_stride(nodes);
         let base = u16::try_from(self.node_id - 1)
             .ok()
             .and_then(|offset| self.api_addr.port().checked_sub(offset))
             .ok_or_else(|| {
                 ConfigError::invalid("api_addr", "does not follow the dev port layout")
             })?;
+        let me = dev_voter(self.node_id, base, stride)?;
+        self.raft_addr = me.raft_addr;
+        self.peer_addr = me.peer_addr;
         let voters = (1..=nodes.min(DEV_VOTERS))
-            .map(|id| dev_voter(id, base))
+            .map(|id| dev_voter(id, base, stride))
             .collect::<Result<Vec<_>, _>>()?;
         if self.node_id <= DEV_VOTERS {
             self.initial_voters = voters;
@@ -126,8 +166,50 @@ impl NodeConfig {
         base_api_port: u16,
         data_dir: &Path,
     ) -> Result<Vec<Self>, ConfigError> {
+        if nodes > DEV_MAX_NODES {
+            return Err(ConfigError::invalid(
+                "nodes",
+                format!("{nodes} is more than a dev cluster's {DEV_MAX_NODES}"),
+            ));
+        }
         (1..=nodes)
             .map(|id| NodeConfig::dev(id, base_api_port, data_dir)?.with_cluster_size(nodes))
             .collect()
+    }
+
+    /// This dev config with the operator's `--config` file (if any) and
+    /// the `TOPOD_*` variables (those starting with `env_prefix`) on top,
+    /// as `topod run` layers them over its defaults: chaos mode, Raft
+    /// timing, rules and every other table can be set on a dev cluster.
+    /// The keys the dev layout owns (ids, addresses, data dir, voters,
+    /// join targets) stay the layout's: setting one to another value is an
+    /// error naming it.
+    pub fn layered(self, file: Option<&Path>, env_prefix: &str) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(&self));
+        if let Some(path) = file {
+            std::fs::metadata(path).map_err(|e| ConfigError::File {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let figment = figment.merge(NodeConfig::env(env_prefix));
+        let layered: NodeConfig = figment.extract().map_err(ConfigError::from_figment)?;
+        let (mine, theirs) = (
+            serde_json::to_value(&self).expect("a config serializes"),
+            serde_json::to_value(&layered).expect("a config serializes"),
+        );
+        if let Some(key) = DEV_OWNED_KEYS
+            .iter()
+            .find(|k| mine.get(**k) != theirs.get(**k))
+        {
+            return Err(ConfigError::invalid(
+                *key,
+                "is laid out by `topod dev` (ids, ports, data dir, voters); remove it from the \
+                 --config file and the TOPOD_* variables",
+            ));
+        }
+        layered.validate()?;
+        Ok(layered)
     }
 }

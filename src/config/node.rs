@@ -204,7 +204,7 @@ impl NodeConfig {
         }))
     }
 
-    fn env(prefix: &str) -> Env {
+    pub(super) fn env(prefix: &str) -> Env {
         Env::prefixed(prefix).ignore(ENV_IGNORED).split("__")
     }
 

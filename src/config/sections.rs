@@ -33,6 +33,12 @@ pub struct SwitchConfig {
     /// Default `full_mesh` (the state machine's initial state; right for
     /// the small clusters a cluster starts as).
     pub initial_topology: InitialTopology,
+    /// How long the leader gathers phase and health reports before writing
+    /// them as one log entry, ms; 0 writes each report alone. 0..=1000.
+    /// Default 20: the reports of a switch arrive within a few ms of each
+    /// other, so one switch on N members writes a handful of entries
+    /// instead of 2N.
+    pub report_batch_window_ms: u64,
 }
 
 impl Default for SwitchConfig {
@@ -44,6 +50,7 @@ impl Default for SwitchConfig {
             auto_switch: p.auto_switch,
             history_retention: p.history_retention,
             initial_topology: InitialTopology::Fixed(Topology::FullMesh),
+            report_batch_window_ms: 20,
         }
     }
 }
@@ -122,6 +129,12 @@ impl SwitchConfig {
             self.history_retention.into(),
             1,
             MAX_HISTORY_RETENTION.into(),
+        )?;
+        check_range(
+            "switch.report_batch_window_ms",
+            self.report_batch_window_ms,
+            0,
+            1_000,
         )?;
         Ok(())
     }

@@ -423,6 +423,104 @@ fn dev_configs_follow_the_port_layout() {
 }
 
 #[test]
+fn dev_ports_keep_the_layout_to_100_nodes_and_widen_beyond() {
+    use crate::config::dev::dev_port_stride;
+    assert_eq!(dev_port_stride(3), 100);
+    assert_eq!(dev_port_stride(100), 100);
+    assert_eq!(dev_port_stride(101), 200);
+    let dir = Path::new("/tmp/d");
+    for nodes in [9u64, 100, 200, 256] {
+        let all = NodeConfig::dev_cluster(nodes, 7101, dir).unwrap();
+        let mut ports = std::collections::BTreeSet::new();
+        for c in &all {
+            for a in [c.api_addr, c.raft_addr, c.peer_addr] {
+                assert!(
+                    ports.insert(a.port()),
+                    "{nodes} nodes: port {} twice",
+                    a.port()
+                );
+            }
+            // Every node names the voters at the same addresses.
+            assert_eq!(c.initial_voters.is_empty(), c.node_id > 3);
+            if let Some(v) = c.initial_voters.first() {
+                assert_eq!(v.raft_addr, all[0].raft_addr);
+            }
+        }
+        assert_eq!(all.last().unwrap().api_addr.port() as u64, 7100 + nodes);
+    }
+    let big = NodeConfig::dev_cluster(200, 7101, dir).unwrap();
+    assert_eq!(big[0].raft_addr.port(), 7301);
+    assert_eq!(big[0].peer_addr.port(), 7501);
+    assert_eq!(big[150].join[0], big[0].api_addr);
+    let e = NodeConfig::dev_cluster(257, 7101, dir).unwrap_err();
+    assert_eq!(e.key(), "nodes");
+}
+
+#[test]
+fn dev_configs_take_a_base_file_and_the_environment_but_keep_their_layout() {
+    let dir = std::env::temp_dir().join(format!("topod-dev-layer-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("base.toml");
+    std::fs::write(
+        &file,
+        "[transport]\nchaos = true\n[raft]\nheartbeat_ms = 80\nelection_timeout_min_ms = 400\n\
+         election_timeout_max_ms = 800\n",
+    )
+    .unwrap();
+    let dev = NodeConfig::dev(4, 7101, &dir)
+        .unwrap()
+        .with_cluster_size(5)
+        .unwrap();
+    std::env::set_var("TOPOD_T_DEVLAYER_SWITCH__COOLDOWN_MS", "1234");
+    let c = dev
+        .clone()
+        .layered(Some(&file), "TOPOD_T_DEVLAYER_")
+        .unwrap();
+    assert!(c.transport.chaos);
+    assert_eq!(c.raft.heartbeat_ms, 80);
+    assert_eq!(
+        c.switch.cooldown_ms, 1234,
+        "TOPOD_* goes on top of the file"
+    );
+    assert_eq!(
+        (c.node_id, c.api_addr, &c.join),
+        (4, dev.api_addr, &dev.join)
+    );
+    assert_eq!(
+        c.rules.monitor_interval_ms, dev.rules.monitor_interval_ms,
+        "dev defaults kept"
+    );
+    // Nothing set: the generated config as it was.
+    assert_eq!(
+        dev.clone().layered(None, "TOPOD_T_DEVLAYER_NONE_").unwrap(),
+        dev
+    );
+    // A key of the layout is refused, named.
+    std::fs::write(&file, "node_id = 9\n").unwrap();
+    let e = dev
+        .clone()
+        .layered(Some(&file), "TOPOD_T_DEVLAYER_NONE_")
+        .unwrap_err();
+    assert_eq!(e.key(), "node_id");
+    assert!(e.to_string().contains("laid out by `topod dev`"), "{e}");
+    std::env::set_var("TOPOD_T_DEVLAYER2_API_ADDR", "127.0.0.1:9");
+    let e = dev.clone().layered(None, "TOPOD_T_DEVLAYER2_").unwrap_err();
+    assert_eq!(e.key(), "api_addr");
+    // A bad value in the file is the usual error naming the key.
+    std::fs::write(&file, "[raft]\nheartbeat_ms = \"fast\"\n").unwrap();
+    let e = dev
+        .clone()
+        .layered(Some(&file), "TOPOD_T_DEVLAYER_NONE_")
+        .unwrap_err();
+    assert_eq!(e.key(), "raft.heartbeat_ms");
+    let e = dev
+        .layered(Some(&dir.join("missing.toml")), "TOPOD_T_DEVLAYER_NONE_")
+        .unwrap_err();
+    assert!(e.to_string().contains("missing.toml"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn initial_topology_takes_auto_or_a_name_and_names_the_key() {
     let c = load("[switch]\ninitial_topology = \"auto\"").unwrap();
     assert_eq!(c.switch.initial_topology, InitialTopology::Auto);

@@ -38,6 +38,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::liveness::Liveness;
+use super::log_versions::{self, LogVersions, LOG_VERSION_HEADER};
 use super::prevote::{PreVoteRequest, PreVoteResponse};
 use super::reachability::{Change, Reachability};
 use super::readiness::QuorumClock;
@@ -81,6 +82,7 @@ pub struct Network {
     liveness: Liveness,
     reachability: Reachability,
     quorum: QuorumClock,
+    versions: LogVersions,
 }
 
 impl Network {
@@ -99,7 +101,14 @@ impl Network {
             liveness,
             reachability: Reachability::default(),
             quorum: QuorumClock::default(),
+            versions: LogVersions::default(),
         }
+    }
+
+    /// Records in `versions` the log version every peer announces.
+    pub fn with_log_versions(mut self, versions: LogVersions) -> Self {
+        self.versions = versions;
+        self
     }
 
     /// Stamps every AppendEntries with `quorum`'s age.
@@ -121,6 +130,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             liveness: self.liveness.clone(),
             reachability: self.reachability.clone(),
             quorum: self.quorum.clone(),
+            versions: self.versions.clone(),
         }
     }
 }
@@ -134,6 +144,7 @@ pub struct RaftClient {
     liveness: Liveness,
     reachability: Reachability,
     quorum: QuorumClock,
+    versions: LogVersions,
 }
 
 /// Why one RPC failed, before mapping to openraft's error.
@@ -229,6 +240,7 @@ impl RaftClient {
             }
         })?;
         let status = response.status();
+        let announced = log_versions::parse(response.headers().get(LOG_VERSION_HEADER));
         let bytes = Limited::new(response.into_body(), self.settings.max_body_bytes)
             .collect()
             .await
@@ -242,6 +254,7 @@ impl RaftClient {
         }
         let decoded = postcard::from_bytes(&bytes).map_err(|e| other(format!("decode: {e}")))?;
         self.liveness.record_ok(self.target);
+        self.versions.record(self.target, announced);
         Ok(decoded)
     }
 

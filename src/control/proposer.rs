@@ -18,7 +18,7 @@ use crate::model::{Command, CommandResponse, Envelope, NodeId};
 
 /// Why a write did not reach the state machine. No state changed in any
 /// case, except `Timeout`, where the entry may still commit later.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum WriteError {
     /// This node is not the leader; the leader, if known.
     #[error("this node is not the leader (leader: {leader:?})")]

@@ -54,6 +54,7 @@ pub fn router(raft: Raft, id: RpcIdentity, max_body_bytes: usize) -> Router {
         .route(paths::VOTE, post(vote))
         .route(paths::SNAPSHOT, post(snapshot))
         .route(paths::PREVOTE, post(prevote))
+        .layer(axum::middleware::map_response(announce_log_version))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(RpcState {
             raft,
@@ -62,6 +63,16 @@ pub fn router(raft: Raft, id: RpcIdentity, max_body_bytes: usize) -> Router {
             contact: id.contact,
             lease: id.lease,
         })
+}
+
+/// Every answer says which log envelopes this build reads, so that the
+/// leader writes a newer one only when all members read it.
+async fn announce_log_version(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        super::log_versions::LOG_VERSION_HEADER,
+        axum::http::HeaderValue::from(crate::model::LOG_VERSION),
+    );
+    response
 }
 
 fn refuse(status: StatusCode, msg: String) -> Response {

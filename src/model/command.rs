@@ -31,13 +31,28 @@ pub enum Envelope {
         command: super::v2::Command,
     },
     /// Adds the policy's custom rules and disabled built-in rules.
-    /// Applied by the same rules as `V2`.
+    /// Applied by the same rules as `V2`. Written for every command but
+    /// [`Command::ReportPhases`].
     V3 {
         /// Leader's timestamp, unix milliseconds.
         stamp_ms: u64,
         command: Command,
     },
+    /// Adds [`Command::ReportPhases`], the only command written in it: a
+    /// build that does not know `V4` stops at such an entry, so the leader
+    /// writes one only when every member has said it reads `V4`
+    /// ([`LOG_VERSION`], `control::log_versions`). Applied by the same
+    /// rules as `V2`.
+    V4 {
+        /// Leader's timestamp, unix milliseconds.
+        stamp_ms: u64,
+        command: Command,
+    },
 }
+
+/// The newest envelope this build reads and writes (`V4`), announced to
+/// the leader on every Raft RPC answer.
+pub const LOG_VERSION: u32 = 4;
 
 /// An envelope that cannot be decoded. Applying stops at such an entry:
 /// skipping it would make nodes diverge.
@@ -52,14 +67,19 @@ pub struct EnvelopeError {
 impl Envelope {
     /// The envelope this build writes for `command`.
     pub fn new(stamp_ms: u64, command: Command) -> Self {
-        Envelope::V3 { stamp_ms, command }
+        match command {
+            Command::ReportPhases { .. } => Envelope::V4 { stamp_ms, command },
+            command => Envelope::V3 { stamp_ms, command },
+        }
     }
 
     /// The rules this envelope's command is applied by.
     pub fn rules(&self) -> super::state::Rules {
         match self {
             Envelope::V1 { .. } => super::state::Rules::V1,
-            Envelope::V2 { .. } | Envelope::V3 { .. } => super::state::Rules::V2,
+            Envelope::V2 { .. } | Envelope::V3 { .. } | Envelope::V4 { .. } => {
+                super::state::Rules::V2
+            }
         }
     }
 
@@ -68,7 +88,9 @@ impl Envelope {
         match self {
             Envelope::V1 { stamp_ms, command } => (stamp_ms, command.into()),
             Envelope::V2 { stamp_ms, command } => (stamp_ms, command.into()),
-            Envelope::V3 { stamp_ms, command } => (stamp_ms, command),
+            Envelope::V3 { stamp_ms, command } | Envelope::V4 { stamp_ms, command } => {
+                (stamp_ms, command)
+            }
         }
     }
 
@@ -119,6 +141,18 @@ pub enum Command {
     },
     /// Change the replicated policy.
     SetPolicy(PolicyUpdate),
+    /// Several nodes' phase reports in one entry (the leader batches those
+    /// that arrive within a short window); each is applied exactly as a
+    /// [`Command::ReportPhase`] of its own, in order. Envelope `V4` only.
+    ReportPhases { reports: Vec<PhaseReport> },
+}
+
+/// One report of a [`Command::ReportPhases`] batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseReport {
+    pub id: TransitionId,
+    pub node: NodeId,
+    pub phase: Phase,
 }
 
 /// Payload of [`Command::ProposeSwitch`].
@@ -233,6 +267,9 @@ pub enum CommandResponse {
     Applied,
     /// Nothing changed.
     Rejected(Rejection),
+    /// The answers to a [`Command::ReportPhases`], one per report, in
+    /// order.
+    Batch(Vec<CommandResponse>),
 }
 
 /// Why a command was rejected. Rejections change no state (not even the

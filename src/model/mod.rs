@@ -20,8 +20,8 @@ pub mod v2;
 
 pub use app::{AppAggregate, AppAggregates, AppKind, AppSummaries, AppSummary};
 pub use command::{
-    Command, CommandResponse, Envelope, EnvelopeError, Phase, ProposeSwitch, Rejection,
-    SwitchReason, Trigger,
+    Command, CommandResponse, Envelope, EnvelopeError, Phase, PhaseReport, ProposeSwitch,
+    Rejection, SwitchReason, Trigger, LOG_VERSION,
 };
 pub use custom_rule::CustomRule;
 pub use metrics::{ClusterMetrics, NodeSummary, WorkloadPattern};

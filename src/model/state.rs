@@ -237,6 +237,12 @@ impl TopologyState {
             }
             Command::AbortSwitch { id, term, reason } => self.abort(ctx, now, *id, *term, reason),
             Command::SetPolicy(update) => self.set_policy(update),
+            Command::ReportPhases { reports } => CommandResponse::Batch(
+                reports
+                    .iter()
+                    .map(|r| self.report(r.id, r.node, &r.phase))
+                    .collect(),
+            ),
         };
         // A rejection changes no state, not even the clock (a proposal's
         // request id is the one exception: it remembers its answer); nor

@@ -47,6 +47,15 @@ pub struct Monitor {
     pub settings: MonitorSettings,
 }
 
+/// Why [`Monitor::lead`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LeadEnd {
+    /// Another term or role: look at Raft's metrics again.
+    NoLongerLeads,
+    /// Cancelled, or Raft or the applied state stopped: the monitor ends.
+    Stopped,
+}
+
 /// Whether this node leads in `term` now.
 fn leads_in(raft: &Raft, term: u64) -> bool {
     let m = raft.metrics();
@@ -76,7 +85,13 @@ impl Monitor {
             };
             if let Some(term) = term {
                 tracing::info!(term, "monitor starts: this node leads");
-                self.lead(term, &gatherer, &cancel).await;
+                let end = self.lead(term, &gatherer, &cancel).await;
+                if end == LeadEnd::Stopped {
+                    // Raft's metrics channel closed (shutdown) or cancel:
+                    // looking at the last metrics again would say "leads"
+                    // and spin.
+                    return;
+                }
                 tracing::info!(term, "monitor stops: this node no longer leads");
                 continue;
             }
@@ -88,13 +103,16 @@ impl Monitor {
     }
 
     /// Rounds while this node leads in `term`.
-    async fn lead(&self, term: u64, gatherer: &Gatherer, cancel: &CancellationToken) {
+    async fn lead(&self, term: u64, gatherer: &Gatherer, cancel: &CancellationToken) -> LeadEnd {
         let mut memory = RuleMemory::default();
         let mut metrics = self.raft.metrics();
         let mut round = 0u64;
         loop {
-            if cancel.is_cancelled() || !leads_in(&self.raft, term) {
-                return;
+            if cancel.is_cancelled() {
+                return LeadEnd::Stopped;
+            }
+            if !leads_in(&self.raft, term) {
+                return LeadEnd::NoLongerLeads;
             }
             round += 1;
             let started = Instant::now();
@@ -112,12 +130,15 @@ impl Monitor {
                 let interval = applied.borrow_and_update().state.policy.monitor_interval_ms;
                 let next = started + Duration::from_millis(interval);
                 tokio::select! {
-                    _ = cancel.cancelled() => return,
+                    _ = cancel.cancelled() => return LeadEnd::Stopped,
                     _ = tokio::time::sleep_until(next) => break,
-                    changed = applied.changed() => if changed.is_err() { return },
+                    changed = applied.changed() => if changed.is_err() { return LeadEnd::Stopped },
                     changed = metrics.changed() => {
-                        if changed.is_err() || !leads_in(&self.raft, term) {
-                            return;
+                        if changed.is_err() {
+                            return LeadEnd::Stopped;
+                        }
+                        if !leads_in(&self.raft, term) {
+                            return LeadEnd::NoLongerLeads;
                         }
                     }
                 }
@@ -241,7 +262,7 @@ impl Monitor {
                     message: r.to_string(),
                 }
             }
-            Ok(CommandResponse::Applied) => RoundAction::Failed {
+            Ok(CommandResponse::Applied | CommandResponse::Batch(_)) => RoundAction::Failed {
                 error: "unexpected answer to a proposal".into(),
             },
             Err(e) => {

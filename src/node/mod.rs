@@ -1,10 +1,12 @@
 //! A running `topod` node: storage, Raft, the Raft RPC and admin API
 //! servers, the coordinator, the executor driver and telemetry, wired
-//! together by [`start_node`]. Binaries and tests call the same function.
+//! together by [`start_node`]. Binaries and tests call the same function;
+//! `logging` sets up the process's log output for the binaries.
 
 pub mod bootstrap;
 pub mod events;
 pub mod health;
+pub mod logging;
 pub mod reporter;
 pub mod restore;
 pub mod setup;
@@ -306,6 +308,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
 
     let liveness = Liveness::default();
     let quorum_clock = crate::control::readiness::QuorumClock::default();
+    let log_versions = crate::control::log_versions::LogVersions::default();
     let network = Network::new(
         NetworkSettings {
             cluster_id: config.cluster_id.clone(),
@@ -314,7 +317,8 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         },
         liveness.clone(),
     )
-    .with_quorum_clock(quorum_clock.clone());
+    .with_quorum_clock(quorum_clock.clone())
+    .with_log_versions(log_versions.clone());
     let raft_config = Arc::new(config.raft.to_openraft(&config.cluster_id)?);
     let raft = Raft::new(
         config.node_id,
@@ -351,6 +355,17 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         config.api.request_timeout(),
     ));
     let forwarder = Forwarder::of_node(config.node_id);
+    let (reports, batching) = crate::control::report_batch::ReportBatcher::new(
+        proposer.clone(),
+        raft.clone(),
+        config.node_id,
+        log_versions,
+        crate::control::report_batch::BatchSettings {
+            window: std::time::Duration::from_millis(config.switch.report_batch_window_ms),
+        },
+        cancel.clone(),
+    );
+    tracker.spawn(batching);
 
     // Raft RPC server.
     let leader_contact = crate::control::readiness::LeaderContact::default();
@@ -413,6 +428,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         raft: raft.clone(),
         applied: applied.clone(),
         proposer: proposer.clone(),
+        reports: reports.clone(),
         forwarder: forwarder.clone(),
         overlay_defaults: Arc::new(move |t| defaults_cfg.default_for(t)),
         prometheus: telemetry::prometheus(),
@@ -498,6 +514,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
     let reporter = reporter::LeaderReporter {
         raft: raft.clone(),
         proposer: proposer.clone(),
+        reports,
         forwarder,
         timeout: config.api.request_timeout(),
     };

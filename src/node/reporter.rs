@@ -13,8 +13,9 @@ use crate::api::routes::ReportRequest;
 use crate::api::types::PhaseView;
 use crate::control::driver::Reporter;
 use crate::control::proposer::{Proposer, WriteError};
+use crate::control::report_batch::ReportBatcher;
 use crate::control::types::Raft;
-use crate::model::{Command, CommandResponse, NodeId, Phase, TransitionId};
+use crate::model::{CommandResponse, NodeId, Phase, PhaseReport, TransitionId};
 
 /// Attempts before a report is given up (with [`RETRY_DELAY`] between).
 pub const MAX_ATTEMPTS: u32 = 100;
@@ -26,6 +27,8 @@ pub const RETRY_DELAY: Duration = Duration::from_millis(100);
 pub struct LeaderReporter {
     pub raft: Raft,
     pub proposer: Arc<Proposer>,
+    /// This node's own reports, when it leads, go through its batcher.
+    pub reports: ReportBatcher,
     pub forwarder: Forwarder,
     pub timeout: Duration,
 }
@@ -45,12 +48,12 @@ impl LeaderReporter {
     /// retry.
     async fn attempt(&self, id: TransitionId, node: NodeId, phase: &Phase) -> Result<bool, String> {
         if self.proposer.is_leader() {
-            let cmd = Command::ReportPhase {
+            let report = PhaseReport {
                 id,
                 node,
                 phase: phase.clone(),
             };
-            return match self.proposer.write(cmd).await {
+            return match self.reports.submit(report).await {
                 Ok(CommandResponse::Rejected(r)) => {
                     tracing::info!(id, rejection = %r, "phase report refused");
                     Ok(true)

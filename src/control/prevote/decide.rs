@@ -212,6 +212,24 @@ impl Campaign {
     }
 }
 
+/// Whether granted pre-votes may still start an election. The grants
+/// describe the cluster when they were given; while the answers came in
+/// (the slowest bounded by the RPC deadline) a leader may have been
+/// elected. A leader heard from since the ask, a term that moved, or this
+/// node leading makes them stale: electing on them would depose that
+/// leader, the very thing pre-vote exists to prevent.
+pub fn grants_still_hold(
+    asked_term: u64,
+    asked_ago: Duration,
+    now: &CandidateView,
+    term_now: u64,
+) -> bool {
+    !now.is_leader
+        && now.is_voter
+        && term_now == asked_term
+        && now.since_leader_contact.is_none_or(|c| c > asked_ago)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,5 +437,34 @@ mod tests {
             c.poll(now + Duration::from_millis(450), &view(Some(5_000)), 0.0),
             Step::PreVote
         );
+    }
+
+    fn candidate(contact_ms: Option<u64>) -> CandidateView {
+        CandidateView {
+            is_voter: true,
+            is_leader: false,
+            only_voter: false,
+            since_leader_contact: contact_ms.map(Duration::from_millis),
+        }
+    }
+
+    #[test]
+    fn grants_go_stale_when_a_leader_is_heard_or_the_term_moves_meanwhile() {
+        let asked = Duration::from_millis(400);
+        // Last contact before the ask (or never): the grants hold.
+        assert!(grants_still_hold(7, asked, &candidate(Some(900)), 7));
+        assert!(grants_still_hold(7, asked, &candidate(None), 7));
+        // A leader elected while the answers came in was heard from.
+        assert!(!grants_still_hold(7, asked, &candidate(Some(100)), 7));
+        assert!(!grants_still_hold(7, asked, &candidate(Some(400)), 7));
+        // The term moved (a vote request of another candidate was granted).
+        assert!(!grants_still_hold(7, asked, &candidate(Some(900)), 8));
+        // Leading or no longer a voter.
+        let mut leader = candidate(None);
+        leader.is_leader = true;
+        assert!(!grants_still_hold(7, asked, &leader, 7));
+        let mut learner = candidate(None);
+        learner.is_voter = false;
+        assert!(!grants_still_hold(7, asked, &learner, 7));
     }
 }

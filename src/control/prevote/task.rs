@@ -6,13 +6,17 @@
 
 use std::collections::BTreeSet;
 
-use futures::future::join_all;
+use futures::stream::{FuturesUnordered, StreamExt};
 use openraft::{RaftNetworkFactory, ServerState};
 use rand::{Rng, SeedableRng};
 use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::decide::{tally, Campaign, CandidateView, PreVoteRequest, Step, Timing, VoterView};
+use super::decide::{
+    grants_still_hold, tally, Campaign, CandidateView, PreVoteRequest, PreVoteResponse, Step,
+    Timing, VoterView,
+};
+use crate::control::network::CallError;
 use crate::control::network::Network;
 use crate::control::readiness::LeaderContact;
 use crate::control::types::Raft;
@@ -77,7 +81,8 @@ pub async fn run(
                     term: metrics.current_term + 1,
                     last_log_id: raft.data_metrics().borrow().last_log,
                 };
-                let mut granted = BTreeSet::from([me]);
+                let asked_at = Instant::now();
+                let joint = membership.get_joint_config().clone();
                 let asks = voters.iter().filter(|v| **v != me).filter_map(|v| {
                     membership.get_node(v).map(|node| {
                         let (v, node) = (*v, node.clone());
@@ -89,44 +94,28 @@ pub async fn run(
                         }
                     })
                 });
-                let answers = tokio::select! {
+                let granted = tokio::select! {
                     _ = cancel.cancelled() => return,
-                    a = join_all(asks) => a,
+                    g = collect(asks.collect(), me, &joint) => g,
                 };
-                let mut refused = Vec::new();
-                for (voter, answer) in answers {
-                    match answer {
-                        Ok(a) if a.granted() => {
-                            metrics::counter!("topod_raft_prevote_answers_total", "answer" => "granted").increment(1);
-                            granted.insert(voter);
-                        }
-                        Ok(a) => {
-                            metrics::counter!("topod_raft_prevote_answers_total", "answer" => "refused").increment(1);
-                            refused.push((voter, a.refusal.map(|r| r.to_string())));
-                        }
-                        Err(e) => {
-                            metrics::counter!("topod_raft_prevote_answers_total", "answer" => "failed").increment(1);
-                            refused.push((voter, Some(e.to_string())));
-                        }
-                    }
-                }
-                let joint = membership.get_joint_config().clone();
                 let won = tally(&joint, &granted);
-                if won {
-                    tracing::info!(
-                        term = req.term,
-                        granted = ?granted,
-                        "pre-vote granted by a majority; campaigning"
-                    );
-                } else {
+                let now = CandidateView {
+                    since_leader_contact: contact.since_any(),
+                    ..view
+                };
+                let term_now = raft.metrics().borrow().current_term;
+                let fresh =
+                    grants_still_hold(metrics.current_term, asked_at.elapsed(), &now, term_now);
+                if won && fresh {
+                    tracing::info!(term = req.term, granted = ?granted, "pre-vote granted by a majority; campaigning");
+                } else if won {
+                    metrics::counter!("topod_raft_prevote_stale_total").increment(1);
                     tracing::debug!(
                         term = req.term,
-                        granted = ?granted,
-                        refused = ?refused,
-                        "pre-vote refused; not campaigning"
+                        "pre-vote granted, but a leader was heard meanwhile; not campaigning"
                     );
                 }
-                won
+                won && fresh
             }
         };
         if elect {
@@ -137,4 +126,46 @@ pub async fn run(
             }
         }
     }
+}
+
+/// Gathers the answers as they come and stops as soon as the granted set
+/// (this node included) is a majority of every configuration, or when all
+/// have answered: a slow or cut-off voter (bounded by the RPC deadline)
+/// does not hold up a decided pre-vote, which would widen the window in
+/// which its grants go stale.
+async fn collect<F>(
+    asks: FuturesUnordered<F>,
+    me: NodeId,
+    joint: &[BTreeSet<NodeId>],
+) -> BTreeSet<NodeId>
+where
+    F: std::future::Future<Output = (NodeId, Result<PreVoteResponse, CallError>)>,
+{
+    let mut asks = asks;
+    let mut granted = BTreeSet::from([me]);
+    let mut refused = Vec::new();
+    while let Some((voter, answer)) = asks.next().await {
+        let label = match answer {
+            Ok(a) if a.granted() => {
+                granted.insert(voter);
+                "granted"
+            }
+            Ok(a) => {
+                refused.push((voter, a.refusal.map(|r| r.to_string())));
+                "refused"
+            }
+            Err(e) => {
+                refused.push((voter, Some(e.to_string())));
+                "failed"
+            }
+        };
+        metrics::counter!("topod_raft_prevote_answers_total", "answer" => label).increment(1);
+        if tally(joint, &granted) {
+            break;
+        }
+    }
+    if !tally(joint, &granted) {
+        tracing::debug!(granted = ?granted, refused = ?refused, "pre-vote refused; not campaigning");
+    }
+    granted
 }
