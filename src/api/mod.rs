@@ -14,9 +14,11 @@
 //! the Server-Sent Events of `GET /v1/events`. [`chaos`] serves the chaos
 //! harness's broadcasts and the deliveries [`deliveries`] records.
 //! [`cluster_links`] gathers every member's stats for the admin UI
-//! ([`crate::ui`], served at `/ui/` by the same router).
+//! ([`crate::ui`], served at `/ui/` by the same router). [`backup`] serves
+//! `GET /v1/cluster/snapshot`, a backup file of the applied state.
 
 pub mod app_metrics;
+pub mod backup;
 pub mod chaos;
 pub mod cluster_links;
 pub mod context;

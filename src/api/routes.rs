@@ -48,6 +48,7 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/v1/transitions/{id}", get(transition))
         .route("/v1/transitions/{id}/reports", post(report))
         .route("/v1/cluster/status", get(status))
+        .route("/v1/cluster/snapshot", get(super::backup::snapshot))
         .route("/v1/node/identity", get(identity))
         .route("/v1/cluster/members", get(members).post(membership::join))
         .route(
@@ -250,7 +251,7 @@ async fn livez(State(ctx): Ctx) -> Response<Body> {
     ctx.json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
 }
 
-async fn committed_index(ctx: &ApiContext) -> Option<u64> {
+pub(super) async fn committed_index(ctx: &ApiContext) -> Option<u64> {
     ctx.raft
         .with_raft_state(|s| s.committed.map(|l| l.index))
         .await
@@ -580,18 +581,29 @@ pub(super) async fn wait_for_outcome(
         loop {
             let view = TransitionView::lookup(&rx.borrow_and_update().state, id);
             match view {
-                Some(v) if v.status.is_final() => return Some(v),
-                None => return None,
+                Some(v) if v.status.is_final() => return Ok(v),
+                None => return Err(false),
                 Some(_) => {}
             }
+            // The applied state's sender goes away only when the node stops.
             if rx.changed().await.is_err() {
-                return None;
+                return Err(true);
             }
         }
     };
     match tokio::time::timeout(timeout, wait).await {
-        Ok(Some(view)) => ctx.json(StatusCode::OK, &view),
-        Ok(None) => ctx.internal(format!("transition {id} left the history")),
+        Ok(Ok(view)) => ctx.json(StatusCode::OK, &view),
+        Ok(Err(true)) => ctx.error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorBody::new(
+                codes::SHUTTING_DOWN,
+                format!(
+                    "this node is shutting down; transition {id} was accepted and goes on: \
+                     GET /v1/transitions/{id} on another node"
+                ),
+            ),
+        ),
+        Ok(Err(false)) => ctx.internal(format!("transition {id} left the history")),
         Err(_) => ctx.error(
             StatusCode::GATEWAY_TIMEOUT,
             ErrorBody::new(

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use topod::config::NodeConfig;
@@ -43,6 +44,43 @@ enum Cmd {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// GET this node's `/readyz` (exit 0 when ready, 1 otherwise): the
+    /// container health check of an image without curl.
+    Healthcheck {
+        /// The node's config (its `api_addr` is checked); `TOPOD_*`
+        /// variables apply as for `run`.
+        #[arg(long, short, env = "TOPOD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Check this address instead of the config's `api_addr`.
+        #[arg(long)]
+        addr: Option<std::net::SocketAddr>,
+        /// Path to GET (`/livez` for liveness).
+        #[arg(long, default_value = "/readyz")]
+        path: String,
+        /// Deadline of the request, in milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
+    /// Load and validate a node config (file and `TOPOD_*` variables) as
+    /// `run` would, print what it says, and exit: 0 when valid.
+    CheckConfig {
+        #[arg(long, short, env = "TOPOD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Seed a new single-node cluster's data dir from a backup
+    /// (`topoctl snapshot save`): same topology, history and policy, this
+    /// node the only voter. The data dir must be absent or empty.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// The new data dir (over the config's `data_dir`).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The new node's config (node id, cluster id, addresses: fixed
+        /// ports); `TOPOD_*` variables apply as for `run`.
+        #[arg(long, short, env = "TOPOD_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// One node of `topod dev` (started by it).
     #[command(hide = true)]
     DevNode {
@@ -62,7 +100,7 @@ enum Cmd {
 #[derive(Args, Clone, Default)]
 struct RunArgs {
     /// TOML config file; every key can be overridden by `TOPOD_*` variables.
-    #[arg(long, short)]
+    #[arg(long, short, env = "TOPOD_CONFIG")]
     config: Option<PathBuf>,
     /// API address (host:port) of a cluster member to join as a learner.
     #[arg(long)]
@@ -108,6 +146,69 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             config,
         })
         .await?),
+        Some(Cmd::Healthcheck {
+            config,
+            addr,
+            path,
+            timeout_ms,
+        }) => {
+            let addr = match addr {
+                Some(a) => a,
+                None => NodeConfig::load(config.as_deref())?.api_addr,
+            };
+            let target = topod::node::health::local_target(addr);
+            let body = topod::node::health::check(target, &path, Duration::from_millis(timeout_ms))
+                .await?;
+            println!("{body}");
+            Ok(())
+        }
+        Some(Cmd::CheckConfig { config }) => {
+            let c = NodeConfig::load(config.as_deref())?;
+            let role = if c.is_initial_voter() {
+                "initial voter"
+            } else {
+                "joins as a learner"
+            };
+            let me = c.node_addr("");
+            println!(
+                "config ok: node {} of cluster {} ({role}), listens api={} raft={} peer={}, \
+                 advertises api={} raft={} peer={}, data in {}",
+                c.node_id,
+                c.cluster_id,
+                c.api_addr,
+                c.raft_addr,
+                c.peer_addr,
+                me.api_addr,
+                me.raft_addr,
+                me.peer_addr,
+                c.data_dir.display()
+            );
+            Ok(())
+        }
+        Some(Cmd::Restore {
+            file,
+            data_dir,
+            config,
+        }) => {
+            let config = NodeConfig::load_with_data_dir(config.as_deref(), &data_dir)?;
+            let r = topod::node::restore::restore(&file, &config)?;
+            let state = &r.backup.applied.state;
+            println!(
+                "restored {} into {}: cluster {} (from {}), node {} the only voter, index {} term {}, \
+                 topology {}, epoch {}, {} transition(s) in the history; start it with `topod run`",
+                file.display(),
+                data_dir.display(),
+                config.cluster_id,
+                r.backup.cluster_id,
+                config.node_id,
+                r.seeded.index,
+                r.seeded.term,
+                state.topology.as_str(),
+                state.epoch,
+                state.history.len()
+            );
+            Ok(())
+        }
         Some(Cmd::DevNode {
             id,
             nodes,

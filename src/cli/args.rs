@@ -85,6 +85,26 @@ pub enum Command {
     /// The switching rules: built-in (on or off) and the operators' own.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Backups of the replicated state (restore with `topod restore`).
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+}
+
+/// `snapshot save FILE|show FILE`.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Save a consistent snapshot of the replicated state (topology,
+    /// history, policy, membership) from the first endpoint that serves
+    /// one; checked before FILE is written (atomically).
+    Save {
+        /// The backup file to write.
+        file: std::path::PathBuf,
+    },
+    /// Check a backup file and describe it. Sends nothing.
+    Show {
+        /// The backup file.
+        file: std::path::PathBuf,
+    },
 }
 
 /// `rules list|check FILE|set FILE`. FILE is TOML: `[[rules.custom]]`

@@ -118,6 +118,33 @@ impl ApiClient {
         path: &str,
         body: Option<Bytes>,
     ) -> Result<Answer<T>, CliError> {
+        let (endpoint, answer) = self.request_raw(method, path, body).await?;
+        decode(&endpoint, answer)
+    }
+
+    /// `GET path` with failover, the body as bytes (a backup file): a
+    /// success is returned as it came, anything else decoded as an API
+    /// error.
+    pub async fn get_bytes(&self, path: &str) -> Result<Answer<Bytes>, CliError> {
+        let (endpoint, raw) = self.request_raw(Method::GET, path, None).await?;
+        if !raw.status.is_success() {
+            return Err(api_error(raw.status, &raw.bytes));
+        }
+        Ok(Answer {
+            value: raw.bytes,
+            status: raw.status,
+            endpoint,
+            served_by: raw.served_by,
+        })
+    }
+
+    /// The endpoint loop of [`Self::request`], the answer undecoded.
+    async fn request_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<(Endpoint, RawAnswer), CliError> {
         let n = self.endpoints.len();
         let start = self.preferred.load(Ordering::Relaxed) % n;
         let mut attempts = Vec::new();
@@ -127,7 +154,7 @@ impl ApiClient {
             match self.attempt(endpoint, &method, path, body.clone()).await {
                 Ok(answer) => {
                     self.preferred.store(index, Ordering::Relaxed);
-                    return decode(endpoint, answer);
+                    return Ok((endpoint.clone(), answer));
                 }
                 Err(AttemptError::Unreachable(msg)) => attempts.push((endpoint.to_string(), msg)),
                 Err(AttemptError::TimedOut) if method == Method::GET => attempts.push((

@@ -70,6 +70,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Node(NodeCommand::Stats) => node_stats(&client, json, out).await,
         Command::Faults(cmd) => faults(&client, &cmd, json, out).await,
         Command::Rules(cmd) => rules(&client, &cmd, json, out).await,
+        Command::Snapshot(cmd) => super::snapshot::snapshot(client, &cmd, json, out).await,
     }
 }
 

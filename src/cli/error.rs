@@ -47,6 +47,12 @@ pub enum CliError {
         file: String,
         problems: Vec<super::rules::Problem>,
     },
+    /// A backup file could not be read or is not a usable backup.
+    #[error("invalid_backup: {0}")]
+    Backup(#[from] crate::control::store::BackupError),
+    /// A local file could not be read or written.
+    #[error("file: {path}: {message}")]
+    File { path: String, message: String },
     /// Writing the output failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),

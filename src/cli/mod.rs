@@ -10,6 +10,7 @@
 //! - [`sse`]: the Server-Sent Events parser behind `watch`.
 //! - [`rules`]: `rules check|set` file parsing and checks, `rules list` rows.
 //! - [`faults`]: `faults set` flags to the `PUT /v1/node/faults` body.
+//! - [`snapshot`]: `snapshot save|show`, backup files of the replicated state.
 //! - [`endpoint`], [`error`]: `--endpoints` parsing and [`CliError`].
 //!
 //! Exit codes: 0 success; 1 any error (printed `error: <code>: <message>`
@@ -25,6 +26,7 @@ pub mod faults;
 pub mod monitor;
 pub mod render;
 pub mod rules;
+pub mod snapshot;
 pub mod sse;
 pub mod watch;
 

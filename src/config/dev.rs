@@ -115,6 +115,7 @@ impl NodeConfig {
             overlay: OverlayDefaults::default(),
             transport: Default::default(),
             executor: Default::default(),
+            advertise: Default::default(),
         };
         config.with_cluster_size(DEV_VOTERS.max(node_id))
     }

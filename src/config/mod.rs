@@ -21,6 +21,7 @@
 //! heartbeat_ms = 50
 //! ```
 
+mod advertise;
 mod dev;
 mod error;
 mod node;
@@ -32,6 +33,7 @@ mod sections;
 #[cfg(test)]
 mod tests;
 
+pub use advertise::AdvertiseConfig;
 pub use dev::{DEV_CLUSTER_ID, DEV_MAX_NODES, DEV_VOTERS};
 pub use error::ConfigError;
 pub use node::{NodeConfig, VoterConfig, ENV_IGNORED, ENV_PREFIX, MAX_INITIAL_VOTERS};

@@ -92,6 +92,10 @@ pub struct NodeConfig {
     /// `[executor]`: the overlay executor's timings and limits.
     #[serde(default)]
     pub executor: ExecutorConfig,
+    /// `[advertise]`: addresses for the membership when they differ from
+    /// the listeners (all unset by default: the bound addresses).
+    #[serde(default)]
+    pub advertise: super::AdvertiseConfig,
 }
 
 /// An initial voter: `{ id, api_addr, raft_addr, peer_addr }`.
@@ -139,6 +143,17 @@ impl NodeConfig {
     /// exist), then `TOPOD_*` environment variables, and validates.
     pub fn load(path: Option<&Path>) -> Result<NodeConfig, ConfigError> {
         Self::from_figment(Self::figment(path, ENV_PREFIX)?)
+    }
+
+    /// [`NodeConfig::load`] with `data_dir` set over the file and the
+    /// environment (`topod restore --data-dir`).
+    pub fn load_with_data_dir(
+        path: Option<&Path>,
+        data_dir: &Path,
+    ) -> Result<NodeConfig, ConfigError> {
+        Self::from_figment(
+            Self::figment(path, ENV_PREFIX)?.merge(Serialized::default("data_dir", data_dir)),
+        )
     }
 
     /// Like [`NodeConfig::load`] from TOML text instead of a file (still
@@ -208,6 +223,7 @@ impl NodeConfig {
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::invalid("data_dir", "must not be empty"));
         }
+        self.advertise.validate()?;
         self.validate_voters()?;
         self.raft.validate()?;
         self.switch.validate()?;
@@ -285,15 +301,16 @@ impl NodeConfig {
     /// almost always a copy-paste error that would split the cluster.
     fn check_own_entry(&self, v: &VoterConfig) -> Result<(), ConfigError> {
         for (name, listed, own) in [
-            ("api_addr", v.api_addr, self.api_addr),
-            ("raft_addr", v.raft_addr, self.raft_addr),
-            ("peer_addr", v.peer_addr, self.peer_addr),
+            ("api_addr", v.api_addr, self.advertised_api_addr()),
+            ("raft_addr", v.raft_addr, self.advertised_raft_addr()),
+            ("peer_addr", v.peer_addr, self.advertised_peer_addr()),
         ] {
             if listed != own {
                 return Err(ConfigError::invalid(
                     "initial_voters",
                     format!(
-                        "entry of this node ({}) has {name} {listed} but {name} is {own}",
+                        "entry of this node ({}) has {name} {listed} but this node's {name} \
+                         (advertise.{name}, else {name}) is {own}",
                         v.id
                     ),
                 ));
@@ -313,12 +330,29 @@ impl NodeConfig {
         self.initial_voters.iter().any(|v| v.id == self.node_id)
     }
 
-    /// This node's addresses for the Raft membership, with its UUID.
+    /// The API address other nodes use: `advertise.api_addr`, else
+    /// `api_addr`.
+    pub fn advertised_api_addr(&self) -> SocketAddr {
+        self.advertise.api_addr.unwrap_or(self.api_addr)
+    }
+
+    /// The Raft address other nodes use.
+    pub fn advertised_raft_addr(&self) -> SocketAddr {
+        self.advertise.raft_addr.unwrap_or(self.raft_addr)
+    }
+
+    /// The peer address other nodes use.
+    pub fn advertised_peer_addr(&self) -> SocketAddr {
+        self.advertise.peer_addr.unwrap_or(self.peer_addr)
+    }
+
+    /// This node's addresses for the Raft membership, with its UUID (the
+    /// advertised ones).
     pub fn node_addr(&self, node_uuid: impl Into<String>) -> NodeAddr {
         NodeAddr {
-            api_addr: self.api_addr.to_string(),
-            raft_addr: self.raft_addr.to_string(),
-            peer_addr: self.peer_addr.to_string(),
+            api_addr: self.advertised_api_addr().to_string(),
+            raft_addr: self.advertised_raft_addr().to_string(),
+            peer_addr: self.advertised_peer_addr().to_string(),
             node_uuid: node_uuid.into(),
         }
     }

@@ -5,8 +5,10 @@
 
 pub mod bootstrap;
 pub mod events;
+pub mod health;
 pub mod logging;
 pub mod reporter;
+pub mod restore;
 pub mod setup;
 pub mod telemetry;
 
@@ -292,10 +294,13 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
     let peer_addr = transport
         .as_ref()
         .map_or(config.peer_addr, |(t, _, _)| t.bound_addr());
+    // What the membership holds: `[advertise]` where set, else the bound
+    // addresses (port 0 resolved).
+    let adv = &config.advertise;
     let addr = NodeAddr {
-        api_addr: api_addr.to_string(),
-        raft_addr: raft_addr.to_string(),
-        peer_addr: peer_addr.to_string(),
+        api_addr: adv.api_addr.unwrap_or(api_addr).to_string(),
+        raft_addr: adv.raft_addr.unwrap_or(raft_addr).to_string(),
+        peer_addr: adv.peer_addr.unwrap_or(peer_addr).to_string(),
         node_uuid: store.identity().node_uuid().to_string(),
     };
     let applied = store.subscribe();

@@ -42,6 +42,8 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 /// own wait timeout, 30 s by default).
 const HTTP_TIMEOUT: Duration = Duration::from_secs(40);
 
+pub mod procs;
+
 #[path = "../support/poll.rs"]
 mod poll;
 
@@ -345,6 +347,7 @@ pub fn node_config(
         overlay: OverlayDefaults::default(),
         transport: Default::default(),
         executor: Default::default(),
+        advertise: Default::default(),
     };
     if bootstrap {
         set_own_voter_entry(&mut config);

@@ -128,6 +128,7 @@ pub fn node_config(id: NodeId, data_dir: PathBuf, join: Vec<SocketAddr>) -> Node
             verify_timeout_ms: 2000,
             ..ExecutorConfig::default()
         },
+        advertise: Default::default(),
     };
     if c.join.is_empty() {
         c.initial_voters = vec![VoterConfig {

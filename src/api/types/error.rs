@@ -48,6 +48,10 @@ pub mod codes {
     pub const NODE_UUID_MISMATCH: &str = "node_uuid_mismatch";
     /// 500: storage or another internal failure; the node stops serving.
     pub const INTERNAL: &str = "internal";
+    /// 503: this node stopped (SIGTERM) while the request waited for an
+    /// outcome; the write was accepted and goes on: ask another node (the
+    /// transition id or request id is in the message).
+    pub const SHUTTING_DOWN: &str = "shutting_down";
     /// 409: the node runs no data plane (started with a control-plane-only
     /// executor), so it has no stats or fault filter.
     pub const NO_DATA_PLANE: &str = "no_data_plane";

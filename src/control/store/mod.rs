@@ -7,6 +7,8 @@
 //! - [`StateMachineStore`] owns the applied [`Applied`] state and the last
 //!   snapshot (`RaftStateMachine`); [`SnapshotBuilder`] builds snapshots.
 //! - [`DataDir`] owns the data dir's identity (cluster id, node UUID).
+//! - [`Backup`] is a backup file of the applied state; [`seed_data_dir`]
+//!   starts a new single-node cluster's data dir from one.
 //!
 //! Layout: one sled `Db` with the trees `log` (big-endian u64 index →
 //! postcard entry), `meta` (vote, committed, last purged, identity), `sm`
@@ -32,6 +34,7 @@
 #![allow(clippy::result_large_err)]
 
 mod applied;
+mod backup;
 mod codec;
 mod database;
 mod error;
@@ -42,6 +45,7 @@ mod snapshot;
 mod state_machine;
 
 pub use applied::Applied;
+pub use backup::{seed_data_dir, Backup, BackupError, Seeded, BACKUP_MAGIC, MAX_BACKUP_BYTES};
 pub use codec::describe_metrics;
 pub use database::{Store, DEFAULT_CACHE_BYTES};
 pub use error::StoreError;
