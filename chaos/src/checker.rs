@@ -151,34 +151,11 @@ pub fn histories_agree(e: &Evidence) -> Verdict {
 
 /// The acknowledged switches: (transition id, target topology, request id).
 fn acknowledged(records: &[Record]) -> Vec<(u64, String, String)> {
-    let mut invokes: BTreeMap<u64, &Value> = BTreeMap::new();
-    let mut out = Vec::new();
-    for r in records {
-        match r {
-            Record::Invoke {
-                op,
-                kind: OpKind::Switch,
-                value,
-                ..
-            } => {
-                invokes.insert(*op, value);
-            }
-            Record::Complete {
-                op,
-                outcome: Outcome::Ok,
-                value,
-                ..
-            } => {
-                if let (Some(inv), Some(id)) = (invokes.get(op), value["transition_id"].as_u64()) {
-                    let to = inv["topology"].as_str().unwrap_or("").to_string();
-                    let rid = inv["request_id"].as_str().unwrap_or("").to_string();
-                    out.push((id, to, rid));
-                }
-            }
-            _ => {}
-        }
-    }
-    out
+    crate::serving::switch_ops(records)
+        .into_iter()
+        .filter(|s| s.outcome == Outcome::Ok)
+        .filter_map(|s| Some((s.acked_id?, s.topology, s.request_id)))
+        .collect()
 }
 
 /// Property 2: Every acknowledged switch (202 with id N) is in the final history
