@@ -145,19 +145,9 @@ impl Voters {
         raft: crate::control::types::Raft,
         cancel: tokio_util::sync::CancellationToken,
     ) {
-        let mut rx = raft.metrics();
-        loop {
-            let voters = rx
-                .borrow_and_update()
-                .membership_config
-                .membership()
-                .voter_ids()
-                .collect();
-            self.set(voters);
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                changed = rx.changed() => if changed.is_err() { return },
-            }
-        }
+        crate::control::types::follow_metrics(raft, cancel, |m| {
+            self.set(m.membership_config.membership().voter_ids().collect())
+        })
+        .await
     }
 }

@@ -104,20 +104,14 @@ impl QuorumClock {
         raft: crate::control::types::Raft,
         cancel: tokio_util::sync::CancellationToken,
     ) {
-        let mut rx = raft.metrics();
-        loop {
-            let ms = {
-                let m = rx.borrow_and_update();
+        crate::control::types::follow_metrics(raft, cancel, |m| {
+            self.observe(
                 (m.state == openraft::ServerState::Leader)
                     .then_some(m.millis_since_quorum_ack)
-                    .flatten()
-            };
-            self.observe(ms);
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                changed = rx.changed() => if changed.is_err() { return },
-            }
-        }
+                    .flatten(),
+            )
+        })
+        .await
     }
 }
 

@@ -95,3 +95,21 @@ pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, NodeAddr>;
 pub type Snapshot = openraft::Snapshot<TypeConfig>;
 /// A storage error.
 pub type StorageError = openraft::StorageError<NodeId>;
+
+/// Calls `on` with Raft's metrics now and at every change, until `cancel`
+/// or until Raft stops (the loop of the small tasks that mirror a piece of
+/// the metrics for the RPC layer).
+pub async fn follow_metrics(
+    raft: Raft,
+    cancel: tokio_util::sync::CancellationToken,
+    mut on: impl FnMut(&openraft::RaftMetrics<crate::model::NodeId, NodeAddr>),
+) {
+    let mut rx = raft.metrics();
+    loop {
+        on(&rx.borrow_and_update());
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            changed = rx.changed() => if changed.is_err() { return },
+        }
+    }
+}
