@@ -79,6 +79,30 @@ fn open(dir: &Path) -> Store {
     Store::open(dir, DEFAULT_CACHE_BYTES).expect("open the store")
 }
 
+/// Runs `open` until it does not fail on sled's file lock. sled's
+/// flusher thread lets go of the lock shortly after the last handle of a
+/// db is dropped, so opening it again right away can fail with "could not
+/// acquire lock" (seen once in CI); other errors come back at once.
+fn retry_lock<T, E: std::fmt::Display>(mut open: impl FnMut() -> Result<T, E>) -> Result<T, E> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match open() {
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The raw sled db of a store dropped a moment ago.
+fn sled_reopen(dir: &Path) -> sled::Db {
+    retry_lock(|| sled::open(dir)).unwrap_or_else(|e| panic!("reopening {}: {e}", dir.display()))
+}
+
 #[tokio::test]
 async fn apply_answers_each_entry_and_publishes_the_state() {
     let dir = tempfile::tempdir().unwrap();
@@ -224,14 +248,16 @@ async fn a_corrupt_log_entry_is_an_error_not_a_gap() {
         log.blocking_append((1..=3).map(blank)).await.unwrap();
     }
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = sled_reopen(dir.path());
         db.open_tree("log")
             .unwrap()
             .insert(2u64.to_be_bytes(), &[0xff, 0xff][..])
             .unwrap();
         db.flush().unwrap();
     }
-    let (mut log, _sm, _id) = open(dir.path()).into_parts();
+    let (mut log, _sm, _id) = retry_lock(|| Store::open(dir.path(), DEFAULT_CACHE_BYTES))
+        .expect("open the store")
+        .into_parts();
     let err = log
         .try_get_log_entries(1..=3)
         .await
@@ -271,12 +297,12 @@ fn a_data_dir_of_another_storage_format_is_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     drop(open(dir.path()));
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = sled_reopen(dir.path());
         let meta = db.open_tree("meta").unwrap();
         meta.insert("format", &99u32.to_be_bytes()).unwrap();
         db.flush().unwrap();
     }
-    match Store::open(dir.path(), DEFAULT_CACHE_BYTES) {
+    match retry_lock(|| Store::open(dir.path(), DEFAULT_CACHE_BYTES)) {
         Err(e @ StoreError::Format { .. }) => {
             let msg = e.to_string();
             assert!(msg.contains("v99"), "{msg}");
@@ -284,7 +310,7 @@ fn a_data_dir_of_another_storage_format_is_refused_untouched() {
         Err(other) => panic!("expected a format error, got {other}"),
         Ok(_) => panic!("a data dir of a future format was opened"),
     }
-    let db = sled::open(dir.path()).unwrap();
+    let db = sled_reopen(dir.path());
     let format = db
         .open_tree("meta")
         .unwrap()
