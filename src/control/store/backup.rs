@@ -220,14 +220,7 @@ fn write_seed(
     backup: &Backup,
 ) -> Result<Seeded, BackupError> {
     let source = backup.applied.last_applied.ok_or(BackupError::Empty)?;
-    let db = sled::Config::new()
-        .path(dir)
-        .cache_capacity(cache_bytes)
-        .open()
-        .map_err(|source| StoreError::Open {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+    let db = super::database::open_db(dir, cache_bytes)?;
     let tree = |name: &str| db.open_tree(name).map_err(StoreError::io("opening a tree"));
     let (meta, sm, snapshots) = (tree(META_TREE)?, tree(SM_TREE)?, tree(SNAPSHOT_TREE)?);
     let identity = DataDir::open(dir, &db, meta.clone())?;

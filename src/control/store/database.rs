@@ -21,18 +21,24 @@ pub struct Store {
     identity: DataDir,
 }
 
+/// Opens (or creates) the sled database in `dir` with a page cache of
+/// `cache_bytes` (the store's and a restore's way in).
+pub(crate) fn open_db(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
+    sled::Config::new()
+        .path(dir)
+        .cache_capacity(cache_bytes)
+        .open()
+        .map_err(|source| StoreError::Open {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
 impl Store {
     /// Opens (or creates) the database in `dir` with a page cache of
     /// `cache_bytes`, loads the applied state and the identity.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+        let db = open_db(dir, cache_bytes)?;
         let tree = |name: &str| db.open_tree(name).map_err(StoreError::io("opening a tree"));
         let (log, meta, sm, snapshots) = (
             tree(LOG_TREE)?,
