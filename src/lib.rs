@@ -32,6 +32,8 @@
 //!   metrics (no per-peer labels); policy, optimize, monitor views, events.
 //! - [`ui`] — the admin web page served at `/ui/` (embedded HTML, CSS, JS).
 //! - [`config`] — node configuration (TOML + environment) and validation.
+//! - [`security`] — who a request or connection comes from: node
+//!   certificates (mutual TLS) and the peer identity listeners attach.
 //! - [`node`] — [`node::start_node`]: wires a node together.
 //! - [`cli`] — `topoctl`'s client and commands.
 //! - [`dev`] — `topod dev`, a local cluster of child processes.
@@ -50,6 +52,7 @@ pub mod monitor;
 pub mod node;
 pub mod overlay;
 pub mod rules;
+pub mod security;
 pub mod sim;
 pub mod transport;
 pub mod ui;

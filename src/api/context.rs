@@ -29,6 +29,8 @@ pub type OverlayDefaults = Arc<dyn Fn(Topology) -> OverlayConfig + Send + Sync>;
 /// Shared state of the API handlers.
 pub struct ApiContext {
     pub node_id: NodeId,
+    /// `security.insecure`: no tokens asked, no peer identity checked.
+    pub insecure: bool,
     /// This node's UUID (created with its data dir).
     pub node_uuid: String,
     pub cluster_id: String,

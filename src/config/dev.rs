@@ -116,6 +116,7 @@ impl NodeConfig {
             transport: Default::default(),
             executor: Default::default(),
             advertise: Default::default(),
+            security: Default::default(),
         };
         config.with_cluster_size(DEV_VOTERS.max(node_id))
     }

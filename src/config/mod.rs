@@ -29,6 +29,7 @@ mod overlay;
 mod raft;
 mod rules;
 mod sections;
+mod security;
 
 #[cfg(test)]
 mod tests;
@@ -44,6 +45,7 @@ pub use sections::{
     determine_initial_topology, ApiConfig, InitialTopology, StorageConfig, SwitchConfig,
     AUTO_HYPARVIEW_MIN_NODES,
 };
+pub use security::{MetricsAccess, SecurityConfig};
 
 /// `Invalid` naming `key` unless `min <= value <= max`.
 pub(crate) fn check_range(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {

@@ -96,6 +96,9 @@ pub struct NodeConfig {
     /// the listeners (all unset by default: the bound addresses).
     #[serde(default)]
     pub advertise: super::AdvertiseConfig,
+    /// `[security]`: certificates, API TLS and tokens, or `insecure`.
+    #[serde(default)]
+    pub security: super::SecurityConfig,
 }
 
 /// An initial voter: `{ id, api_addr, raft_addr, peer_addr }`.
@@ -235,6 +238,7 @@ impl NodeConfig {
         self.overlay.validate()?;
         self.transport.validate()?;
         self.executor.validate()?;
+        self.security.validate()?;
         Ok(())
     }
 

@@ -427,6 +427,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
     let defaults_cfg = config.overlay.clone();
     let ctx = Arc::new(ApiContext {
         node_id: config.node_id,
+        insecure: config.security.insecure,
         node_uuid: addr.node_uuid.clone(),
         cluster_id: config.cluster_id.clone(),
         raft: raft.clone(),

@@ -348,6 +348,7 @@ pub fn node_config(
         transport: Default::default(),
         executor: Default::default(),
         advertise: Default::default(),
+        security: Default::default(),
     };
     if bootstrap {
         set_own_voter_entry(&mut config);

@@ -129,6 +129,7 @@ pub fn node_config(id: NodeId, data_dir: PathBuf, join: Vec<SocketAddr>) -> Node
             ..ExecutorConfig::default()
         },
         advertise: Default::default(),
+        security: Default::default(),
     };
     if c.join.is_empty() {
         c.initial_voters = vec![VoterConfig {

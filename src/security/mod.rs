@@ -1,0 +1,15 @@
+//! Security: who a request or a connection comes from.
+//!
+//! Nodes prove who they are with certificates of the cluster CA (mutual
+//! TLS on the Raft RPC listener, the overlay transport and, when a node
+//! presents one, the admin API); operators with bearer tokens that carry a
+//! role. This module owns the types the listeners attach to what they
+//! accept.
+
+use crate::model::NodeId;
+
+/// The node a request came from, proved by its client certificate (the node
+/// id in the certificate's name). Listeners insert it as a request
+/// extension; it is absent for a request without a node certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerNode(pub NodeId);
