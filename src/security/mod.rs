@@ -13,3 +13,9 @@ use crate::model::NodeId;
 /// extension; it is absent for a request without a node certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerNode(pub NodeId);
+
+pub mod certs;
+pub mod identity;
+pub mod tls;
+
+pub use tls::{TlsContext, TlsError};
