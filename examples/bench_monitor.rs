@@ -113,11 +113,11 @@ async fn measure(port: u16, n: u64) {
     let members: Vec<Member> = (1..=n)
         .map(|id| Member {
             id,
-            api_addr: SocketAddr::from((member_ip(id), port)).to_string(),
+            base: format!("http://{}", SocketAddr::from((member_ip(id), port))),
         })
         .collect();
     let ids: Vec<u64> = (1..=n).collect();
-    let gatherer = Gatherer::new(32, Duration::from_secs(5));
+    let gatherer = Gatherer::new(&topod::security::PeerHttp::insecure(), 32, Duration::from_secs(5));
     let policy = Policy::default();
     let state = TopologyState {
         topology: Topology::HyParView,

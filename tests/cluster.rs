@@ -99,8 +99,42 @@ async fn a_switch_sent_to_a_follower_is_forwarded_and_applied_identically_everyw
         assert_eq!(c.state(n).policy.cooldown_ms, 777, "node {n}");
     }
 
-    // One hop only: a write that was already forwarded and reaches a
-    // follower is answered 503 `not_leader` with the leader's address.
+    // A client cannot pose as a forwarding node: on a secure node the
+    // forwarding header is believed only with a node certificate, so a
+    // client's is dropped and its write is forwarded like any other (an
+    // insecure node still answers 503 `not_leader`, see
+    // `an_insecure_follower_forwards_one_hop_only`).
+    let r = request_with(
+        c.api(follower),
+        Method::POST,
+        "/v1/topology/switch",
+        &[
+            ("content-type", "application/json"),
+            (FORWARDED_HEADER, "1"),
+        ],
+        r#"{"topology":"pub_sub"}"#,
+    )
+    .await
+    .expect("answer");
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.served_by(), Some(leader));
+    c.wait_converged().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insecure_follower_forwards_one_hop_only() {
+    let c = TestCluster::start(
+        3,
+        Options {
+            insecure: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let leader = c.leader().await;
+    let follower = c.followers().await[0];
+    // A write that was already forwarded and reaches a follower is
+    // answered 503 `not_leader` with the leader's address.
     let before = c.applied(leader);
     let r = request_with(
         c.api(follower),
@@ -120,6 +154,7 @@ async fn a_switch_sent_to_a_follower_is_forwarded_and_applied_identically_everyw
     assert_eq!(hint["api_addr"], c.api(leader).to_string());
     c.wait_converged().await;
     assert_eq!(c.applied(leader).state, before.state, "nothing written");
+    c.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,7 +15,6 @@ use dataplane_common::*;
 use http_body_util::{BodyExt, Full};
 use hyper::Method;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 use topod::api::types::{DirectionView, FaultRuleView, FaultsView, NodeStats};
@@ -58,12 +57,10 @@ async fn raw(
     ct: &str,
     body: Vec<u8>,
 ) -> (u16, Value) {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(0)
-        .build_http();
+    let client: Client<_, Full<Bytes>> = dataplane_common::tls::client();
     let req = hyper::Request::builder()
         .method(method)
-        .uri(format!("http://{addr}{path}"))
+        .uri(format!("{}{path}", dataplane_common::tls::base(addr)))
         .header("content-type", ct)
         .body(Full::new(Bytes::from(body)))
         .expect("request");

@@ -16,7 +16,6 @@ use common::*;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, StatusCode};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use topod::api::types::{
     MonitorView, OptimizeAnswer, OptimizeStatus, PolicyView, ReasonView, TopologyEventView,
@@ -454,10 +453,8 @@ struct Sse {
 
 impl Sse {
     async fn open(addr: SocketAddr) -> Result<Sse, Resp> {
-        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(0)
-            .build_http();
-        let req = hyper::Request::get(format!("http://{addr}/v1/events"))
+        let client: Client<_, Full<Bytes>> = common::tls::client();
+        let req = hyper::Request::get(format!("{}/v1/events", common::tls::base(addr)))
             .body(Full::new(Bytes::new()))
             .unwrap();
         let resp = tokio::time::timeout(DEADLINE, client.request(req))

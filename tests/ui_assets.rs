@@ -12,13 +12,12 @@ use bytes::Bytes;
 use dataplane_common::*;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use topod::api::types::ClusterLinks;
 
 /// GET `path`: status, content type, body.
 async fn raw_get(addr: SocketAddr, path: &str) -> (u16, String, Bytes) {
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let uri = format!("http://{addr}{path}").parse().expect("uri");
+    let client: Client<_, Empty<Bytes>> = dataplane_common::tls::client();
+    let uri = format!("{}{path}", dataplane_common::tls::base(addr)).parse().expect("uri");
     let resp = tokio::time::timeout(Duration::from_secs(10), client.get(uri))
         .await
         .expect("answer in time")

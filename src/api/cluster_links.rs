@@ -36,7 +36,13 @@ pub(super) async fn cluster_links(State(ctx): Ctx) -> Response<Body> {
     let ctx_ref = &ctx;
     let mut gathered: Vec<MemberLinks> = futures::stream::iter(members)
         .map(|member| async move {
-            let (reachable, stats) = fetch(ctx_ref, member.id, &member.api_addr).await;
+            let base = ctx_ref.forwarder.base_of(&crate::control::types::NodeAddr {
+                api_addr: member.api_addr.clone(),
+                raft_addr: member.raft_addr.clone(),
+                peer_addr: member.peer_addr.clone(),
+                node_uuid: member.node_uuid.clone(),
+            });
+            let (reachable, stats) = fetch(ctx_ref, member.id, &base).await;
             let (stats, error) = match stats {
                 Ok(s) => (Some(s), None),
                 Err(e) => (None, Some(e)),

@@ -104,6 +104,20 @@ impl ApiContext {
         Some((id, addr))
     }
 
+    /// The leader (when another node) and the base URL this node calls it
+    /// at ([`Forwarder::base_of`]), as [`Self::leader`] knows it.
+    pub fn leader_target(&self) -> Option<(NodeId, Option<String>)> {
+        let (id, _) = self.leader()?;
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let base = m
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| self.forwarder.base_of(n));
+        Some((id, base))
+    }
+
     /// Whether this node can serve a write or a current read now, given
     /// the `committed` index (see [`crate::control::readiness`]).
     pub fn serving(&self, committed: u64) -> Result<(), NotServing> {

@@ -1,7 +1,10 @@
 //! Forwarding a write from a follower to the leader, one hop at most.
 //!
 //! The follower re-sends the request (method, path, query, content type,
-//! body) to the leader's API with [`FORWARDED_HEADER`] set, and returns the
+//! body) to the leader with [`FORWARDED_HEADER`] set — on a secure node
+//! to the leader's Raft RPC listener over mutual TLS, where the header is
+//! believed only from the node its certificate names; on an insecure one
+//! to its API ([`crate::security::PeerHttp::api_base`]) — and returns the
 //! leader's answer as is, including the leader's
 //! [`SERVED_BY_HEADER`](super::types::SERVED_BY_HEADER). A request that
 //! already carries the header is not forwarded again: the caller answers
@@ -16,11 +19,13 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue, Method, Response, StatusCode};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
+use hyper_util::client::legacy::Client;
 
 use super::types::{DEADLINE_HEADER, FORWARDED_HEADER};
+use crate::control::types::NodeAddr;
 use crate::model::NodeId;
+use crate::security::client::PeerConnector;
+use crate::security::PeerHttp;
 
 /// Largest answer relayed from the leader, bytes.
 pub const MAX_FORWARD_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
@@ -38,32 +43,42 @@ pub enum ForwardError {
 /// HTTP client used to forward writes (and the executor's phase reports).
 #[derive(Clone)]
 pub struct Forwarder {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<PeerConnector, Full<Bytes>>,
+    peer: PeerHttp,
     /// Value of [`FORWARDED_HEADER`]: this node's id, or `-` when unknown.
     marker: HeaderValue,
 }
 
 impl Default for Forwarder {
     fn default() -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
-        Forwarder {
-            http: Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(30))
-                .build(connector),
-            marker: HeaderValue::from_static("-"),
-        }
+        Forwarder::new(PeerHttp::insecure(), None)
     }
 }
 
 impl Forwarder {
-    /// A forwarder of node `id`: the requests it forwards name it.
-    pub fn of_node(id: NodeId) -> Self {
+    /// A forwarder calling peers through `peer`; the requests it forwards
+    /// name node `id` (`-` when `None`: a node not yet in a cluster).
+    pub fn new(peer: PeerHttp, id: Option<NodeId>) -> Self {
         Forwarder {
-            marker: HeaderValue::from(id),
-            ..Forwarder::default()
+            http: peer.client(Duration::from_secs(2), Duration::from_secs(30), 32),
+            peer,
+            marker: id.map_or(HeaderValue::from_static("-"), HeaderValue::from),
         }
+    }
+
+    /// A plain-HTTP forwarder of node `id`.
+    pub fn of_node(id: NodeId) -> Self {
+        Forwarder::new(PeerHttp::insecure(), Some(id))
+    }
+
+    /// Where this node calls `node`'s API routes (`scheme://host:port`).
+    pub fn base_of(&self, node: &NodeAddr) -> String {
+        self.peer.api_base(node)
+    }
+
+    /// `scheme://addr` for an address given as `host:port`.
+    pub fn base(&self, addr: &str) -> String {
+        self.peer.base(addr)
     }
 
     /// The node that forwarded `headers`' request, if it says.
@@ -71,7 +86,8 @@ impl Forwarder {
         headers.get(FORWARDED_HEADER)?.to_str().ok()?.parse().ok()
     }
 
-    /// Sends `body` to `addr` (`host:port`) as `method path_and_query`,
+    /// Sends `body` to `addr` (`scheme://host:port`, see [`Self::base_of`])
+    /// as `method path_and_query`,
     /// marked as forwarded, and returns the answer. `deadline`, when given,
     /// is sent in [`DEADLINE_HEADER`]: the receiver stops waiting then
     /// (pass a little less than `timeout`, so that its answer arrives).
@@ -92,7 +108,7 @@ impl Forwarder {
         };
         let mut builder = hyper::Request::builder()
             .method(method)
-            .uri(format!("http://{addr}{path_and_query}"))
+            .uri(format!("{addr}{path_and_query}"))
             .header(FORWARDED_HEADER, self.marker.clone());
         if let Some(ct) = content_type {
             builder = builder.header(header::CONTENT_TYPE, ct);

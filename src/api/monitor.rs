@@ -23,10 +23,10 @@ pub const MONITOR_FORWARD_TIMEOUT: Duration = Duration::from_secs(3);
 /// (short: the topology is answered without them when it passes).
 pub const METRICS_FETCH_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// The leader's API address, or the 503 answer (with the hint) when this
+/// The leader's base URL, or the 503 answer (with the hint) when this
 /// node cannot ask it.
 fn leader_addr(ctx: &ApiContext) -> Result<String, Response<Body>> {
-    match ctx.leader().filter(|(id, _)| *id != ctx.node_id) {
+    match ctx.leader_target().filter(|(id, _)| *id != ctx.node_id) {
         Some((_, Some(addr))) => Ok(addr),
         Some((leader, None)) => Err(ctx.no_leader(
             codes::NO_LEADER,

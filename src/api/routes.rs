@@ -461,7 +461,7 @@ async fn forward(
             "this node is not the leader and the request was already forwarded once",
         );
     }
-    let Some((leader, addr)) = ctx.leader().filter(|(id, _)| *id != ctx.node_id) else {
+    let Some((leader, addr)) = ctx.leader_target().filter(|(id, _)| *id != ctx.node_id) else {
         return ctx.no_leader(codes::NO_LEADER, "no leader is known; retry shortly");
     };
     let Some(addr) = addr else {

@@ -169,6 +169,22 @@ pub struct ApiConfig {
     /// the leader, ms. 100..=600_000. Default 10_000 (guess: several
     /// election timeouts, so a write survives one leader change).
     pub request_timeout_ms: u64,
+    /// Both HTTP listeners (admin API and Raft RPC): the TLS handshake and
+    /// each request's head must arrive within this, ms. 100..=60_000.
+    /// Default 5_000 (a loopback or LAN client sends its head in < 1 ms;
+    /// a slow-loris client is cut off after this).
+    pub header_timeout_ms: u64,
+    /// Both HTTP listeners: a request's body must arrive within this of its
+    /// head, ms. 100..=600_000. Default 30_000 (a 16 MiB Raft body over a
+    /// slow link).
+    pub body_timeout_ms: u64,
+    /// Both HTTP listeners: most connections open at once, each; one more
+    /// is closed at once. 1..=65_536. Default 1_024 (a node at 200 peers
+    /// holds a few pooled connections per peer).
+    pub max_connections: u64,
+    /// Both HTTP listeners: largest request head, bytes. 8_192..=1 MiB.
+    /// Default 16_384.
+    pub max_header_bytes: u64,
 }
 
 impl Default for ApiConfig {
@@ -176,6 +192,10 @@ impl Default for ApiConfig {
         ApiConfig {
             max_body_bytes: 64 << 10,
             request_timeout_ms: 10_000,
+            header_timeout_ms: 5_000,
+            body_timeout_ms: 30_000,
+            max_connections: 1_024,
+            max_header_bytes: 16_384,
         }
     }
 }
@@ -190,7 +210,22 @@ impl ApiConfig {
             100,
             600_000,
         )?;
+        check_range("api.header_timeout_ms", self.header_timeout_ms, 100, 60_000)?;
+        check_range("api.body_timeout_ms", self.body_timeout_ms, 100, 600_000)?;
+        check_range("api.max_connections", self.max_connections, 1, 65_536)?;
+        check_range("api.max_header_bytes", self.max_header_bytes, 8_192, 1 << 20)?;
         Ok(())
+    }
+
+    /// The limits of the listener `name` (`api`, `raft`).
+    pub fn listener_limits(&self, name: &'static str) -> crate::security::listener::ListenerLimits {
+        crate::security::listener::ListenerLimits {
+            name,
+            max_connections: self.max_connections as usize,
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+            body_timeout: Duration::from_millis(self.body_timeout_ms),
+            max_header_bytes: self.max_header_bytes as usize,
+        }
     }
 
     /// The request deadline.

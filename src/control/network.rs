@@ -24,8 +24,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
+use hyper_util::client::legacy::Client;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -63,7 +62,7 @@ pub mod paths {
     pub const PREVOTE: &str = "/raft/prevote";
 }
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+type HttpClient = Client<crate::security::client::PeerConnector, Full<Bytes>>;
 
 /// Settings shared by every RPC client.
 #[derive(Debug, Clone)]
@@ -76,6 +75,8 @@ pub struct NetworkSettings {
     /// Idle heartbeats to learners at most this often (zero: all of them;
     /// [`crate::control::heartbeat_gate`]).
     pub learner_heartbeat: Duration,
+    /// Plain HTTP or mutual TLS ([`crate::security::PeerHttp`]).
+    pub peer: crate::security::PeerHttp,
 }
 
 /// Creates one [`RaftClient`] per target; shares the connection pool.
@@ -93,13 +94,9 @@ pub struct Network {
 impl Network {
     /// A factory with a fresh connection pool.
     pub fn new(settings: NetworkSettings, liveness: Liveness) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(settings.rpc_timeout));
-        let http = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(8)
-            .build(connector);
+        let http = settings
+            .peer
+            .client(settings.rpc_timeout, Duration::from_secs(30), 8);
         Network {
             http,
             settings,
@@ -136,7 +133,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: NodeId, node: &NodeAddr) -> RaftClient {
         RaftClient {
             target,
-            base: format!("http://{}", node.raft_addr),
+            base: self.settings.peer.base(&node.raft_addr),
             http: self.http.clone(),
             settings: self.settings.clone(),
             liveness: self.liveness.clone(),

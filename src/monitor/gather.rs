@@ -14,8 +14,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::StatusCode;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
+use hyper_util::client::legacy::Client;
 
 use crate::model::{NodeId, NodeSummary};
 
@@ -27,8 +26,9 @@ pub const MAX_SUMMARY_BYTES: usize = 1 << 20;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     pub id: NodeId,
-    /// Its API address, `host:port`.
-    pub api_addr: String,
+    /// Where its API routes are called, `scheme://host:port`
+    /// ([`crate::security::PeerHttp::api_base`]).
+    pub base: String,
 }
 
 /// Why a member's summary was not received.
@@ -71,7 +71,7 @@ type Answer = Result<(NodeSummary, usize), GatherError>;
 /// Fetches summaries.
 #[derive(Clone)]
 pub struct Gatherer {
-    http: Client<HttpConnector, Empty<Bytes>>,
+    http: Client<crate::security::client::PeerConnector, Empty<Bytes>>,
     concurrency: usize,
     timeout: Duration,
 }
@@ -79,14 +79,9 @@ pub struct Gatherer {
 impl Gatherer {
     /// A gatherer asking at most `concurrency` members at once, each
     /// within `timeout`.
-    pub fn new(concurrency: usize, timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(timeout));
+    pub fn new(peer: &crate::security::PeerHttp, concurrency: usize, timeout: Duration) -> Self {
         Gatherer {
-            http: Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(90))
-                .build(connector),
+            http: peer.client(timeout, Duration::from_secs(90), 4),
             concurrency: concurrency.max(1),
             timeout,
         }
@@ -119,8 +114,8 @@ impl Gatherer {
 
     async fn fetch(&self, m: &Member, window_ms: u128) -> Answer {
         let uri = format!(
-            "http://{}/v1/node/summary?window_ms={window_ms}",
-            m.api_addr
+            "{}/v1/node/summary?window_ms={window_ms}",
+            m.base
         );
         let request = hyper::Request::get(uri)
             .body(Empty::new())

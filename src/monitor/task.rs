@@ -45,6 +45,8 @@ pub struct Monitor {
     /// proposes.
     pub overlay: OverlayDefaults,
     pub settings: MonitorSettings,
+    /// How members are called (plain or mutual TLS).
+    pub peer: crate::security::PeerHttp,
 }
 
 /// Why [`Monitor::lead`] returned.
@@ -74,6 +76,7 @@ impl Monitor {
     pub async fn run(self, cancel: CancellationToken) {
         telemetry::describe();
         let gatherer = Gatherer::new(
+            &self.peer,
             self.settings.gather_concurrency as usize,
             self.settings.gather_timeout(),
         );
@@ -163,7 +166,7 @@ impl Monitor {
             .nodes()
             .map(|(id, addr)| Member {
                 id: *id,
-                api_addr: addr.api_addr.clone(),
+                base: self.peer.api_base(addr),
             })
             .collect();
         let ids: Vec<NodeId> = members.iter().map(|m| m.id).collect();

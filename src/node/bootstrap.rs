@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Limited};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tokio_util::sync::CancellationToken;
 
 use super::NodeError;
 use crate::api::forward::Forwarder;
+use crate::security::PeerHttp;
 use crate::api::routes::NodeIdentity;
 use crate::api::types::{JoinRequest, MembersView};
 use crate::config::NodeConfig;
@@ -60,14 +60,15 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// GETs `path` from `api_addr` as JSON.
 async fn probe<T: serde::de::DeserializeOwned>(
-    api_addr: &str,
+    peer: &PeerHttp,
+    base: &str,
     path: &str,
 ) -> Result<T, ProbeError> {
     let client: Client<_, http_body_util::Empty<bytes::Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let addr = api_addr.to_string();
+        peer.client(PROBE_TIMEOUT, Duration::from_secs(1), 1);
+    let addr = base.to_string();
     let uri: hyper::Uri =
-        format!("http://{api_addr}{path}")
+        format!("{base}{path}")
             .parse()
             .map_err(|e: hyper::http::uri::InvalidUri| ProbeError::Unreachable {
                 addr: addr.clone(),
@@ -120,13 +121,18 @@ pub const WIPE_CHECK_RETRY: Duration = Duration::from_millis(200);
 /// is down: the others decide); one that answers something unusable
 /// several times stops the start ([`NodeError::WipeCheck`]), since
 /// skipping it could skip the check.
-pub async fn check_not_wiped(config: &NodeConfig, my_uuid: &str) -> Result<(), NodeError> {
+pub async fn check_not_wiped(
+    config: &NodeConfig,
+    my_uuid: &str,
+    peer: &PeerHttp,
+) -> Result<(), NodeError> {
     for voter in config
         .initial_voters
         .iter()
         .filter(|v| v.id != config.node_id)
     {
-        let Some(view) = members_of(voter.id, &voter.api_addr.to_string()).await? else {
+        let base = peer.api_base(&voter.node_addr());
+        let Some(view) = members_of(peer, voter.id, &base).await? else {
             continue;
         };
         let listed = view.members.iter().find(|m| m.id == config.node_id);
@@ -142,11 +148,15 @@ pub async fn check_not_wiped(config: &NodeConfig, my_uuid: &str) -> Result<(), N
 }
 
 /// Voter `id`'s membership view; `None` when it is unreachable.
-async fn members_of(id: NodeId, api_addr: &str) -> Result<Option<MembersView>, NodeError> {
+async fn members_of(
+    peer: &PeerHttp,
+    id: NodeId,
+    base: &str,
+) -> Result<Option<MembersView>, NodeError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match probe::<MembersView>(api_addr, "/v1/cluster/members").await {
+        match probe::<MembersView>(peer, base, "/v1/cluster/members").await {
             Ok(view) => return Ok(Some(view)),
             Err(e) if e.is_unreachable() => {
                 tracing::info!(voter = id, error = %e, "voter unreachable: not checked");
@@ -172,7 +182,7 @@ pub const VOTER_WAIT: Duration = Duration::from_secs(20);
 
 /// Learns each initial voter's UUID from its `/v1/node/identity`, waiting
 /// up to [`VOTER_WAIT`] for all of them.
-async fn voter_uuids(config: &NodeConfig) -> BTreeMap<NodeId, String> {
+async fn voter_uuids(config: &NodeConfig, peer: &PeerHttp) -> BTreeMap<NodeId, String> {
     let deadline = tokio::time::Instant::now() + VOTER_WAIT;
     let mut found = BTreeMap::new();
     loop {
@@ -184,8 +194,8 @@ async fn voter_uuids(config: &NodeConfig) -> BTreeMap<NodeId, String> {
             if found.contains_key(&v.id) {
                 continue;
             }
-            let addr = v.api_addr.to_string();
-            match probe::<NodeIdentity>(&addr, "/v1/node/identity").await {
+            let base = peer.api_base(&v.node_addr());
+            match probe::<NodeIdentity>(peer, &base, "/v1/node/identity").await {
                 Ok(id) if id.node_id == v.id && id.cluster_id == config.cluster_id => {
                     found.insert(v.id, id.node_uuid);
                 }
@@ -214,12 +224,13 @@ pub async fn initialize_if_first(
     raft: &Raft,
     config: &NodeConfig,
     me: &NodeAddr,
+    peer: &PeerHttp,
 ) -> Result<bool, NodeError> {
     let first = config.initial_voters.iter().map(|v| v.id).min();
     if first != Some(config.node_id) {
         return Ok(false);
     }
-    let uuids = voter_uuids(config).await;
+    let uuids = voter_uuids(config, peer).await;
     let voters: BTreeMap<NodeId, NodeAddr> = config
         .initial_voters
         .iter()
@@ -263,8 +274,9 @@ pub async fn join(
     me: NodeId,
     addr: NodeAddr,
     cancel: CancellationToken,
+    peer: PeerHttp,
 ) -> Result<(), NodeError> {
-    let forwarder = Forwarder::default();
+    let forwarder = Forwarder::new(peer.clone(), None);
     let request = JoinRequest {
         id: me,
         api_addr: addr.api_addr.clone(),
@@ -276,7 +288,7 @@ pub async fn join(
         for target in &targets {
             let sent = forwarder
                 .post_json(
-                    target,
+                    &forwarder.base(target),
                     "/v1/cluster/members",
                     &request,
                     Duration::from_secs(30),
@@ -352,7 +364,7 @@ mod tests {
             (hyper::StatusCode::INTERNAL_SERVER_ERROR, "{}"),
         ] {
             let config = config_with_voter_2_at(serve(status, body).await);
-            let err = check_not_wiped(&config, "my-uuid").await.unwrap_err();
+            let err = check_not_wiped(&config, "my-uuid", &PeerHttp::insecure()).await.unwrap_err();
             match err {
                 NodeError::WipeCheck { peer, detail } => {
                     assert_eq!(peer, 2);
@@ -368,11 +380,11 @@ mod tests {
         let listed = r#"{"members":[{"id":1,"voter":true,"api_addr":"a","raft_addr":"b","peer_addr":"c","node_uuid":"old-uuid"}]}"#;
         let config = config_with_voter_2_at(serve(hyper::StatusCode::OK, listed).await);
         assert!(matches!(
-            check_not_wiped(&config, "new-uuid").await,
+            check_not_wiped(&config, "new-uuid", &PeerHttp::insecure()).await,
             Err(NodeError::Wiped { peer: 2, .. })
         ));
-        assert!(check_not_wiped(&config, "old-uuid").await.is_ok());
+        assert!(check_not_wiped(&config, "old-uuid", &PeerHttp::insecure()).await.is_ok());
         let down = config_with_voter_2_at("127.0.0.1:1".parse().unwrap());
-        assert!(check_not_wiped(&down, "new-uuid").await.is_ok());
+        assert!(check_not_wiped(&down, "new-uuid", &PeerHttp::insecure()).await.is_ok());
     }
 }

@@ -75,6 +75,8 @@ pub enum NodeError {
     JoinRefused { target: String, detail: String },
     #[error("peer transport: {0}")]
     Transport(#[from] crate::transport::TransportError),
+    #[error("security: {0}")]
+    Security(#[from] crate::security::TlsError),
     #[error("data dir: {0}")]
     Incarnation(#[from] crate::executor::incarnation::IncarnationError),
     #[error("could not join the cluster through {targets:?}")]
@@ -250,6 +252,8 @@ pub async fn start_node_with_overlays(config: NodeConfig) -> Result<Node, NodeEr
 
 async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeError> {
     config.validate()?;
+    let tls = crate::security::context_for(&config)?;
+    let peer_http = crate::security::PeerHttp::of(tls.clone());
     std::fs::create_dir_all(&config.data_dir).map_err(|e| StoreError::Open {
         path: config.data_dir.clone(),
         source: sled::Error::Io(e),
@@ -259,7 +263,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
     let fresh = store.identity().is_fresh();
     if fresh && config.is_initial_voter() {
         let uuid = store.identity().node_uuid().to_string();
-        bootstrap::check_not_wiped(&config, &uuid).await?;
+        bootstrap::check_not_wiped(&config, &uuid, &peer_http).await?;
     }
     let api_listener = bind("API", config.api_addr).await?;
     let raft_listener = bind("Raft", config.raft_addr).await?;
@@ -280,11 +284,12 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
     let transport = match choice {
         ExecutorChoice::Overlays => {
             let incarnation = crate::executor::incarnation::bump(&config.data_dir)?;
-            let (t, events) = Transport::bind_tcp(
+            let (t, events) = Transport::bind_tcp_with_tls(
                 config.peer_addr,
                 config.transport.clone(),
                 config.node_id,
                 &config.cluster_id,
+                tls.clone(),
             )
             .await?;
             Some((t, events, incarnation))
@@ -316,6 +321,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
             rpc_timeout: config.raft.rpc_timeout(),
             max_body_bytes: config.raft.rpc_max_body_bytes as usize,
             learner_heartbeat: Duration::from_millis(config.raft.learner_heartbeat_ms),
+            peer: peer_http.clone(),
         },
         liveness.clone(),
     )
@@ -357,7 +363,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         applied.clone(),
         config.api.request_timeout(),
     ));
-    let forwarder = Forwarder::of_node(config.node_id);
+    let forwarder = Forwarder::new(peer_http.clone(), Some(config.node_id));
     let (reports, batching) = crate::control::report_batch::ReportBatcher::new(
         proposer.clone(),
         raft.clone(),
@@ -379,6 +385,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
             cluster_id: config.cluster_id.clone(),
             contact: leader_contact.clone(),
             lease: Duration::from_millis(config.raft.election_timeout_max_ms),
+            secure: tls.is_some(),
         },
         config.raft.rpc_max_body_bytes as usize,
     );
@@ -403,15 +410,6 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
             cancel.clone(),
         ));
     }
-    let c = cancel.clone();
-    tracker.spawn(async move {
-        let served = axum::serve(raft_listener, rpc)
-            .with_graceful_shutdown(c.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "Raft RPC server failed");
-        }
-    });
 
     let monitor = crate::monitor::MonitorHandle::new();
     let app_metrics = crate::app_metrics::AppMetrics::new(config.app_metrics.max_names as usize);
@@ -456,15 +454,21 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         app_metrics: app_metrics.clone(),
     });
     let api = crate::api::routes::router(ctx);
-    let c = cancel.clone();
-    tracker.spawn(async move {
-        let served = axum::serve(api_listener, api)
-            .with_graceful_shutdown(c.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "API server failed");
-        }
-    });
+    let (rpc_tls, api_tls, rpc) = listener_modes(&config, tls.as_ref(), rpc, &api);
+    tracker.spawn(crate::security::listener::serve(
+        raft_listener,
+        rpc,
+        rpc_tls,
+        config.api.listener_limits("raft"),
+        cancel.clone(),
+    ));
+    tracker.spawn(crate::security::listener::serve(
+        api_listener,
+        api,
+        api_tls,
+        config.api.listener_limits("api"),
+        cancel.clone(),
+    ));
 
     // Bootstrap or join.
     let initialized = raft
@@ -473,17 +477,17 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         .map_err(|e| NodeError::Raft(e.to_string()))?;
     if !initialized {
         if config.is_initial_voter() {
-            let (r, c, a) = (raft.clone(), config.clone(), addr.clone());
+            let (r, c, a, p) = (raft.clone(), config.clone(), addr.clone(), peer_http.clone());
             tracker.spawn(async move {
-                if let Err(e) = bootstrap::initialize_if_first(&r, &c, &a).await {
+                if let Err(e) = bootstrap::initialize_if_first(&r, &c, &a, &p).await {
                     tracing::error!(error = %e, "initialising the cluster failed");
                 }
             });
         } else if !config.join.is_empty() {
             let targets = config.join.iter().map(|a| a.to_string()).collect();
-            let (me, a, c) = (config.node_id, addr.clone(), cancel.clone());
+            let (me, a, c, p) = (config.node_id, addr.clone(), cancel.clone(), peer_http.clone());
             tracker.spawn(async move {
-                if let Err(e) = bootstrap::join(targets, me, a, c).await {
+                if let Err(e) = bootstrap::join(targets, me, a, c, p).await {
                     tracing::error!(error = %e, "giving up joining");
                 }
             });
@@ -544,6 +548,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
             handle: monitor.clone(),
             overlay: config.overlay.clone(),
             settings: config.monitor.clone(),
+            peer: peer_http.clone(),
         }
         .run(cancel.clone()),
     );
@@ -570,6 +575,52 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         monitor,
         app_metrics,
     })
+}
+
+/// How the two HTTP listeners speak, and what the Raft RPC listener
+/// serves: on a secure node, mutual TLS on the Raft listener, which also
+/// serves the admin API's routes to peers (forwarding, reports, summaries,
+/// joins go there), and TLS with an optional client certificate on the API
+/// listener (or plain, with `security.api_tls = false`).
+fn listener_modes(
+    config: &NodeConfig,
+    tls: Option<&Arc<crate::security::TlsContext>>,
+    rpc: axum::Router,
+    api: &axum::Router,
+) -> (
+    crate::security::listener::ListenerTls,
+    crate::security::listener::ListenerTls,
+    axum::Router,
+) {
+    use crate::security::listener::ListenerTls;
+    match tls {
+        None => (
+            ListenerTls::Plain {
+                trust_forwarded: true,
+            },
+            ListenerTls::Plain {
+                trust_forwarded: true,
+            },
+            rpc,
+        ),
+        Some(ctx) => {
+            let rpc_tls = ListenerTls::Tls {
+                config: ctx.peer_server_config(&[b"http/1.1"]),
+                ctx: ctx.clone(),
+            };
+            let api_tls = if config.security.api_tls {
+                ListenerTls::Tls {
+                    config: ctx.api_server_config(),
+                    ctx: ctx.clone(),
+                }
+            } else {
+                ListenerTls::Plain {
+                    trust_forwarded: false,
+                }
+            };
+            (rpc_tls, api_tls, rpc.merge(api.clone()))
+        }
+    }
 }
 
 /// Storage errors are fatal: when Raft stops on its own, mark the node

@@ -41,7 +41,7 @@ impl LeaderReporter {
         m.membership_config
             .membership()
             .get_node(&id)
-            .map(|n| n.api_addr.clone())
+            .map(|n| self.forwarder.base_of(n))
     }
 
     /// One attempt: `Ok(true)` delivered (or refused for good), `Ok(false)`

@@ -168,11 +168,24 @@ impl CertAuthority {
         hosts: &[String],
         valid_for: Duration,
     ) -> Result<NodeCert, CertError> {
+        self.issue_for(&self.cluster_id.clone(), node, hosts, valid_for)
+    }
+
+    /// [`Self::issue`] naming another cluster than the CA's own (one CA
+    /// shared by many test clusters; a node accepts a peer by the cluster
+    /// its certificate names, and the CA that signed it).
+    pub fn issue_for(
+        &self,
+        cluster_id: &str,
+        node: NodeId,
+        hosts: &[String],
+        valid_for: Duration,
+    ) -> Result<NodeCert, CertError> {
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(
             DnType::CommonName,
-            format!("topod node {node} of {}", self.cluster_id),
+            format!("topod node {node} of {cluster_id}"),
         );
         params.distinguished_name = dn;
         params.is_ca = IsCa::ExplicitNoCa;
@@ -187,7 +200,7 @@ impl CertAuthority {
         params.use_authority_key_identifier_extension = true;
         let mut names = vec![
             SanType::DnsName(NODE_DNS_NAME.try_into()?),
-            SanType::URI(node_uri(&self.cluster_id, node).try_into()?),
+            SanType::URI(node_uri(cluster_id, node).try_into()?),
         ];
         let mut seen = std::collections::BTreeSet::new();
         for h in DEFAULT_HOSTS.iter().map(|s| s.to_string()).chain(hosts.iter().cloned()) {
@@ -232,6 +245,36 @@ impl NodeCert {
         write_file(&dir.node_key(node), &self.key_pem, true)?;
         write_file(&dir.node_cert(node), &self.cert_pem, false)
     }
+}
+
+/// The `[security]` section of node `node` whose files are in `dir`.
+pub fn security_config(dir: &CertDir, node: NodeId) -> crate::config::SecurityConfig {
+    crate::config::SecurityConfig {
+        ca_cert: Some(dir.ca_cert()),
+        cert: Some(dir.node_cert(node)),
+        key: Some(dir.node_key(node)),
+        ..crate::config::SecurityConfig::default()
+    }
+}
+
+/// Makes sure `dir` holds a CA of `cluster_id` (created if absent) and a
+/// certificate for each of `nodes` (issued if absent); what exists is
+/// kept. What `topod dev` runs on every start.
+pub fn provision(
+    dir: &CertDir,
+    cluster_id: &str,
+    nodes: impl IntoIterator<Item = NodeId>,
+) -> Result<(), CertError> {
+    if !dir.ca_cert().exists() {
+        CertAuthority::generate(cluster_id, CA_VALIDITY)?.write(dir)?;
+    }
+    let ca = CertAuthority::load(dir)?;
+    for node in nodes {
+        if !dir.node_cert(node).exists() || !dir.node_key(node).exists() {
+            ca.issue(node, &[], NODE_VALIDITY)?.write(dir, node, true)?;
+        }
+    }
+    Ok(())
 }
 
 fn host_name(h: &str) -> Result<SanType, CertError> {

@@ -15,7 +15,31 @@ use crate::model::NodeId;
 pub struct PeerNode(pub NodeId);
 
 pub mod certs;
+pub mod client;
 pub mod identity;
+pub mod listener;
 pub mod tls;
 
+pub use client::PeerHttp;
 pub use tls::{TlsContext, TlsError};
+
+/// The TLS context `config` asks for: `None` on an insecure node (said
+/// loudly in the log), else the loaded material, or why it cannot be used.
+pub fn context_for(config: &crate::config::NodeConfig) -> Result<Option<std::sync::Arc<TlsContext>>, TlsError> {
+    if config.security.insecure {
+        tracing::warn!(
+            node = config.node_id,
+            "SECURITY IS OFF (security.insecure = true): no TLS, no tokens; anyone who reaches \
+             this node's ports can change the cluster"
+        );
+        return Ok(None);
+    }
+    let ctx = TlsContext::load(&config.security, &config.cluster_id, config.node_id)?;
+    let id = ctx.identity();
+    tracing::info!(
+        node = config.node_id,
+        expires_unix = identity::unix_secs(id.not_after),
+        "mutual TLS on: node certificate loaded"
+    );
+    Ok(Some(ctx))
+}

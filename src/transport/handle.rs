@@ -68,6 +68,8 @@ pub(crate) struct Inner {
     /// (see [`Transport::set_frame_sink`]).
     pub sink: OnceLock<Arc<dyn FrameSink>>,
     pub faults: FaultFilter,
+    /// Mutual TLS on every link (a secure node).
+    pub tls: Option<super::handshake::TransportTls>,
     pub cancel: CancellationToken,
     pub tracker: TaskTracker,
     dropped_events: AtomicU64,
@@ -96,6 +98,19 @@ impl Transport {
         node_id: NodeId,
         cluster_id: &str,
     ) -> Result<(Transport, mpsc::Receiver<TransportEvent>), TransportError> {
+        Transport::bind_tcp_with_tls(listen, config, node_id, cluster_id, None).await
+    }
+
+    /// [`Transport::bind_tcp`] with mutual TLS on every link when `tls` is
+    /// given (a peer must present a node certificate of this cluster whose
+    /// node id is the one its `Hello` claims).
+    pub async fn bind_tcp_with_tls(
+        listen: SocketAddr,
+        config: TransportConfig,
+        node_id: NodeId,
+        cluster_id: &str,
+        tls: Option<Arc<crate::security::TlsContext>>,
+    ) -> Result<(Transport, mpsc::Receiver<TransportEvent>), TransportError> {
         config.validate()?;
         let bind_err = |source| TransportError::Bind {
             addr: listen,
@@ -103,14 +118,16 @@ impl Transport {
         };
         let listener = TcpListener::bind(listen).await.map_err(bind_err)?;
         let bound = listener.local_addr().map_err(bind_err)?;
-        Ok(Transport::start(
+        let (t, rx) = Transport::start_with(
             Listener::Tcp(listener),
             Dialer::Tcp,
             bound,
             config,
             node_id,
             cluster_id,
-        ))
+            tls.map(super::handshake::TransportTls::new),
+        );
+        Ok((t, rx))
     }
 
     pub(crate) fn start(
@@ -121,12 +138,25 @@ impl Transport {
         me: NodeId,
         cluster_id: &str,
     ) -> (Transport, mpsc::Receiver<TransportEvent>) {
+        Transport::start_with(listener, dialer, bound, config, me, cluster_id, None)
+    }
+
+    pub(crate) fn start_with(
+        listener: Listener,
+        dialer: Dialer,
+        bound: SocketAddr,
+        config: TransportConfig,
+        me: NodeId,
+        cluster_id: &str,
+        tls: Option<super::handshake::TransportTls>,
+    ) -> (Transport, mpsc::Receiver<TransportEvent>) {
         let (events, rx) = mpsc::channel(config.event_queue_len());
         let cancel = CancellationToken::new();
         let inner = Arc::new(Inner {
             me,
             cluster_id: cluster_id.to_string(),
             faults: FaultFilter::new(config.chaos),
+            tls,
             config,
             bound,
             dialer,

@@ -4,7 +4,11 @@
 //! then answers `Ready` (keep) or `Duplicate` (both dialed at once and the
 //! other connection wins); the dialer waits for that answer.
 //!
-//! Peers are identified by their `Hello`, never by source address.
+//! Peers are identified by their `Hello`, never by source address. On a
+//! secure node ([`TransportTls`]) the stream is mutual TLS first, with a
+//! node certificate of this cluster on both sides, and the `Hello`'s node
+//! id must be the one the peer's certificate names (and, for the dialer,
+//! the node it dialed).
 
 use std::sync::Arc;
 
@@ -16,6 +20,55 @@ use super::codec::{
 };
 use super::handle::Inner;
 use crate::model::NodeId;
+use crate::security::TlsContext;
+
+/// Mutual TLS on the overlay links.
+#[derive(Clone)]
+pub struct TransportTls {
+    ctx: Arc<TlsContext>,
+    server: Arc<rustls::ServerConfig>,
+    client: Arc<rustls::ClientConfig>,
+}
+
+impl TransportTls {
+    pub fn new(ctx: Arc<TlsContext>) -> Self {
+        TransportTls {
+            server: ctx.peer_server_config(&[]),
+            client: ctx.peer_client_config(&[]),
+            ctx,
+        }
+    }
+
+    /// The server side: the stream and the node the client's certificate
+    /// names.
+    async fn accept(&self, stream: BoxStream) -> Result<(BoxStream, NodeId), HandshakeError> {
+        let tls = tokio_rustls::TlsAcceptor::from(self.server.clone())
+            .accept(stream)
+            .await
+            .map_err(|e| HandshakeError::Tls(e.to_string()))?;
+        let node = self
+            .ctx
+            .peer_node(tls.get_ref().1.peer_certificates())
+            .ok_or_else(|| HandshakeError::Tls("no node certificate".into()))?;
+        Ok((Box::new(tls), node))
+    }
+
+    /// The client side: the stream and the node the server's certificate
+    /// names.
+    async fn connect(&self, stream: BoxStream) -> Result<(BoxStream, NodeId), HandshakeError> {
+        let name = rustls_pki_types::ServerName::try_from(crate::security::identity::NODE_DNS_NAME)
+            .expect("a valid DNS name");
+        let tls = tokio_rustls::TlsConnector::from(self.client.clone())
+            .connect(name, stream)
+            .await
+            .map_err(|e| HandshakeError::Tls(e.to_string()))?;
+        let node = self
+            .ctx
+            .peer_node(tls.get_ref().1.peer_certificates())
+            .ok_or_else(|| HandshakeError::Tls("no node certificate".into()))?;
+        Ok((Box::new(tls), node))
+    }
+}
 
 /// A link whose `Hello`s were exchanged and checked.
 pub(crate) struct Established {
@@ -53,6 +106,8 @@ pub(crate) enum HandshakeError {
     Duplicate,
     #[error("handshake timed out")]
     Timeout,
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// Dials `peer` and completes the handshake, within `connect_timeout_ms`.
@@ -67,7 +122,14 @@ pub(crate) async fn dial(inner: Arc<Inner>, peer: NodeId) -> Result<Established,
             .connect(addr)
             .await
             .map_err(HandshakeError::Connect)?;
-        let mut est = hello(&inner, stream, Some(peer)).await?;
+        let (stream, certified) = match &inner.tls {
+            Some(tls) => {
+                let (s, n) = tls.connect(stream).await?;
+                (s, Some(n))
+            }
+            None => (stream, None),
+        };
+        let mut est = hello(&inner, stream, Some(peer), certified).await?;
         match est.reader.read(&mut est.rd).await? {
             Some((WireFrame::Ready, _)) => Ok(est),
             Some((WireFrame::Duplicate, _)) => Err(HandshakeError::Duplicate),
@@ -88,7 +150,14 @@ pub(crate) async fn accept(
     inner: &Inner,
     stream: BoxStream,
 ) -> Result<Established, HandshakeError> {
-    hello(inner, stream, None).await
+    let (stream, certified) = match &inner.tls {
+        Some(tls) => {
+            let (s, n) = tls.accept(stream).await?;
+            (s, Some(n))
+        }
+        None => (stream, None),
+    };
+    hello(inner, stream, None, certified).await
 }
 
 /// Writes the accepting side's answer on a handshaken link.
@@ -110,6 +179,7 @@ async fn hello(
     inner: &Inner,
     stream: BoxStream,
     expect: Option<NodeId>,
+    certified: Option<NodeId>,
 ) -> Result<Established, HandshakeError> {
     let (mut rd, mut wr) = tokio::io::split(stream);
     let ours = WireFrame::Hello {
@@ -133,7 +203,9 @@ async fn hello(
         WireFrame::Refuse { reason } => return Err(HandshakeError::Refused(reason)),
         other => return Err(HandshakeError::Unexpected(name(&other))),
     };
-    if let Some(reason) = mismatch(inner, &cluster_id, node_id, version, expect) {
+    if let Some(reason) = mismatch(inner, &cluster_id, node_id, version, expect)
+        .or_else(|| certificate_mismatch(node_id, certified))
+    {
         tracing::warn!(peer = node_id, %reason, "link refused");
         // The peer may have refused and closed first (both sides check):
         // our reason is the one to report either way.
@@ -182,6 +254,17 @@ fn mismatch(
     match expect {
         Some(e) if e != node_id => Some(format!(
             "dialed node {e} but node {node_id} answered (stale address book?)"
+        )),
+        _ => None,
+    }
+}
+
+/// Why a `Hello` naming `node_id` is refused over a link whose
+/// certificate names `certified`; `None` if it is fine.
+fn certificate_mismatch(node_id: NodeId, certified: Option<NodeId>) -> Option<String> {
+    match certified {
+        Some(c) if c != node_id => Some(format!(
+            "the Hello claims node {node_id}, but the certificate is node {c}'s"
         )),
         _ => None,
     }

@@ -19,7 +19,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{HeaderMap, Method, StatusCode};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use openraft::ServerState;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -46,6 +45,8 @@ pub mod procs;
 
 #[path = "../support/poll.rs"]
 mod poll;
+#[path = "../support/tls.rs"]
+pub mod tls;
 
 /// Logs to the test's captured output; `TEST_LOG` sets the filter.
 pub fn init_tracing() {
@@ -169,12 +170,10 @@ pub async fn request_with(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> Result<Resp, String> {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(0)
-        .build_http();
+    let client: Client<_, Full<Bytes>> = tls::client();
     let mut builder = hyper::Request::builder()
         .method(method)
-        .uri(format!("http://{addr}{path}"));
+        .uri(format!("{}{path}", tls::base(addr)));
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
@@ -271,6 +270,8 @@ pub struct Options {
     pub rules: topod::config::RulesConfig,
     /// `switch.initial_topology`.
     pub initial_topology: InitialTopology,
+    /// `security.insecure`: plain HTTP, no certificates.
+    pub insecure: bool,
 }
 
 impl Default for Options {
@@ -280,6 +281,7 @@ impl Default for Options {
             request_timeout_ms: 5_000,
             rules: Default::default(),
             initial_topology: SwitchConfig::default().initial_topology,
+            insecure: false,
         }
     }
 }
@@ -321,6 +323,7 @@ pub fn node_config(
     opts: &Options,
 ) -> NodeConfig {
     let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
+    let config_dir = data_dir.clone();
     let mut config = NodeConfig {
         node_id: id,
         cluster_id: cluster_id.to_string(),
@@ -348,12 +351,22 @@ pub fn node_config(
         transport: Default::default(),
         executor: Default::default(),
         advertise: Default::default(),
-        security: Default::default(),
+        security: if opts.insecure {
+            topod::config::SecurityConfig::insecure()
+        } else {
+            tls::security(cluster_id, id, data_dir_parent(&config_dir))
+        },
     };
     if bootstrap {
         set_own_voter_entry(&mut config);
     }
     config
+}
+
+/// The directory holding a node's data dir (the cluster's temp dir, where
+/// its certificates go).
+fn data_dir_parent(data_dir: &std::path::Path) -> &std::path::Path {
+    data_dir.parent().unwrap_or(data_dir)
 }
 
 /// Makes `config` the single initial voter, its entry repeating its own
@@ -434,6 +447,9 @@ impl TestCluster {
         };
         config.api_addr = node.api_addr();
         config.raft_addr = node.raft_addr();
+        if config.security.insecure {
+            tls::register_plain(config.api_addr);
+        }
         if !config.initial_voters.is_empty() {
             set_own_voter_entry(&mut config);
         }

@@ -14,7 +14,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Method;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio::time::Instant;
@@ -30,6 +29,8 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 
 #[path = "../support/poll.rs"]
 mod poll;
+#[path = "../support/tls.rs"]
+pub mod tls;
 
 pub fn init_tracing() {
     poll::init_tracing("warn,openraft=error,sled=warn,topod::api=error,topod::executor=warn");
@@ -44,12 +45,10 @@ pub async fn http(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(0)
-        .build_http();
+    let client: Client<_, Full<Bytes>> = tls::client();
     let mut b = hyper::Request::builder()
         .method(method)
-        .uri(format!("http://{addr}{path}"));
+        .uri(format!("{}{path}", tls::base(addr)));
     if body.is_some() {
         b = b.header("content-type", "application/json");
     }
@@ -87,6 +86,7 @@ pub fn overlay_defaults() -> OverlayDefaults {
 
 pub fn node_config(id: NodeId, data_dir: PathBuf, join: Vec<SocketAddr>) -> NodeConfig {
     let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
+    let security = tls::security("dp", id, data_dir.parent().unwrap_or(&data_dir));
     let mut c = NodeConfig {
         node_id: id,
         cluster_id: "dp".into(),
@@ -129,7 +129,7 @@ pub fn node_config(id: NodeId, data_dir: PathBuf, join: Vec<SocketAddr>) -> Node
             ..ExecutorConfig::default()
         },
         advertise: Default::default(),
-        security: Default::default(),
+        security,
     };
     if c.join.is_empty() {
         c.initial_voters = vec![VoterConfig {
@@ -205,6 +205,9 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("node {id} does not start: {e}"));
         // A restart keeps its addresses (the membership records them).
         cfg.api_addr = node.api_addr();
+        if cfg.security.insecure {
+            tls::register_plain(cfg.api_addr);
+        }
         cfg.raft_addr = node.raft_addr();
         cfg.peer_addr = node.node_addr().peer_addr.parse().expect("peer addr");
         if !cfg.initial_voters.is_empty() {
