@@ -14,6 +14,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::config::NodeConfig;
+use crate::security::certs::CertDir;
 
 /// Largest dev cluster (one process per node).
 pub const MAX_DEV_NODES: u64 = crate::config::DEV_MAX_NODES;
@@ -46,6 +47,8 @@ pub enum DevError {
     },
     #[error("the cluster was not ready within {0:?}")]
     NotReady(Duration),
+    #[error("dev certificates: {0}")]
+    Certs(String),
 }
 
 /// A running child node.
@@ -129,10 +132,13 @@ fn spawn(exe: &Path, spec: &DevSpec, config: &NodeConfig) -> Result<ChildNode, D
 
 /// Polls every node's `/readyz` until all answer 200, printing how many
 /// are ready as that changes.
-async fn wait_ready(children: &mut [ChildNode]) -> Result<(), DevError> {
+async fn wait_ready(
+    children: &mut [ChildNode],
+    roots: Option<rustls::RootCertStore>,
+) -> Result<(), DevError> {
+    let scheme = if roots.is_some() { "https" } else { "http" };
     let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http();
+        crate::security::client::operator_client(roots, Duration::from_millis(500));
     let timeout = ready_timeout(children.len() as u64);
     let deadline = Instant::now() + timeout;
     let mut shown = 0;
@@ -146,7 +152,7 @@ async fn wait_ready(children: &mut [ChildNode]) -> Result<(), DevError> {
                     log: c.log.clone(),
                 });
             }
-            let uri = format!("http://{}/readyz", c.api)
+            let uri = format!("{scheme}://{}/readyz", c.api)
                 .parse()
                 .expect("valid URI");
             if let Ok(Ok(resp)) =
@@ -203,11 +209,46 @@ fn stop(children: &mut [ChildNode]) {
     }
 }
 
+/// Creates the dev cluster's CA and node certificates under
+/// `<data dir>/certs` (kept across runs), unless the nodes run insecure or
+/// were given other certificate files; the CA to trust, if any.
+fn dev_certificates(
+    spec: &DevSpec,
+    configs: &[NodeConfig],
+) -> Result<Option<rustls::RootCertStore>, DevError> {
+    let Some(first) = configs.first() else {
+        return Ok(None);
+    };
+    if first.security.insecure {
+        return Ok(None);
+    }
+    let dir = CertDir(spec.data_dir.join("certs"));
+    let own: Vec<u64> = configs
+        .iter()
+        .filter(|c| c.security.cert.as_deref() == Some(dir.node_cert(c.node_id).as_path()))
+        .map(|c| c.node_id)
+        .collect();
+    if !own.is_empty() {
+        crate::security::certs::provision(&dir, &first.cluster_id, own)
+            .map_err(|e| DevError::Certs(e.to_string()))?;
+    }
+    let ca = first
+        .security
+        .ca_cert
+        .clone()
+        .unwrap_or_else(|| dir.ca_cert());
+    crate::security::client::roots_from_file(&ca)
+        .map(Some)
+        .map_err(DevError::Certs)
+}
+
 /// Runs a dev cluster until Ctrl-C or SIGTERM.
 pub async fn run_dev(spec: &DevSpec) -> Result<(), DevError> {
     let configs = dev_configs(spec)?;
     let (nodes, data_dir) = (spec.nodes, spec.data_dir.as_path());
     std::fs::create_dir_all(data_dir).map_err(io(format!("creating {}", data_dir.display())))?;
+    let roots = dev_certificates(spec, &configs)?;
+    let scheme = if roots.is_some() { "https" } else { "http" };
     let exe = std::env::current_exe().map_err(io("locating the topod binary"))?;
     let mut children = Vec::new();
     for c in &configs {
@@ -244,7 +285,7 @@ pub async fn run_dev(spec: &DevSpec) -> Result<(), DevError> {
             "learner"
         };
         println!(
-            "  node {}  api http://{}  raft {}  ({role}, log {})",
+            "  node {}  api {scheme}://{}  raft {}  ({role}, log {})",
             c.node_id,
             c.api_addr,
             c.raft_addr,
@@ -254,10 +295,18 @@ pub async fn run_dev(spec: &DevSpec) -> Result<(), DevError> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(io("installing the SIGTERM handler"))?;
     tokio::select! {
-        r = wait_ready(&mut children) => match r {
+        r = wait_ready(&mut children, roots.clone()) => match r {
             Ok(()) => {
                 let endpoints: Vec<&str> = children.iter().take(3).map(|c| c.api.as_str()).collect();
                 println!("cluster ready. Try: topoctl --endpoints {} status", endpoints.join(","));
+                if roots.is_some() {
+                    println!(
+                        "  (mutual TLS between the nodes; topoctl trusts the cluster CA {} by itself \
+                         when run from this directory, else pass --data-dir {} or --ca-cert)",
+                        CertDir(data_dir.join("certs")).ca_cert().display(),
+                        data_dir.display()
+                    );
+                }
                 println!("Ctrl-C stops the cluster.");
             }
             Err(e) => {

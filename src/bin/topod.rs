@@ -81,6 +81,11 @@ enum Cmd {
         #[arg(long, short, env = "TOPOD_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// The cluster CA and node certificates (mutual TLS between nodes).
+    Certs {
+        #[command(subcommand)]
+        cmd: CertsCmd,
+    },
     /// One node of `topod dev` (started by it).
     #[command(hide = true)]
     DevNode {
@@ -94,6 +99,44 @@ enum Cmd {
         api_base_port: u16,
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertsCmd {
+    /// Create the cluster CA: `ca.pem` and `ca.key` (keep it off the
+    /// nodes) in `--dir`.
+    Init {
+        /// The cluster id every node certificate will carry.
+        #[arg(long)]
+        cluster_id: String,
+        /// Where the files go.
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 3650, value_parser = clap::value_parser!(u64).range(1..=36500))]
+        days: u64,
+    },
+    /// Issue node N's certificate and key (`node-N.pem`, `node-N.key`)
+    /// with the CA in `--dir`.
+    Issue {
+        /// The node id.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        node: u64,
+        /// Where the CA is and the files go.
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+        /// Other names clients reach the node's admin API by (IP or DNS),
+        /// besides localhost, 127.0.0.1 and ::1; repeatable.
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u64).range(1..=3650))]
+        days: u64,
+        /// Replace existing files (a rotation: the node reloads them on
+        /// SIGHUP or by itself within seconds).
+        #[arg(long)]
+        replace: bool,
     },
 }
 
@@ -152,13 +195,31 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             path,
             timeout_ms,
         }) => {
-            let addr = match addr {
-                Some(a) => a,
-                None => NodeConfig::load(config.as_deref())?.api_addr,
+            let loaded = match (&addr, &config) {
+                (Some(_), None) => None,
+                _ => Some(NodeConfig::load(config.as_deref())?),
+            };
+            let addr = addr
+                .or(loaded.as_ref().map(|c| c.api_addr))
+                .expect("an address or a config");
+            // HTTPS trusting the cluster CA when the node's API is TLS.
+            let roots = match &loaded {
+                Some(c) if !c.security.insecure && c.security.api_tls => {
+                    let ca = c.security.ca_cert.as_deref().ok_or_else(|| {
+                        anyhow::anyhow!("security.ca_cert is not set (or set security.insecure)")
+                    })?;
+                    Some(topod::security::client::roots_from_file(ca).map_err(anyhow::Error::msg)?)
+                }
+                _ => None,
             };
             let target = topod::node::health::local_target(addr);
-            let body = topod::node::health::check(target, &path, Duration::from_millis(timeout_ms))
-                .await?;
+            let body = topod::node::health::check(
+                target,
+                &path,
+                Duration::from_millis(timeout_ms),
+                roots,
+            )
+            .await?;
             println!("{body}");
             Ok(())
         }
@@ -209,6 +270,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Some(Cmd::Certs { cmd }) => certs(cmd),
         Some(Cmd::DevNode {
             id,
             nodes,
@@ -226,6 +288,50 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             serve(topod::dev::dev_node_config(&spec, id)?).await
         }
     }
+}
+
+fn certs(cmd: CertsCmd) -> anyhow::Result<()> {
+    use topod::security::certs::{CertAuthority, CertDir};
+    const DAY: u64 = 86_400;
+    match cmd {
+        CertsCmd::Init {
+            cluster_id,
+            dir,
+            days,
+        } => {
+            let probe = NodeConfig {
+                cluster_id: cluster_id.clone(),
+                ..NodeConfig::dev(1, 7101, &dir)?
+            };
+            probe.validate()?;
+            let dir = CertDir(dir);
+            CertAuthority::generate(&cluster_id, Duration::from_secs(days * DAY))?.write(&dir)?;
+            println!(
+                "created the CA of cluster {cluster_id}: {} (give it to every node as                  security.ca_cert) and {} (secret: keep it off the nodes)",
+                dir.ca_cert().display(),
+                dir.ca_key().display()
+            );
+        }
+        CertsCmd::Issue {
+            node,
+            dir,
+            hosts,
+            days,
+            replace,
+        } => {
+            let dir = CertDir(dir);
+            let ca = CertAuthority::load(&dir)?;
+            ca.issue(node, &hosts, Duration::from_secs(days * DAY))?
+                .write(&dir, node, replace)?;
+            println!(
+                "issued node {node} of cluster {}: {} and {} (security.cert, security.key),                  valid {days} days",
+                ca.cluster_id,
+                dir.node_cert(node).display(),
+                dir.node_key(node).display()
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {

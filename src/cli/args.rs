@@ -29,6 +29,15 @@ pub struct Cli {
     /// Print the raw JSON answer instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+    /// A dev cluster's data dir: topoctl finds the cluster CA
+    /// (`certs/ca.pem`) there when `--ca-cert` is not given.
+    #[arg(long, global = true, env = "TOPOCTL_DATA_DIR", default_value = "data")]
+    pub data_dir: std::path::PathBuf,
+    /// The cluster CA's certificate (PEM): endpoints without a scheme are
+    /// then called over HTTPS and the nodes' certificates checked against
+    /// it. Default: `<data-dir>/certs/ca.pem` if it exists, else plain HTTP.
+    #[arg(long, global = true, env = "TOPOCTL_CA_CERT")]
+    pub ca_cert: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }

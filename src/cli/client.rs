@@ -16,9 +16,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE, USER_AGENT};
 use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -56,7 +54,9 @@ enum AttemptError {
 /// Client of the admin API of a set of nodes.
 pub struct ApiClient {
     endpoints: Vec<Endpoint>,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<crate::security::client::PeerConnector, Full<Bytes>>,
+    /// HTTPS to endpoints given without a scheme (the CA is known).
+    tls: bool,
     timeout: Duration,
     max_body: usize,
     /// Index of the endpoint that answered last.
@@ -66,17 +66,23 @@ pub struct ApiClient {
 impl ApiClient {
     /// A client of `endpoints` (at least one) with a per-request deadline.
     pub fn new(endpoints: Vec<Endpoint>, timeout: Duration) -> Self {
+        ApiClient::with_roots(endpoints, timeout, None)
+    }
+
+    /// A client that speaks HTTPS, trusting `roots` (the cluster CA), to
+    /// endpoints given without a scheme; plain HTTP when `None`.
+    pub fn with_roots(
+        endpoints: Vec<Endpoint>,
+        timeout: Duration,
+        roots: Option<rustls::RootCertStore>,
+    ) -> Self {
         assert!(!endpoints.is_empty(), "ApiClient needs an endpoint");
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(timeout));
-        connector.set_nodelay(true);
-        let http = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(2)
-            .build(connector);
+        let tls = roots.is_some();
+        let http = crate::security::client::operator_client(roots, timeout);
         ApiClient {
             endpoints,
             http,
+            tls,
             timeout,
             max_body: MAX_RESPONSE_BYTES,
             preferred: AtomicUsize::new(0),
@@ -211,7 +217,7 @@ impl ApiClient {
         let mut attempts = Vec::new();
         for i in 0..n {
             let endpoint = &self.endpoints[(start + i) % n];
-            let uri = endpoint.uri(path).map_err(|e| CliError::Network {
+            let uri = endpoint.uri(self.tls, path).map_err(|e| CliError::Network {
                 endpoint: endpoint.to_string(),
                 message: format!("bad path {path}: {e}"),
             })?;
@@ -282,7 +288,7 @@ impl ApiClient {
             })
         };
         let uri = endpoint
-            .uri(path)
+            .uri(self.tls, path)
             .map_err(|e| failed(format!("bad path {path}: {e}")))?;
         let mut req = Request::builder()
             .method(method.clone())

@@ -22,6 +22,25 @@ use crate::api::types::{
 };
 use crate::model::TransitionId;
 
+/// The cluster CA topoctl trusts: `--ca-cert` (which must be usable), else
+/// `<data-dir>/certs/ca.pem` when it exists, else none (plain HTTP).
+fn cluster_roots(cli: &Cli) -> Result<Option<rustls::RootCertStore>, CliError> {
+    let (path, explicit) = match &cli.ca_cert {
+        Some(p) => (p.clone(), true),
+        None => (cli.data_dir.join("certs").join("ca.pem"), false),
+    };
+    if !explicit && !path.exists() {
+        return Ok(None);
+    }
+    crate::security::client::roots_from_file(&path)
+        .map(Some)
+        .map_err(|e| {
+            CliError::BadRequest(crate::api::types::BadRequest::new(format!(
+                "the cluster CA {e} (--ca-cert, TOPOCTL_CA_CERT or <data-dir>/certs/ca.pem)"
+            )))
+        })
+}
+
 /// Runs `cli`, printing results to `out`. Errors are returned for the
 /// binary to print as `error: <code>: <message>` (exit 1).
 pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
@@ -30,7 +49,12 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             format!("at most {MAX_ENDPOINTS} endpoints"),
         )));
     }
-    let client = ApiClient::new(cli.endpoints.clone(), Duration::from_millis(cli.timeout_ms));
+    let roots = cluster_roots(&cli)?;
+    let client = ApiClient::with_roots(
+        cli.endpoints.clone(),
+        Duration::from_millis(cli.timeout_ms),
+        roots,
+    );
     let json = cli.json;
     match cli.command {
         Command::Status => status(&client, json, out).await,

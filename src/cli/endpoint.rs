@@ -8,10 +8,15 @@ use hyper::Uri;
 /// Most endpoints accepted in one `--endpoints` list.
 pub const MAX_ENDPOINTS: usize = 64;
 
-/// One node's admin API, `host:port` over plain HTTP.
+/// One node's admin API: `host:port`, over HTTPS when topoctl knows the
+/// cluster CA (`--ca-cert`, `TOPOCTL_CA_CERT`, or `certs/ca.pem` in
+/// `--data-dir`) and plain HTTP otherwise, or with an explicit
+/// `http://`/`https://`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     authority: String,
+    /// `Some(true)` for `https://`, `Some(false)` for `http://`.
+    tls: Option<bool>,
 }
 
 /// An `--endpoints` entry that is not `host:port` or `http://host:port`.
@@ -28,9 +33,11 @@ impl Endpoint {
         &self.authority
     }
 
-    /// The URI of `path_and_query` (starting with `/`) on this endpoint.
-    pub fn uri(&self, path_and_query: &str) -> Result<Uri, hyper::http::uri::InvalidUri> {
-        format!("http://{}{}", self.authority, path_and_query).parse()
+    /// The URI of `path_and_query` (starting with `/`) on this endpoint;
+    /// `https` when the endpoint says so, or says nothing and `tls`.
+    pub fn uri(&self, tls: bool, path_and_query: &str) -> Result<Uri, hyper::http::uri::InvalidUri> {
+        let scheme = if self.tls.unwrap_or(tls) { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.authority, path_and_query).parse()
     }
 }
 
@@ -43,7 +50,7 @@ impl fmt::Display for Endpoint {
 impl FromStr for Endpoint {
     type Err = EndpointError;
 
-    /// Accepts `host:port`, `http://host:port` and `http://host:port/`.
+    /// Accepts `host:port`, `http(s)://host:port` and `http(s)://host:port/`.
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         let err = |reason: &str| EndpointError {
             input: input.to_string(),
@@ -53,7 +60,8 @@ impl FromStr for Endpoint {
         if s.is_empty() {
             return Err(err("empty"));
         }
-        let with_scheme = if s.contains("://") {
+        let explicit = s.contains("://");
+        let with_scheme = if explicit {
             s.to_string()
         } else {
             format!("http://{s}")
@@ -61,11 +69,11 @@ impl FromStr for Endpoint {
         let uri: Uri = with_scheme
             .parse()
             .map_err(|e: hyper::http::uri::InvalidUri| err(&e.to_string()))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => return Err(err("https is not supported yet; use http://")),
-            _ => return Err(err("only http:// endpoints are supported")),
-        }
+        let tls = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err(err("only http:// and https:// endpoints are supported")),
+        };
         let authority = uri.authority().ok_or_else(|| err("no host"))?;
         if authority.as_str().contains('@') {
             return Err(err("user info is not supported"));
@@ -80,6 +88,7 @@ impl FromStr for Endpoint {
         }
         Ok(Endpoint {
             authority: authority.as_str().to_string(),
+            tls: explicit.then_some(tls),
         })
     }
 }
@@ -116,9 +125,18 @@ mod tests {
         let names: Vec<&str> = eps.iter().map(|e| e.authority()).collect();
         assert_eq!(names, vec!["127.0.0.1:7101", "node2:7102", "[::1]:7103"]);
         assert_eq!(
-            eps[0].uri("/v1/topology").unwrap().to_string(),
+            eps[0].uri(false, "/v1/topology").unwrap().to_string(),
             "http://127.0.0.1:7101/v1/topology"
         );
+        // A bare host:port follows the client (HTTPS when it knows the CA);
+        // an explicit scheme wins.
+        assert_eq!(
+            eps[0].uri(true, "/v1/topology").unwrap().to_string(),
+            "https://127.0.0.1:7101/v1/topology"
+        );
+        assert!(eps[1].uri(true, "/").unwrap().to_string().starts_with("http://"));
+        let tls = parse_endpoints("https://127.0.0.1:7101").unwrap();
+        assert!(tls[0].uri(false, "/").unwrap().to_string().starts_with("https://"));
     }
 
     #[test]
@@ -129,7 +147,7 @@ mod tests {
             "{}",
             reason("127.0.0.1")
         );
-        assert!(reason("https://a:1").contains("https is not supported"));
+        assert!(reason("ftp://a:1").contains("only http:// and https://"));
         assert!(reason("ftp://a:1").contains("only http://"));
         assert!(reason("http://a:1/v1").contains("path"));
         assert!(reason("").contains("no endpoint given"));

@@ -116,7 +116,12 @@ impl NodeConfig {
             transport: Default::default(),
             executor: Default::default(),
             advertise: Default::default(),
-            security: Default::default(),
+            // Certificates `topod dev` creates under the data dir
+            // (`crate::dev`), so that a dev cluster runs secure too.
+            security: crate::security::certs::security_config(
+                &crate::security::certs::CertDir(data_dir.join("certs")),
+                node_id,
+            ),
         };
         config.with_cluster_size(DEV_VOTERS.max(node_id))
     }

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 
 /// Largest answer read: `/readyz` answers a few hundred bytes.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -45,17 +44,25 @@ pub fn local_target(api_addr: SocketAddr) -> SocketAddr {
     }
 }
 
-/// GETs `http://{addr}{path}` within `timeout`; the body when it answers
+/// GETs `{addr}{path}` within `timeout` — over HTTPS trusting `roots`
+/// (the cluster CA) when given, else plain HTTP; the body when it answers
 /// 200, else the error.
-pub async fn check(addr: SocketAddr, path: &str, timeout: Duration) -> Result<String, HealthError> {
-    let url = format!("http://{addr}{path}");
+pub async fn check(
+    addr: SocketAddr,
+    path: &str,
+    timeout: Duration,
+    roots: Option<rustls::RootCertStore>,
+) -> Result<String, HealthError> {
+    let scheme = if roots.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{addr}{path}");
     let uri: hyper::Uri =
         url.parse()
             .map_err(|e: hyper::http::uri::InvalidUri| HealthError::Url {
                 url: url.clone(),
                 detail: e.to_string(),
             })?;
-    let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let client: Client<_, Empty<bytes::Bytes>> =
+        crate::security::client::operator_client(roots, timeout);
     let call = async {
         let resp = client
             .get(uri)
@@ -112,7 +119,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         drop(listener);
-        let err = check(addr, "/readyz", Duration::from_secs(2))
+        let err = check(addr, "/readyz", Duration::from_secs(2), None)
             .await
             .expect_err("nothing listens");
         assert!(matches!(err, HealthError::Unreachable { .. }), "{err}");

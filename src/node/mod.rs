@@ -75,7 +75,7 @@ pub enum NodeError {
     JoinRefused { target: String, detail: String },
     #[error("peer transport: {0}")]
     Transport(#[from] crate::transport::TransportError),
-    #[error("security: {0}")]
+    #[error(transparent)]
     Security(#[from] crate::security::TlsError),
     #[error("data dir: {0}")]
     Incarnation(#[from] crate::executor::incarnation::IncarnationError),

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
+
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
@@ -124,4 +125,40 @@ impl PeerHttp {
             self.base(&node.api_addr)
         }
     }
+}
+
+/// A client for operators (topoctl, `topod dev`, `topod healthcheck`):
+/// HTTPS trusting `roots` with the standard WebPKI name check (a node
+/// certificate names `localhost`, `127.0.0.1`, `::1` and the hosts given to
+/// `topod certs issue --host`), no client certificate; plain HTTP works
+/// through it too.
+pub fn operator_client<B>(roots: Option<rustls::RootCertStore>, connect_timeout: Duration) -> Client<PeerConnector, B>
+where
+    B: hyper::body::Body + Send,
+    B::Data: Send,
+{
+    let config = rustls::ClientConfig::builder_with_provider(super::tls::provider())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default versions")
+        .with_root_certificates(roots.unwrap_or_else(rustls::RootCertStore::empty))
+        .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(2)
+        .build(connector)
+}
+
+/// The trust roots of the CA file at `path`, or why not.
+pub fn roots_from_file(path: &std::path::Path) -> Result<rustls::RootCertStore, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    super::tls::roots_from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))
 }

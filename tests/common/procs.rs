@@ -77,7 +77,7 @@ pub fn config_text(
     }
     let join: Vec<String> = join.iter().map(|a| format!("\"{a}\"")).collect();
     t += &format!("join = [{}]\n", join.join(", "));
-    t + RAFT
+    t + RAFT + &super::tls::security_toml(cluster_id, id, data_dir.parent().unwrap_or(data_dir))
 }
 
 /// Starts `topod ARGS`, stderr to `stderr_path` (appended), with no

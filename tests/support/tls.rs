@@ -99,3 +99,15 @@ pub fn base(addr: std::net::SocketAddr) -> String {
         format!("https://{addr}")
     }
 }
+
+/// [`security`] as a TOML `[security]` table, for a config file.
+pub fn security_toml(cluster: &str, node: NodeId, dir: &Path) -> String {
+    let s = security(cluster, node, dir);
+    let path = |p: Option<std::path::PathBuf>| p.expect("path").display().to_string();
+    format!(
+        "\n[security]\nca_cert = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+        path(s.ca_cert),
+        path(s.cert),
+        path(s.key)
+    )
+}
