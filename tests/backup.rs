@@ -42,6 +42,8 @@ fn topoctl(endpoint: SocketAddr, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_topoctl"))
         .arg("--endpoints")
         .arg(endpoint.to_string())
+        .arg("--ca-cert")
+        .arg(common::tls::ca_file())
         .args(args)
         .stdin(Stdio::null())
         .output()

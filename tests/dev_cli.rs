@@ -113,6 +113,8 @@ async fn a_dev_cluster_takes_a_base_config_and_the_environment() {
         );
     }
     let api = |id: u16| -> SocketAddr { ([127, 0, 0, 1], base + id - 1).into() };
+    // The dev cluster runs secure with a CA of its own under the data dir.
+    common::tls::trust_file(&data.join("certs").join("ca.pem"));
 
     // The file's chaos mode reached a learner: its deliveries answer.
     let r = get(api(4), "/v1/node/deliveries?after=0").await;

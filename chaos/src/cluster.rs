@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use topod::security::certs::{CertAuthority, CertDir, CA_VALIDITY, NODE_VALIDITY};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -91,6 +92,14 @@ fn node_config(
     let mut transport = toml::Table::new();
     transport.insert("chaos".into(), true.into());
     t.insert("transport".into(), transport.into());
+    // Mutual TLS, as a real cluster runs (certificates from `certs`).
+    let certs = CertDir(data_dir.parent().unwrap_or(data_dir).join("certs"));
+    let mut security = toml::Table::new();
+    let path = |p: std::path::PathBuf| toml::Value::from(p.display().to_string());
+    security.insert("ca_cert".into(), path(certs.ca_cert()));
+    security.insert("cert".into(), path(certs.node_cert(id)));
+    security.insert("key".into(), path(certs.node_key(id)));
+    t.insert("security".into(), security.into());
     merge(&mut t, extra);
     // `chaos` stays on whatever the scenario says: the harness needs it.
     if let Some(toml::Value::Table(tr)) = t.get_mut("transport") {
@@ -123,6 +132,19 @@ impl Cluster {
         extra: &toml::Table,
         history: History,
     ) -> anyhow::Result<Cluster> {
+        // The cluster CA and a certificate per node naming its address (the
+        // harness checks the nodes' API certificates by it).
+        let certs = CertDir(dir.join("certs"));
+        let ca = CertAuthority::generate("chaos", CA_VALIDITY)?;
+        ca.write(&certs)?;
+        for &id in net.nodes() {
+            ca.issue(id, &[net.addr(id).to_string()], NODE_VALIDITY)?
+                .write(&certs, id, false)?;
+        }
+        crate::http::use_cluster_ca(
+            topod::security::tls::roots_from_pem(ca.cert_pem.as_bytes())
+                .map_err(anyhow::Error::msg)?,
+        );
         let mut specs = BTreeMap::new();
         for &id in net.nodes() {
             let data = dir.join(format!("node{id}"));

@@ -8,9 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::Method;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
 /// Largest answer read (a history page of 1000 records fits).
@@ -54,10 +52,21 @@ impl Answer {
     }
 }
 
+/// The cluster CA the harness trusts, once its cluster runs secure (set by
+/// [`use_cluster_ca`] before any [`Api`] is made); unset: plain HTTP.
+static CLUSTER_CA: std::sync::OnceLock<rustls::RootCertStore> = std::sync::OnceLock::new();
+
+/// Makes every [`Api`] made from now on call the nodes over HTTPS, trusting
+/// `roots`.
+pub fn use_cluster_ca(roots: rustls::RootCertStore) {
+    let _set_once = CLUSTER_CA.set(roots);
+}
+
 /// A pooled client (connections are reused per node).
 #[derive(Clone)]
 pub struct Api {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<topod::security::client::PeerConnector, Full<Bytes>>,
+    scheme: &'static str,
 }
 
 impl Default for Api {
@@ -68,17 +77,15 @@ impl Default for Api {
 
 impl Api {
     pub fn new() -> Self {
-        let mut conn = HttpConnector::new();
-        conn.set_connect_timeout(Some(Duration::from_secs(1)));
-        conn.set_nodelay(true);
+        let roots = CLUSTER_CA.get().cloned();
+        let scheme = if roots.is_some() { "https" } else { "http" };
         Api {
-            client: Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(5))
-                .build(conn),
+            client: topod::security::client::operator_client(roots, Duration::from_secs(1)),
+            scheme,
         }
     }
 
-    /// One request to `http://{addr}{path}` with a deadline.
+    /// One request to `{scheme}://{addr}{path}` with a deadline.
     pub async fn call(
         &self,
         addr: &str,
@@ -89,7 +96,7 @@ impl Api {
     ) -> Result<Answer, CallError> {
         let mut b = hyper::Request::builder()
             .method(method)
-            .uri(format!("http://{addr}{path}"));
+            .uri(format!("{}://{addr}{path}", self.scheme));
         let bytes = match body {
             Some(v) => {
                 b = b.header("content-type", "application/json");

@@ -56,6 +56,11 @@ for n, c in nodes.items():
         port = c[k].rsplit(":", 1)[1]
         if c["advertise"][k] != f"{ip}:{port}":
             fail(f"node {n} advertises {k} {c['advertise'][k]}, its Service is {ip}:{port}")
+    sec = c.get("security", {})
+    want = {"ca_cert": "/etc/topod-certs/ca.pem", "cert": f"/etc/topod-certs/node-{n}.pem",
+            "key": f"/etc/topod-certs/node-{n}.key"}
+    if any(sec.get(k) != v for k, v in want.items()) or sec.get("insecure"):
+        fail(f"node {n}'s [security] {sec} is not the Secret's files {want}")
     if n in voter_ids:
         listed = {v["id"]: v for v in c["initial_voters"]}
         if set(listed) != voter_ids:
@@ -79,6 +84,17 @@ BIN=${TOPOD_BIN:-../../target/debug/topod}
 if [ -x "$BIN" ]; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
+  # The Secret the manifests mount, made as an operator would.
+  TOPOD_BIN="$BIN" ./make-secret.sh "$tmp/secret" >/dev/null
+  kubernetes-validate --strict --quiet -k "$K8S_VERSION" "$tmp/secret/secret.yaml"
+  python3 - "$tmp/secret/secret.yaml" <<'PY'
+import sys, yaml
+d = yaml.safe_load(open(sys.argv[1]))["data"]
+want = {"ca.pem", "admin.token"} | {f"node-{n}.{e}" for n in range(1, 10) for e in ("pem", "key")}
+if set(d) != want or "ca.key" in d:
+    sys.exit(f"k8s: the Secret holds {sorted(d)}")
+print("k8s: the Secret holds the CA, 9 node certificates and keys, the admin token (no CA key)")
+PY
   python3 -c "
 import yaml, sys
 d = next(yaml.safe_load_all(open('configmap.yaml')))

@@ -31,6 +31,10 @@ pub struct ApiContext {
     pub node_id: NodeId,
     /// `security.insecure`: no tokens asked, no peer identity checked.
     pub insecure: bool,
+    /// This node's certificate material (a secure node).
+    pub tls: Option<Arc<crate::security::TlsContext>>,
+    /// `security.expiry_warning_days`.
+    pub expiry_warning: Duration,
     /// This node's UUID (created with its data dir).
     pub node_uuid: String,
     pub cluster_id: String,

@@ -203,6 +203,57 @@ pub struct NodeIdentity {
     pub node_id: NodeId,
     pub node_uuid: String,
     pub cluster_id: String,
+    /// How this node proves who it is (absent from older builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<SecurityView>,
+}
+
+/// `security` of [`NodeIdentity`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityView {
+    /// `mutual_tls`, or `insecure` (`security.insecure = true`).
+    pub mode: String,
+    /// The node certificate's end of validity, Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_expires_unix: Option<u64>,
+    /// Whole days it has left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_days_left: Option<u64>,
+    /// Within `security.expiry_warning_days` of expiring.
+    #[serde(default)]
+    pub certificate_expiring_soon: bool,
+    /// The admin API's own certificate (`security.api_cert`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_certificate_expires_unix: Option<u64>,
+}
+
+impl SecurityView {
+    fn of(ctx: &ApiContext) -> SecurityView {
+        let Some(tls) = &ctx.tls else {
+            return SecurityView {
+                mode: "insecure".into(),
+                certificate_expires_unix: None,
+                certificate_days_left: None,
+                certificate_expiring_soon: false,
+                api_certificate_expires_unix: None,
+            };
+        };
+        let not_after = tls.identity().not_after;
+        let (soon, left) = crate::security::reload::expiring(
+            not_after,
+            std::time::SystemTime::now(),
+            ctx.expiry_warning,
+        );
+        SecurityView {
+            mode: "mutual_tls".into(),
+            certificate_expires_unix: Some(crate::security::identity::unix_secs(not_after)),
+            certificate_days_left: Some(left.as_secs() / 86_400),
+            certificate_expiring_soon: soon,
+            api_certificate_expires_unix: tls
+                .api_cert_expiry()
+                .map(crate::security::identity::unix_secs),
+        }
+    }
 }
 
 async fn identity(State(ctx): Ctx) -> Response<Body> {
@@ -210,6 +261,7 @@ async fn identity(State(ctx): Ctx) -> Response<Body> {
         node_id: ctx.node_id,
         node_uuid: ctx.node_uuid.clone(),
         cluster_id: ctx.cluster_id.clone(),
+        security: Some(SecurityView::of(&ctx)),
     };
     ctx.json(StatusCode::OK, &id)
 }

@@ -426,6 +426,8 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
     let ctx = Arc::new(ApiContext {
         node_id: config.node_id,
         insecure: config.security.insecure,
+        tls: tls.clone(),
+        expiry_warning: Duration::from_secs(config.security.expiry_warning_days * 86_400),
         node_uuid: addr.node_uuid.clone(),
         cluster_id: config.cluster_id.clone(),
         raft: raft.clone(),
@@ -454,6 +456,13 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         app_metrics: app_metrics.clone(),
     });
     let api = crate::api::routes::router(ctx);
+    if let Some(t) = &tls {
+        tracker.spawn(crate::security::reload::run(
+            t.clone(),
+            Duration::from_secs(config.security.expiry_warning_days * 86_400),
+            cancel.clone(),
+        ));
+    }
     let (rpc_tls, api_tls, rpc) = listener_modes(&config, tls.as_ref(), rpc, &api);
     tracker.spawn(crate::security::listener::serve(
         raft_listener,

@@ -18,6 +18,7 @@ pub mod certs;
 pub mod client;
 pub mod identity;
 pub mod listener;
+pub mod reload;
 pub mod tls;
 
 pub use client::PeerHttp;

@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use super::backend::{Dialer, Listener};
 use super::codec::DATA_OVERHEAD;
 use super::fault::{FaultFilter, FaultRules};
-use super::handshake::{self, Established};
+use super::handshake::{self, Established, HandshakeError};
 use super::peer::{Head, Outgoing, PeerTask};
 use super::stats::{NodeCounters, NodeTotals, PeerCounters, TransportStats};
 use super::{ConnectError, FrameClass, SendError, TransportConfig, TransportError, TransportEvent};
@@ -73,6 +73,9 @@ pub(crate) struct Inner {
     pub cancel: CancellationToken,
     pub tracker: TaskTracker,
     dropped_events: AtomicU64,
+    /// Incoming connections refused during the handshake (TLS, identity,
+    /// `Hello`).
+    refused_handshakes: AtomicU64,
     next_gen: AtomicU64,
     /// Totals over every peer this node had.
     node_counters: Arc<NodeCounters>,
@@ -167,6 +170,7 @@ impl Transport {
             cancel: cancel.clone(),
             tracker: TaskTracker::new(),
             dropped_events: AtomicU64::new(0),
+            refused_handshakes: AtomicU64::new(0),
             next_gen: AtomicU64::new(0),
             node_counters: Arc::default(),
         });
@@ -240,6 +244,13 @@ impl Transport {
     }
 
     /// Peers with a link up now.
+    /// Incoming connections this node refused during the handshake: no or
+    /// a foreign certificate, a `Hello` naming another node than the
+    /// certificate, another cluster or protocol version.
+    pub fn refused_handshakes(&self) -> u64 {
+        self.inner.refused_handshakes.load(Ordering::Relaxed)
+    }
+
     pub fn links(&self) -> Vec<NodeId> {
         let peers = self.inner.lock_peers();
         peers
@@ -607,7 +618,15 @@ async fn accept_loop(inner: Arc<Inner>, mut listener: Listener) {
             tokio::select! {
                 r = handshake => match r {
                     Ok(Ok(est)) => inner2.route_incoming(est),
-                    Ok(Err(e)) => tracing::info!(reason = %e, "incoming link refused"),
+                    Ok(Err(e)) => {
+                        inner2.refused_handshakes.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!("topod_transport_handshakes_refused_total").increment(1);
+                        if matches!(e, HandshakeError::Mismatch(_) | HandshakeError::Tls(_)) {
+                            tracing::warn!(reason = %e, "incoming link refused");
+                        } else {
+                            tracing::info!(reason = %e, "incoming link refused");
+                        }
+                    }
                     Err(_) => tracing::info!("incoming handshake timed out"),
                 },
                 // Shutdown does not wait for a handshake.

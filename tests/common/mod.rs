@@ -512,6 +512,11 @@ impl TestCluster {
     }
 
     /// Node `id`'s API address (kept across restarts).
+    /// Node `id`'s config (with its bound addresses).
+    pub fn config(&self, id: NodeId) -> &NodeConfig {
+        &self.slots[(id - 1) as usize].config
+    }
+
     pub fn api(&self, id: NodeId) -> SocketAddr {
         self.slots[(id - 1) as usize].config.api_addr
     }

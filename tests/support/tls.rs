@@ -5,7 +5,7 @@
 //! Included by `tests/common` and `tests/dataplane_common`.
 
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -17,31 +17,21 @@ use topod::security::certs::{self, CertAuthority, CertDir};
 
 struct SharedCa {
     ca: CertAuthority,
-    client: Arc<rustls::ClientConfig>,
 }
 
 fn shared() -> &'static SharedCa {
     static CA: OnceLock<SharedCa> = OnceLock::new();
     CA.get_or_init(|| {
         let ca = CertAuthority::generate("tests", certs::CA_VALIDITY).expect("test CA");
-        let roots = topod::security::tls::roots_from_pem(ca.cert_pem.as_bytes()).expect("roots");
-        let client = rustls::ClientConfig::builder_with_provider(topod::security::tls::provider())
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        SharedCa {
-            ca,
-            client: Arc::new(client),
-        }
+        SharedCa { ca }
     })
 }
 
 /// The `[security]` section of node `node` of `cluster`, its files written
-/// under `dir/certs` (a node certificate issued anew each call).
+/// under `dir/certs-<cluster>` (a node certificate issued anew each call).
 pub fn security(cluster: &str, node: NodeId, dir: &Path) -> SecurityConfig {
     let ca = &shared().ca;
-    let certs = CertDir(dir.join("certs"));
+    let certs = CertDir(dir.join(format!("certs-{cluster}")));
     std::fs::create_dir_all(&certs.0).expect("certs dir");
     if !certs.ca_cert().exists() {
         std::fs::write(certs.ca_cert(), &ca.cert_pem).expect("write CA");
@@ -70,14 +60,36 @@ where
     B: hyper::body::Body + Send,
     B::Data: Send,
 {
+    let mut pem = ca_pem().to_string();
+    for extra in trusted().lock().expect("lock").iter() {
+        pem.push_str(extra);
+    }
+    let roots = topod::security::tls::roots_from_pem(pem.as_bytes()).expect("roots");
+    let config = rustls::ClientConfig::builder_with_provider(topod::security::tls::provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config((*shared().client).clone())
+        .with_tls_config(config)
         .https_or_http()
         .enable_http1()
         .build();
     Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(0)
         .build(connector)
+}
+
+fn trusted() -> &'static std::sync::Mutex<Vec<String>> {
+    static EXTRA: OnceLock<std::sync::Mutex<Vec<String>>> = OnceLock::new();
+    EXTRA.get_or_init(Default::default)
+}
+
+/// Makes [`client`] also trust the CA in `pem_file` (a `topod dev`
+/// cluster's own).
+pub fn trust_file(pem_file: &Path) {
+    let pem = std::fs::read_to_string(pem_file).expect("read CA");
+    trusted().lock().expect("lock").push(pem);
 }
 
 fn plain() -> &'static std::sync::Mutex<std::collections::BTreeSet<std::net::SocketAddr>> {
@@ -110,4 +122,16 @@ pub fn security_toml(cluster: &str, node: NodeId, dir: &Path) -> String {
         path(s.cert),
         path(s.key)
     )
+}
+
+/// A file holding the test CA's certificate (for `topoctl --ca-cert`).
+pub fn ca_file() -> &'static Path {
+    static FILE: OnceLock<(tempfile::TempDir, std::path::PathBuf)> = OnceLock::new();
+    let (_, path) = FILE.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, ca_pem()).expect("write CA");
+        (dir, path)
+    });
+    path
 }

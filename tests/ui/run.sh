@@ -33,5 +33,7 @@ for _ in $(seq 1 120); do
 done
 grep -q "cluster ready" "$OUT" || { cat "$OUT" >&2; echo "cluster not ready in 60 s" >&2; exit 1; }
 
-export TOPOD_UI_URL="http://127.0.0.1:$BASE"
+# The dev cluster runs secure: its API is HTTPS with the dev CA.
+export TOPOD_UI_URL="https://127.0.0.1:$BASE"
+export TOPOD_UI_CA="$DATA/cluster/certs/ca.pem"
 python3 -m unittest -v tests/ui/test_ui.py

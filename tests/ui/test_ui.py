@@ -11,6 +11,7 @@ import json
 import os
 import time
 import unittest
+import ssl
 import urllib.error
 import urllib.request
 
@@ -20,7 +21,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-URL = os.environ.get("TOPOD_UI_URL", "http://127.0.0.1:7101")
+URL = os.environ.get("TOPOD_UI_URL", "https://127.0.0.1:7101")
+# The dev cluster's CA (its API is HTTPS); unset: plain HTTP.
+CA = os.environ.get("TOPOD_UI_CA")
+SSL = ssl.create_default_context(cafile=CA) if CA else None
 ARTIFACTS = os.environ.get("UI_ARTIFACTS", "target/ui-artifacts")
 DEADLINE = 40  # seconds, for anything that waits on the cluster
 PANELS = ["overview", "history", "node", "policy", "monitor"]
@@ -32,7 +36,7 @@ def api(method, path, body=None):
     if data is not None:
         req.add_header("content-type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=10, context=SSL) as resp:
             return resp.status, json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"null")
@@ -42,7 +46,10 @@ def make_driver():
     opts = webdriver.ChromeOptions()
     opts.binary_location = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                "--window-size=1400,1000", "--disable-gpu"):
+                "--window-size=1400,1000", "--disable-gpu",
+                # The dev CA is not in the browser's store (the Python
+                # calls above check it).
+                "--ignore-certificate-errors"):
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = Service(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
@@ -241,7 +248,7 @@ class AdminUi(unittest.TestCase):
     def test_8_page_weight(self):
         total = 0
         for path in ("/ui/", "/ui/app.css", "/ui/app.js", "/ui/features.json"):
-            with urllib.request.urlopen(URL + path, timeout=10) as resp:
+            with urllib.request.urlopen(URL + path, timeout=10, context=SSL) as resp:
                 total += len(resp.read())
         print("page weight: %d bytes (all assets, uncompressed)" % total)
         self.assertLessEqual(total, 100 * 1024)
