@@ -23,6 +23,9 @@ pub const SUPPORTED: [Kind; 6] = [
     Kind::Loss,
 ];
 
+/// `--nemesis` of a docker run that names none: every supported kind.
+pub const DEFAULT_NEMESES: &str = "isolate,isolate-leader,kill,pause,delay,loss,after-switch";
+
 /// The Compose cluster: node id → service name, and how many of the
 /// nodes (`1..=voters`) are the initial voters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,9 +274,9 @@ mod tests {
 
     #[test]
     fn partial_partitions_are_refused_by_name() {
-        let ok: NemesisList = "isolate,isolate-leader,kill,pause,delay,loss,after-switch"
-            .parse()
-            .unwrap();
+        let ok: NemesisList = DEFAULT_NEMESES.parse().unwrap();
+        assert_eq!(ok.kinds, SUPPORTED.to_vec());
+        assert!(ok.after_switch);
         assert!(check_nemeses(&ok).is_ok());
         let e = check_nemeses(&"kill,ring,split".parse().unwrap()).expect_err("ring");
         assert!(

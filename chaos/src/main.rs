@@ -225,6 +225,10 @@ fn fit_shape(
 
 /// The backend the flags ask for, and the scenario fitted to it.
 async fn choice_of(a: &RunArgs, s: &mut scenario::Scenario) -> anyhow::Result<backend::Choice> {
+    if a.backend == backend::Kind::Docker && a.nemesis.is_none() && a.scenario.is_none() {
+        // The default `all` includes what docker cannot express.
+        s.nemesis = docker_plan::DEFAULT_NEMESES.to_string();
+    }
     let list: nemesis::NemesisList = s.nemesis.parse().map_err(anyhow::Error::msg)?;
     backend::Backend::check_nemeses(a.backend, &list).map_err(anyhow::Error::msg)?;
     match a.backend {
