@@ -510,21 +510,40 @@ impl Compose {
         self.save_logs();
     }
 
+    /// The container of every node: known after `up`, else looked up by
+    /// the project's labels (an interrupted `up` may have made some).
+    fn container_ids_now(&self) -> BTreeMap<NodeId, String> {
+        if let Some(cs) = self.containers.get() {
+            return cs.iter().map(|(n, c)| (*n, c.id.clone())).collect();
+        }
+        let p = format!("label=com.docker.compose.project={}", self.project);
+        let mut out = BTreeMap::new();
+        for (&id, service) in &self.shape.services {
+            let s = format!("label=com.docker.compose.service={service}");
+            match output_now(docker(&["ps", "-aq", "--filter", &p, "--filter", &s])) {
+                Ok(ids) => {
+                    if let Some(c) = ids.split_whitespace().next() {
+                        out.insert(id, c.to_string());
+                    }
+                }
+                Err(e) => eprintln!("topod-chaos: cleanup: {e}"),
+            }
+        }
+        out
+    }
+
     /// `docker logs` of every container into `node{N}.log` (once).
     pub fn save_logs(&self) {
-        let Some(cs) = self.containers.get() else {
-            return;
-        };
         if self.logs_saved.swap(true, Ordering::SeqCst) {
             return;
         }
-        for (id, c) in cs {
+        for (id, c) in self.container_ids_now() {
             let path = self.out.join(format!("node{id}.log"));
             let saved = std::fs::File::create(&path)
                 .and_then(|f| Ok((f.try_clone()?, f)))
                 .and_then(|(a, b)| {
                     std::process::Command::new("docker")
-                        .args(["logs", &c.id])
+                        .args(["logs", &c])
                         .stdin(Stdio::null())
                         .stdout(a)
                         .stderr(b)
