@@ -499,12 +499,14 @@ impl Compose {
         };
         let mut args = vec!["stop", "-t", "10"];
         args.extend(cs.values().map(|c| c.id.as_str()));
+        for &id in cs.keys() {
+            self.history
+                .process(id, "stopped", true, "docker stop".into());
+        }
         if let Err(e) = output(docker(&args), LONG).await {
             eprintln!("topod-chaos: {e}");
         }
         for (id, rx) in waits {
-            self.history
-                .process(id, "stopped", true, "docker stop".into());
             self.await_exit(id, rx).await;
         }
         self.save_logs();

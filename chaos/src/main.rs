@@ -1,7 +1,8 @@
 //! `topod-chaos`: a Jepsen-style harness for topod. It starts real `topod`
-//! processes, each in its own network namespace on a bridge, runs a
-//! workload and a seeded nemesis schedule at once, heals, and checks the
-//! nine properties of issue 11 on the history it recorded.
+//! processes, each in its own network namespace on a bridge (`--backend
+//! netns`) or as the Compose cluster's containers (`--backend docker`),
+//! runs a workload and a seeded nemesis schedule at once, heals, and
+//! checks the nine properties of issue 11 on the history it recorded.
 //!
 //! # Layout
 //!
