@@ -29,21 +29,34 @@ const SHORT: Duration = Duration::from_secs(30);
 /// Deadline of `up` and `stop` (image start, graceful stops).
 const LONG: Duration = Duration::from_secs(180);
 
-/// A docker or docker-compose command failed.
+/// A docker or docker-compose command failed, or Docker cannot do what
+/// was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
+    /// The command ran and failed; what it changed is Docker's to say.
     #[error("`{cmd}` failed: {stderr}")]
     Failed { cmd: String, stderr: String },
+    /// The command did not start: nothing changed.
     #[error("`{cmd}` could not start: {source}")]
     Spawn { cmd: String, source: std::io::Error },
+    /// The command was killed at its deadline; it may have done part.
     #[error("`{cmd}` did not finish within {secs} s")]
     Timeout { cmd: String, secs: u64 },
+    /// Checked before `up`: nothing started.
     #[error("image `{0}` not found: build it with scripts/image.sh (or pass --image)")]
     NoImage(String),
+    /// The Compose file or its directory's topod.toml is not usable;
+    /// nothing started.
     #[error("compose file {file}: {problem}")]
     ComposeFile { file: String, problem: String },
+    /// A partition that disconnecting whole containers cannot give;
+    /// nothing changed.
     #[error("{0}")]
     Inexpressible(String),
+    /// Docker's answer was not what the Compose file implies (no
+    /// container for a service, one on no network).
+    #[error("docker: {0}")]
+    Unexpected(String),
     #[error("node {0} has no container (the project is not up)")]
     NoContainer(NodeId),
     #[error("choosing a free host port: {0}")]
@@ -186,7 +199,13 @@ impl Compose {
         };
         let file = std::fs::canonicalize(file).map_err(|e| bad(e.to_string()))?;
         let base_path = file.with_file_name("topod.toml");
-        let base = std::fs::read_to_string(&base_path).unwrap_or_default();
+        // No topod.toml beside the Compose file: the TOPOD_* variables
+        // and the defaults are the whole config.
+        let base = match std::fs::read_to_string(&base_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(bad(format!("reading {}: {e}", base_path.display()))),
+        };
         let config = docker_plan::node_config(&base, extra).map_err(bad)?;
         let config_path = temp.join("topod.toml");
         let override_file = temp.join("compose-override.yml");
@@ -324,7 +343,7 @@ impl Compose {
         )
         .await?;
         let Some(id) = ids.split_whitespace().next().map(str::to_string) else {
-            return Err(DockerError::Inexpressible(format!(
+            return Err(DockerError::Unexpected(format!(
                 "service {service} of project {} has no container after up",
                 self.project
             )));
@@ -339,12 +358,14 @@ impl Compose {
             SHORT,
         )
         .await?;
-        let v: serde_json::Value = serde_json::from_str(nets.trim()).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(nets.trim()).map_err(|e| {
+            DockerError::Unexpected(format!("networks of container {id}: {e}: {}", nets.trim()))
+        })?;
         let Some((network, ip)) = v.as_object().and_then(|m| {
             m.iter()
                 .find_map(|(n, e)| Some((n.clone(), e["IPAddress"].as_str()?.to_string())))
         }) else {
-            return Err(DockerError::Inexpressible(format!(
+            return Err(DockerError::Unexpected(format!(
                 "container {id} ({service}) is on no network: {}",
                 nets.trim()
             )));
@@ -603,8 +624,7 @@ pub fn cleanup_leftovers() -> Result<Vec<String>, DockerError> {
     let mut removed = Vec::new();
     for p in projects {
         let pid = docker_plan::project_pid(&p).unwrap_or(0);
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if comm.trim() == "topod-chaos" {
+        if crate::run::harness_running(pid) {
             println!("kept {p}: its run (pid {pid}) is still going");
             continue;
         }

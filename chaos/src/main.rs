@@ -330,11 +330,17 @@ fn cleanup_cmd(backend: backend::Kind) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(std::env::temp_dir())? {
         let entry = entry?;
         let name = entry.file_name();
-        if name.to_string_lossy().starts_with(run::TEMP_PREFIX) {
-            std::fs::remove_dir_all(entry.path())
-                .with_context(|| format!("removing {}", entry.path().display()))?;
-            println!("removed {}", entry.path().display());
+        let name = name.to_string_lossy();
+        let Some(pid) = name.strip_prefix(run::TEMP_PREFIX) else {
+            continue;
+        };
+        if pid.parse().is_ok_and(run::harness_running) {
+            println!("kept {}: its run is still going", entry.path().display());
+            continue;
         }
+        std::fs::remove_dir_all(entry.path())
+            .with_context(|| format!("removing {}", entry.path().display()))?;
+        println!("removed {}", entry.path().display());
     }
     Ok(())
 }

@@ -60,6 +60,16 @@ impl Drop for Guard {
 /// The prefix of the harness's temp dirs (`cleanup` removes leftovers).
 pub const TEMP_PREFIX: &str = "topod-chaos-";
 
+/// Whether process `pid` is a harness (its temp dir and Compose project
+/// are named by its pid, and `cleanup` leaves a running one's alone).
+pub fn harness_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+        Ok(comm) => comm.trim() == "topod-chaos",
+        // No such process (or no /proc to tell): not running.
+        Err(_) => false,
+    }
+}
+
 /// The report written to `report.json`.
 #[derive(Debug, Serialize)]
 pub struct Report {

@@ -261,22 +261,50 @@ fn sigterm_during_a_docker_run_removes_the_project() {
 
 #[test]
 #[ignore = "needs Docker"]
-fn cleanup_removes_what_a_dead_run_left() {
+fn cleanup_removes_what_a_dead_run_left_and_keeps_a_running_ones() {
     // No pid is this large (pid_max is at most 2^22): its run is gone.
-    let project = "topodchaos4999999";
-    let label = format!("com.docker.compose.project={project}");
-    let vol = docker(&["volume", "create", "--label", &label]);
-    let vol = vol.trim();
-    assert_eq!(objects_of(project).len(), 1);
+    let dead = "topodchaos4999999";
+    // A topod-chaos process that stays up for a while: a run's stand-in.
+    let mut live = Command::new(BIN)
+        .args(["probe-listen", "127.0.0.1:0", "60"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("starting a live topod-chaos");
+    let alive = format!("topodchaos{}", live.id());
+    let alive_tmp = std::env::temp_dir().join(format!("topod-chaos-{}", live.id()));
+    std::fs::create_dir_all(&alive_tmp).expect("a live run's temp dir");
+    let mut vols = Vec::new();
+    for p in [dead, alive.as_str()] {
+        let label = format!("com.docker.compose.project={p}");
+        vols.push(
+            docker(&["volume", "create", "--label", &label])
+                .trim()
+                .to_string(),
+        );
+        assert_eq!(objects_of(p).len(), 1);
+    }
     let out = Command::new(BIN)
         .args(["cleanup", "--backend", "docker"])
         .output()
         .expect("running topod-chaos cleanup");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let kept_live = objects_of(&alive).len() == 1 && alive_tmp.is_dir();
+    // Whatever happened, leave nothing behind before asserting.
+    live.kill().expect("kill the stand-in");
+    live.wait().expect("reap the stand-in");
+    docker(&["volume", "rm", "-f", &vols[1]]);
+    if alive_tmp.exists() {
+        std::fs::remove_dir_all(&alive_tmp).expect("removing the stand-in's temp dir");
+    }
     assert!(out.status.success(), "{out:?}");
-    let said = String::from_utf8_lossy(&out.stdout);
     assert!(
-        said.contains(&format!("removed volume {vol} of {project}")),
+        said.contains(&format!("removed volume {} of {dead}", vols[0])),
         "{said}"
     );
-    assert!(objects_of(project).is_empty(), "{:?}", objects_of(project));
+    assert!(objects_of(dead).is_empty(), "{:?}", objects_of(dead));
+    assert!(
+        kept_live,
+        "a running run's project or temp dir was removed: {said}"
+    );
+    assert!(said.contains(&format!("kept {alive}")), "{said}");
 }
