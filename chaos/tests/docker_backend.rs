@@ -1,8 +1,8 @@
 //! The docker backend against the Compose cluster of deploy/compose
 //! (3 voters, 2 learners; the image `topod:latest` that scripts/image.sh
 //! builds): a short seeded run with isolations, kills and pauses passes
-//! every property and leaves nothing behind; SIGTERM in the middle of a
-//! run removes the project too; `cleanup --backend docker` removes what
+//! every property and leaves nothing behind; SIGTERM or Ctrl-C (SIGINT)
+//! in the middle of a run removes the project too; `cleanup --backend docker` removes what
 //! a dead run left. Those need Docker and the image, so they are ignored
 //! by default:
 //!
@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_topod-chaos");
@@ -211,10 +212,11 @@ fn a_short_docker_run_with_isolations_kills_and_pauses_passes_every_property() {
     );
 }
 
-#[test]
-#[ignore = "needs Docker and the topod:latest image (scripts/image.sh)"]
-fn sigterm_during_a_docker_run_removes_the_project() {
-    let out = out_dir("sigterm");
+/// Starts a 120 s run, sends `sig` `after` the 5 containers run, and
+/// checks that the run ends with 2, the project is gone and the logs
+/// were saved.
+fn interrupted_run_removes_the_project(name: &str, sig: Signal, after: Duration) {
+    let out = out_dir(name);
     let mut child = Command::new(BIN)
         .args([
             "run",
@@ -246,17 +248,31 @@ fn sigterm_during_a_docker_run_removes_the_project() {
         assert!(Instant::now() < until, "5 containers never ran");
         std::thread::sleep(Duration::from_millis(500));
     }
+    std::thread::sleep(after);
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    nix::sys::signal::kill(pid, sig).expect("signal");
     let st = wait(&mut child, Duration::from_secs(120));
     assert_eq!(st.code(), Some(2), "interrupted runs exit 2: {st}");
     assert!(
         objects_of(&project).is_empty(),
-        "left behind: {:?}",
+        "left behind after {sig}: {:?}",
         objects_of(&project)
     );
-    let log = std::fs::read_to_string(out.join("node1.log")).expect("logs saved on SIGTERM");
+    let log = std::fs::read_to_string(out.join("node1.log")).expect("logs saved");
     assert!(log.contains(" INFO "), "{log}");
+}
+
+#[test]
+#[ignore = "needs Docker and the topod:latest image (scripts/image.sh)"]
+fn sigterm_as_the_containers_start_removes_the_project() {
+    interrupted_run_removes_the_project("sigterm", Signal::SIGTERM, Duration::ZERO);
+}
+
+#[test]
+#[ignore = "needs Docker and the topod:latest image (scripts/image.sh)"]
+fn ctrl_c_during_the_faults_removes_the_project() {
+    // Past the 5 s warm-up: the first kill has been injected.
+    interrupted_run_removes_the_project("sigint", Signal::SIGINT, Duration::from_secs(12));
 }
 
 #[test]
