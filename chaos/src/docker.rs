@@ -301,11 +301,12 @@ impl Compose {
     /// `up -d` (another subnet when Docker says this one overlaps), then
     /// finds each container and watches it.
     pub async fn up(&self) -> Result<(), DockerError> {
-        if output(docker(&["image", "inspect", &self.image]), SHORT)
-            .await
-            .is_err()
-        {
-            return Err(DockerError::NoImage(self.image.clone()));
+        match output(docker(&["image", "inspect", &self.image]), SHORT).await {
+            Ok(_) => {}
+            Err(DockerError::Failed { stderr, .. }) if stderr.contains("No such image") => {
+                return Err(DockerError::NoImage(self.image.clone()))
+            }
+            Err(e) => return Err(e),
         }
         let pid = std::process::id();
         for attempt in 0..SUBNET_ATTEMPTS {
@@ -487,7 +488,11 @@ impl Compose {
     /// Back on its network with its address (peers know it by that).
     async fn connect(&self, id: NodeId) -> Result<(), DockerError> {
         let c = self.container(id)?;
-        let service = &self.shape.services[&id];
+        let service = self
+            .shape
+            .services
+            .get(&id)
+            .ok_or(DockerError::NoContainer(id))?;
         output(
             docker(&[
                 "network", "connect", "--ip", &c.ip, "--alias", service, &c.network, &c.id,
