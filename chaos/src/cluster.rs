@@ -252,21 +252,7 @@ impl Cluster {
 
     /// Waits until node `id` answers `/readyz` 200; records `ready`.
     pub async fn wait_ready(&self, id: NodeId, timeout: Duration) -> anyhow::Result<()> {
-        let until = tokio::time::Instant::now() + timeout;
-        loop {
-            let ans = self
-                .api
-                .get(self.api_addr(id), "/readyz", Duration::from_secs(1))
-                .await;
-            if matches!(&ans, Ok(a) if a.status == 200) {
-                self.history.process(id, "ready", true, String::new());
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= until {
-                bail!("node {id} not ready within {timeout:?}: {ans:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        crate::backend::poll_ready(&self.api, self.api_addr(id), &self.history, id, timeout).await
     }
 
     fn signal(

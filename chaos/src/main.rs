@@ -1,15 +1,22 @@
 //! `topod-chaos`: a Jepsen-style harness for topod. It starts real `topod`
-//! processes, each in its own network namespace on a bridge, runs a
-//! workload and a seeded nemesis schedule at once, heals, and checks the
-//! nine properties of issue 11 on the history it recorded.
+//! processes, each in its own network namespace on a bridge (`--backend
+//! netns`) or as the Compose cluster's containers (`--backend docker`),
+//! runs a workload and a seeded nemesis schedule at once, heals, and
+//! checks the nine properties of issue 11 on the history it recorded.
 //!
 //! # Layout
 //!
+//! - [`backend`] — where the nodes live (`netns` or `docker`) and how
+//!   faults reach them; one enum the run talks to.
 //! - [`netns`] — namespaces, veth pairs, the bridge, iptables partitions;
 //!   cleanup of leftovers.
 //! - [`probe`] — the TCP check between namespaces before nodes start.
 //! - [`cluster`] — `topod run` processes: start, kill -9, restart,
 //!   pause, resume, stop; generated configs.
+//! - [`docker`] — the Compose cluster: up, docker kill/start, pause,
+//!   network disconnect/connect, `docker logs`, `down -v`; leftovers.
+//! - [`docker_plan`] — the Docker backend's decisions (pure): shape,
+//!   config, override file, subnet, supported nemeses, isolations.
 //! - [`http`] — the JSON client with deadlines.
 //! - [`nemesis`] — fault kinds and the seeded schedule (pure).
 //! - [`workload`] — switch clients, policy changes, broadcasts, status
@@ -25,8 +32,11 @@
 //! - [`run`] — one run end to end, and its cleanup guard.
 
 mod afterwards;
+mod backend;
 mod checker;
 mod cluster;
+mod docker;
+mod docker_plan;
 mod history;
 mod http;
 mod nemesis;
@@ -51,7 +61,7 @@ pub use topod::model::NodeId;
 #[derive(Parser)]
 #[command(
     name = "topod-chaos",
-    about = "Chaos runs of real topod processes in network namespaces"
+    about = "Chaos runs of real topod processes in network namespaces or Docker containers"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -63,8 +73,13 @@ enum Cmd {
     /// One seeded run: nodes, workload, nemeses, heal, check.
     Run(RunArgs),
     /// Remove what an interrupted run left: namespaces (and their
-    /// processes), the bridge, the FORWARD rule, temp dirs.
-    Cleanup,
+    /// processes), the bridge, the FORWARD rule, temp dirs; with
+    /// `--backend docker`, the Compose projects `topodchaos<pid>` of runs
+    /// no longer going.
+    Cleanup {
+        #[arg(long, value_enum, default_value = "netns")]
+        backend: backend::Kind,
+    },
     #[command(hide = true)]
     ProbeListen { addr: String, secs: u64 },
     #[command(hide = true)]
@@ -73,6 +88,17 @@ enum Cmd {
 
 #[derive(clap::Args)]
 struct RunArgs {
+    /// `netns` (processes in namespaces) or `docker` (the Compose cluster).
+    #[arg(long, value_enum, default_value = "netns")]
+    backend: backend::Kind,
+    /// The Compose file (docker backend; default
+    /// deploy/compose/docker-compose.yml). Its services `voter<N>` and
+    /// `learner<N>` give the nodes and voters.
+    #[arg(long)]
+    compose_file: Option<PathBuf>,
+    /// The image the Compose file runs (docker backend).
+    #[arg(long, default_value = "topod:latest")]
+    image: String,
     /// Scenario file (chaos/scenarios/*.toml); flags override it.
     #[arg(long)]
     scenario: Option<PathBuf>,
@@ -97,7 +123,8 @@ struct RunArgs {
     /// Where the history, logs and report go (default target/chaos/SEED).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// The topod binary (default: `cargo build --release --bin topod`).
+    /// The topod binary (netns backend; default: `cargo build --release
+    /// --bin topod`).
     #[arg(long)]
     topod: Option<PathBuf>,
 }
@@ -173,9 +200,71 @@ fn scenario_of(a: &RunArgs) -> anyhow::Result<(scenario::Scenario, u64)> {
     Ok((s, seed))
 }
 
+/// The docker backend's node count and voters are the Compose file's:
+/// a flag that says otherwise is refused, a scenario file's value replaced.
+fn fit_shape(
+    a: &RunArgs,
+    s: &mut scenario::Scenario,
+    shape: &docker_plan::Shape,
+) -> anyhow::Result<()> {
+    let (n, v) = (shape.nodes(), shape.voters);
+    for (flag, given, has) in [("--nodes", a.nodes, n), ("--voters", a.voters, v)] {
+        if let Some(x) = given.filter(|x| *x != has) {
+            bail!("{flag} {x}: the compose file's cluster has {n} nodes ({v} voters); edit it instead");
+        }
+    }
+    if a.scenario.is_some() && (s.nodes, s.voters) != (n, v) {
+        println!(
+            "note: the scenario's {} nodes ({} voters) are replaced by the compose file's {n} ({v})",
+            s.nodes, s.voters
+        );
+    }
+    s.nodes = n;
+    s.voters = v;
+    s.validate()
+}
+
+/// The backend the flags ask for, and the scenario fitted to it.
+async fn choice_of(a: &RunArgs, s: &mut scenario::Scenario) -> anyhow::Result<backend::Choice> {
+    if a.backend == backend::Kind::Docker && a.nemesis.is_none() && a.scenario.is_none() {
+        // The default `all` includes what docker cannot express.
+        s.nemesis = docker_plan::DEFAULT_NEMESES.to_string();
+    }
+    let list: nemesis::NemesisList = s.nemesis.parse().map_err(anyhow::Error::msg)?;
+    backend::Backend::check_nemeses(a.backend, &list).map_err(anyhow::Error::msg)?;
+    match a.backend {
+        backend::Kind::Netns => {
+            if a.compose_file.is_some() {
+                bail!("--compose-file is for --backend docker");
+            }
+            Ok(backend::Choice::Netns {
+                topod: topod_binary(a.topod.clone())?,
+            })
+        }
+        backend::Kind::Docker => {
+            if a.topod.is_some() {
+                bail!("--topod is for the netns backend; the docker backend runs --image");
+            }
+            let file = a.compose_file.clone().unwrap_or_else(|| {
+                workspace_root()
+                    .join("deploy")
+                    .join("compose")
+                    .join("docker-compose.yml")
+            });
+            let shape = docker::shape_of(&file).await?;
+            fit_shape(a, s, &shape)?;
+            Ok(backend::Choice::Docker {
+                compose_file: file,
+                image: a.image.clone(),
+                shape,
+            })
+        }
+    }
+}
+
 async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
-    let (s, seed) = scenario_of(&a)?;
-    let topod = topod_binary(a.topod.clone())?;
+    let (mut s, seed) = scenario_of(&a)?;
+    let choice = choice_of(&a, &mut s).await?;
     let out = a.out.clone().unwrap_or_else(|| {
         workspace_root()
             .join("target")
@@ -185,7 +274,7 @@ async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
     let slot: Arc<Mutex<Option<Arc<run::Guard>>>> = Arc::new(Mutex::new(None));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let result = tokio::select! {
-        r = run::run(topod, s, seed, &out, slot.clone()) => r,
+        r = run::run(choice, s, seed, &out, slot.clone()) => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted (Ctrl-C)")),
         _ = term.recv() => Err(anyhow::anyhow!("interrupted (SIGTERM)")),
     };
@@ -230,18 +319,28 @@ async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(1))
 }
 
-fn cleanup_cmd() -> anyhow::Result<()> {
-    for r in netns::cleanup_leftovers()? {
+fn cleanup_cmd(backend: backend::Kind) -> anyhow::Result<()> {
+    let removed = match backend {
+        backend::Kind::Netns => netns::cleanup_leftovers()?,
+        backend::Kind::Docker => docker::cleanup_leftovers()?,
+    };
+    for r in removed {
         println!("removed {r}");
     }
     for entry in std::fs::read_dir(std::env::temp_dir())? {
         let entry = entry?;
         let name = entry.file_name();
-        if name.to_string_lossy().starts_with(run::TEMP_PREFIX) {
-            std::fs::remove_dir_all(entry.path())
-                .with_context(|| format!("removing {}", entry.path().display()))?;
-            println!("removed {}", entry.path().display());
+        let name = name.to_string_lossy();
+        let Some(pid) = name.strip_prefix(run::TEMP_PREFIX) else {
+            continue;
+        };
+        if pid.parse().is_ok_and(run::harness_running) {
+            println!("kept {}: its run is still going", entry.path().display());
+            continue;
         }
+        std::fs::remove_dir_all(entry.path())
+            .with_context(|| format!("removing {}", entry.path().display()))?;
+        println!("removed {}", entry.path().display());
     }
     Ok(())
 }
@@ -257,7 +356,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Run(a) => run_cmd(a).await,
-        Cmd::Cleanup => cleanup_cmd().map(|()| ExitCode::SUCCESS),
+        Cmd::Cleanup { backend } => cleanup_cmd(backend).map(|()| ExitCode::SUCCESS),
         Cmd::ProbeListen { addr, secs } => {
             probe::listen(&addr, secs).await.map(|()| ExitCode::SUCCESS)
         }

@@ -2,9 +2,10 @@
 //! nemesis at once; the final heal; convergence (measuring T); collection
 //! of every node's history and deliveries; the checker; the report.
 //!
-//! Cleanup is owned by [`Guard`]: it removes processes, namespaces, the
-//! bridge, the FORWARD rule and the temp dir when dropped (success,
-//! error, panic) and when Ctrl-C or SIGTERM arrives.
+//! Cleanup is owned by [`Guard`]: it removes what the backend made
+//! (processes, namespaces, the bridge, the FORWARD rule; or the Compose
+//! project) and the temp dir when dropped (success, error, panic) and
+//! when Ctrl-C or SIGTERM arrives.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -19,29 +20,25 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use topod::api::types::{DeliveriesPage, DeliveryView, HistoryPage, TopologyInfo, TransitionView};
 
+use crate::backend::{Backend, Choice};
 use crate::checker::{self, Convergence, Evidence, Verdict};
-use crate::cluster::{Cluster, READY_TIMEOUT};
+use crate::cluster::READY_TIMEOUT;
 use crate::history::{History, Outcome, Record};
 use crate::nemesis::{self, Fault, NemesisList, Step, Target};
-use crate::netns::Net;
 use crate::scenario::Scenario;
 use crate::workload::{self, Shared, TOPOLOGIES};
 use crate::NodeId;
 
 /// Removes everything a run made, however the run ends.
 pub struct Guard {
-    pub net: Arc<Net>,
-    pub cluster: Option<Arc<Cluster>>,
+    pub backend: Option<Arc<Backend>>,
     pub temp: PathBuf,
 }
 
 impl Guard {
     pub fn cleanup(&self) {
-        if let Some(c) = &self.cluster {
-            c.kill_all_now();
-        }
-        for e in self.net.teardown() {
-            eprintln!("topod-chaos: cleanup: {e}");
+        if let Some(b) = &self.backend {
+            b.cleanup();
         }
         if self.temp.exists() {
             if let Err(e) = std::fs::remove_dir_all(&self.temp) {
@@ -62,6 +59,16 @@ impl Drop for Guard {
 
 /// The prefix of the harness's temp dirs (`cleanup` removes leftovers).
 pub const TEMP_PREFIX: &str = "topod-chaos-";
+
+/// Whether process `pid` is a harness (its temp dir and Compose project
+/// are named by its pid, and `cleanup` leaves a running one's alone).
+pub fn harness_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+        Ok(comm) => comm.trim() == "topod-chaos",
+        // No such process (or no /proc to tell): not running.
+        Err(_) => false,
+    }
+}
 
 /// The report written to `report.json`.
 #[derive(Debug, Serialize)]
@@ -88,7 +95,7 @@ impl Report {
 
 /// Runs `scenario` with `seed`, writing into `out`.
 pub async fn run(
-    topod: PathBuf,
+    choice: Choice,
     scenario: Scenario,
     seed: u64,
     out: &Path,
@@ -114,33 +121,24 @@ pub async fn run(
     );
 
     let temp = std::env::temp_dir().join(format!("{TEMP_PREFIX}{}", std::process::id()));
-    let net = Arc::new(Net::create(scenario.subnet, scenario.nodes)?);
     let mut guard = Guard {
-        net: net.clone(),
-        cluster: None,
+        backend: None,
         temp: temp.clone(),
     };
     std::fs::create_dir_all(&temp)?;
-    crate::probe::check_mesh(&net)
-        .await
-        .context("TCP check between namespaces")?;
     let history = History::create(&out.join("history.jsonl"))?;
-    let cluster = Arc::new(Cluster::new(
-        topod,
-        &net,
-        scenario.voters,
+    let cluster = Arc::new(Backend::prepare(
+        choice,
+        &scenario,
         &temp,
         out,
-        &scenario.node,
         history.clone(),
     )?);
-    guard.cluster = Some(cluster.clone());
+    guard.backend = Some(cluster.clone());
     let guard = Arc::new(guard);
     *guard_slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(guard.clone());
 
-    for id in cluster.ids() {
-        cluster.start(id)?;
-    }
+    cluster.start_all().await?;
     for id in cluster.ids() {
         cluster.wait_ready(id, READY_TIMEOUT).await?;
     }
@@ -162,14 +160,14 @@ pub async fn run(
         *faults_by_kind
             .entry(step.fault.kind().name().to_string())
             .or_default() += 1;
-        let undo = inject(&sh, &net, step, i).await;
+        let undo = inject(&sh, step, i).await;
         tokio::time::sleep_until(run_start + Duration::from_millis(step.at_ms + step.hold_ms))
             .await;
-        heal(&sh, &net, undo).await;
+        heal(&sh, undo).await;
     }
     tokio::time::sleep_until(run_start + Duration::from_millis(duration_ms)).await;
     // The final heal: nothing is cut, paused, delayed or down.
-    net.heal().await?;
+    cluster.heal().await?;
     let healed = Instant::now();
     history.nemesis("stop", "final-heal", json!({}));
     stop_writes.send_replace(true);
@@ -250,7 +248,7 @@ fn resolve(sh: &Shared, t: Target) -> NodeId {
     }
 }
 
-async fn inject(sh: &Arc<Shared>, net: &Net, step: &Step, i: usize) -> Undo {
+async fn inject(sh: &Arc<Shared>, step: &Step, i: usize) -> Undo {
     if step.after_switch {
         let ids = sh.cluster.ids();
         let node = ids[i % ids.len()];
@@ -273,13 +271,14 @@ async fn inject(sh: &Arc<Shared>, net: &Net, step: &Step, i: usize) -> Undo {
         | Fault::Split { .. }
         | Fault::Bridge { .. }
         | Fault::Ring { .. }) => {
-            let map = nemesis::blocked(f, net.nodes(), leader).unwrap_or_default();
-            let cut = nemesis::cut_off(&map, net.nodes(), sh.cluster.voters());
+            let ids = sh.cluster.ids();
+            let map = nemesis::blocked(f, &ids, leader).unwrap_or_default();
+            let cut = nemesis::cut_off(&map, &ids, sh.cluster.voters());
             sh.history
                 .nemesis("cut", step.fault.kind().name(), json!({"cut_off": cut}));
-            match net.partition(&map).await {
+            match sh.cluster.partition(&map).await {
                 Ok(()) => Undo::Partition,
-                Err(e) => return failed(sh, step, e.to_string()),
+                Err(e) => return failed(sh, step, format!("{e:#}")),
             }
         }
         Fault::Kill(t) => {
@@ -292,7 +291,7 @@ async fn inject(sh: &Arc<Shared>, net: &Net, step: &Step, i: usize) -> Undo {
         }
         Fault::Pause(t) => {
             let id = resolve(sh, *t);
-            match sh.cluster.pause(id) {
+            match sh.cluster.pause(id).await {
                 Ok(()) => Undo::Resume(id),
                 Err(e) => return failed(sh, step, format!("{e:#}")),
             }
@@ -355,11 +354,11 @@ async fn set_faults(sh: &Shared, node: NodeId, rule: Value) -> Undo {
     }
 }
 
-async fn heal(sh: &Arc<Shared>, net: &Net, undo: Undo) {
+async fn heal(sh: &Arc<Shared>, undo: Undo) {
     let result: anyhow::Result<()> = match undo {
-        Undo::Partition => net.heal().await.map_err(Into::into),
+        Undo::Partition => sh.cluster.heal().await,
         Undo::Restart(id) => {
-            let r = sh.cluster.start(id);
+            let r = sh.cluster.start(id).await;
             sh.set_down(id, false);
             let sh2 = sh.clone();
             tokio::spawn(async move {
@@ -370,7 +369,7 @@ async fn heal(sh: &Arc<Shared>, net: &Net, undo: Undo) {
             });
             r
         }
-        Undo::Resume(id) => sh.cluster.resume(id),
+        Undo::Resume(id) => sh.cluster.resume(id).await,
         Undo::ClearFaults(node) => {
             let res = sh
                 .api

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::cluster::Cluster;
+use crate::backend::Backend;
 use crate::history::{History, OpKind, Outcome};
 use crate::http::{Answer, Api, CallError};
 use crate::scenario::Workload;
@@ -26,7 +26,7 @@ pub const TOPOLOGIES: [&str; 4] = ["full_mesh", "hyparview", "client_server", "p
 
 /// What the workload, the nemesis and the samplers share.
 pub struct Shared {
-    pub cluster: Arc<Cluster>,
+    pub cluster: Arc<Backend>,
     pub history: History,
     pub api: Api,
     /// The highest term seen with a leader, and that leader.
@@ -36,7 +36,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(cluster: Arc<Cluster>, history: History) -> Shared {
+    pub fn new(cluster: Arc<Backend>, history: History) -> Shared {
         Shared {
             cluster,
             history,
