@@ -117,7 +117,11 @@ async fn measure(port: u16, n: u64) {
         })
         .collect();
     let ids: Vec<u64> = (1..=n).collect();
-    let gatherer = Gatherer::new(&topod::security::PeerHttp::insecure(), 32, Duration::from_secs(5));
+    let gatherer = Gatherer::new(
+        &topod::security::PeerHttp::insecure(),
+        32,
+        Duration::from_secs(5),
+    );
     let policy = Policy::default();
     let state = TopologyState {
         topology: Topology::HyParView,

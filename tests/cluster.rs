@@ -116,7 +116,12 @@ async fn a_switch_sent_to_a_follower_is_forwarded_and_applied_identically_everyw
     )
     .await
     .expect("answer");
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
     assert_eq!(r.served_by(), Some(leader));
     c.wait_converged().await;
 }

@@ -427,7 +427,12 @@ async fn a_follower_forwards_monitor_reads_to_the_leader() {
     )
     .await
     .unwrap();
-    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
     c.shutdown().await;
 }
 

@@ -66,7 +66,11 @@ async fn post_tls(
             .expect("request");
         let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
         let status = resp.status();
-        let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?;
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?;
         Ok((status, bytes.to_bytes()))
     };
     tokio::time::timeout(Duration::from_secs(10), call)
@@ -95,7 +99,13 @@ async fn raft_rpcs_without_a_valid_certificate_or_in_another_node_s_name_are_ref
     let term = term_of(&c, target);
 
     // No client certificate: the TLS handshake is refused.
-    let r = post_tls(raft, client_config(None), paths::VOTE, forged_vote(3, term + 100)).await;
+    let r = post_tls(
+        raft,
+        client_config(None),
+        paths::VOTE,
+        forged_vote(3, term + 100),
+    )
+    .await;
     assert!(r.is_err(), "answered without a certificate: {r:?}");
 
     // A certificate of another CA (same cluster, a member's id).
@@ -126,7 +136,10 @@ async fn raft_rpcs_without_a_valid_certificate_or_in_another_node_s_name_are_ref
     .expect("an answer");
     let text = String::from_utf8_lossy(&body);
     assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
-    assert!(text.contains(&format!("node {other_id}")) && text.contains(&format!("node {claimant}'s")), "{text}");
+    assert!(
+        text.contains(&format!("node {other_id}")) && text.contains(&format!("node {claimant}'s")),
+        "{text}"
+    );
 
     // Nothing changed: no node moved to the forged term, the leader leads.
     assert!(term_of(&c, target) < term + 100);
@@ -181,8 +194,15 @@ async fn overlay_links_need_a_certificate_naming_the_node_the_hello_claims() {
     .await;
     liar.connect(1).expect("connect");
     plain.connect(1).expect("connect");
-    wait_until("node 1 refused both", DEADLINE, || one.refused_handshakes() >= 2).await;
-    assert!(!one.links().contains(&4) && !one.links().contains(&5), "{:?}", one.links());
+    wait_until("node 1 refused both", DEADLINE, || {
+        one.refused_handshakes() >= 2
+    })
+    .await;
+    assert!(
+        !one.links().contains(&4) && !one.links().contains(&5),
+        "{:?}",
+        one.links()
+    );
     assert_eq!(one.links(), vec![2]);
 }
 
@@ -211,7 +231,10 @@ async fn a_rotated_certificate_is_picked_up_without_a_restart_and_expiry_is_show
         (e != before).then_some(v)
     })
     .await;
-    assert_eq!(after["security"]["certificate_expiring_soon"], true, "{after}");
+    assert_eq!(
+        after["security"]["certificate_expiring_soon"], true,
+        "{after}"
+    );
     assert!(after["security"]["certificate_days_left"].as_u64() <= Some(10));
     // New connections use it: the API still answers over TLS and a switch
     // commits.
@@ -239,12 +262,18 @@ async fn a_node_without_certificates_or_with_another_node_s_refuses_to_start() {
     );
     let good = config.security.clone();
     config.security = topod::config::SecurityConfig::default();
-    let err = topod::node::start_node(config.clone(), Arc::new(topod::control::executor::ScriptedExecutor::default()))
-        .await
-        .err()
-        .expect("refused");
+    let err = topod::node::start_node(
+        config.clone(),
+        Arc::new(topod::control::executor::ScriptedExecutor::default()),
+    )
+    .await
+    .err()
+    .expect("refused");
     let text = err.to_string();
-    assert!(text.contains("security.ca_cert is not set") && text.contains("security.insecure"), "{text}");
+    assert!(
+        text.contains("security.ca_cert is not set") && text.contains("security.insecure"),
+        "{text}"
+    );
 
     // Node 2's certificate in node 1's config.
     let two = tls::security("test", 2, dir.path());
@@ -253,12 +282,18 @@ async fn a_node_without_certificates_or_with_another_node_s_refuses_to_start() {
         key: two.key,
         ..good
     };
-    let err = topod::node::start_node(config, Arc::new(topod::control::executor::ScriptedExecutor::default()))
-        .await
-        .err()
-        .expect("refused");
+    let err = topod::node::start_node(
+        config,
+        Arc::new(topod::control::executor::ScriptedExecutor::default()),
+    )
+    .await
+    .err()
+    .expect("refused");
     let text = err.to_string();
-    assert!(text.contains("security.cert") && text.contains("node 2's"), "{text}");
+    assert!(
+        text.contains("security.cert") && text.contains("node 2's"),
+        "{text}"
+    );
 }
 
 /// Reads from `s` until it is closed; how long that took.
@@ -300,7 +335,10 @@ async fn slow_clients_are_cut_off_and_the_connection_cap_holds() {
         config.api.header_timeout_ms = 500;
         config.api.body_timeout_ms = 500;
         config.api.max_connections = 8;
-        topod::node::start_node(config, Arc::new(topod::control::executor::ScriptedExecutor::default()))
+        topod::node::start_node(
+            config,
+            Arc::new(topod::control::executor::ScriptedExecutor::default()),
+        )
     };
     let plain = start(true, 1).await.expect("plain node");
     tls::register_plain(plain.api_addr());
@@ -309,11 +347,16 @@ async fn slow_clients_are_cut_off_and_the_connection_cap_holds() {
     // One byte a second into a request head (plain HTTP).
     let head = b"GET /livez HTTP/1.1\r\nHost: x\r\n";
     let s = TcpStream::connect(plain.api_addr()).await.expect("connect");
-    let took = closed_within(s, |i| (i % 5 == 0).then(|| head[(i / 5) as usize % head.len()])).await;
+    let took = closed_within(s, |i| {
+        (i % 5 == 0).then(|| head[(i / 5) as usize % head.len()])
+    })
+    .await;
     assert!(took < Duration::from_secs(4), "plain head: {took:?}");
 
     // One byte a second into the TLS handshake.
-    let s = TcpStream::connect(secure.api_addr()).await.expect("connect");
+    let s = TcpStream::connect(secure.api_addr())
+        .await
+        .expect("connect");
     let took = closed_within(s, |i| (i % 5 == 0).then_some(0x16)).await;
     assert!(took < Duration::from_secs(4), "TLS handshake: {took:?}");
 
@@ -334,14 +377,24 @@ async fn slow_clients_are_cut_off_and_the_connection_cap_holds() {
             Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
             Err(_) => {}
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "body never cut off");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "body never cut off"
+        );
         if !answer.is_empty() {
             break;
         }
     }
     let text = String::from_utf8_lossy(&answer);
-    assert!(answer.is_empty() || text.starts_with("HTTP/1.1 4"), "{text}");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        answer.is_empty() || text.starts_with("HTTP/1.1 4"),
+        "{text}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 
     // The cap: 8 idle connections held open (each inside its header
     // timeout), the 9th is closed at once; after they go, service resumes.
@@ -354,7 +407,14 @@ async fn slow_clients_are_cut_off_and_the_connection_cap_holds() {
     assert!(took < Duration::from_millis(400), "over the cap: {took:?}");
     drop(held);
     wait_for("the plain node answers again", DEADLINE, || async {
-        let r = request(plain.api_addr(), hyper::Method::GET, "/livez", None, Bytes::new()).await;
+        let r = request(
+            plain.api_addr(),
+            hyper::Method::GET,
+            "/livez",
+            None,
+            Bytes::new(),
+        )
+        .await;
         r.ok().filter(|r| r.status == StatusCode::OK)
     })
     .await;

@@ -17,7 +17,9 @@ use topod::api::types::ClusterLinks;
 /// GET `path`: status, content type, body.
 async fn raw_get(addr: SocketAddr, path: &str) -> (u16, String, Bytes) {
     let client: Client<_, Empty<Bytes>> = dataplane_common::tls::client();
-    let uri = format!("{}{path}", dataplane_common::tls::base(addr)).parse().expect("uri");
+    let uri = format!("{}{path}", dataplane_common::tls::base(addr))
+        .parse()
+        .expect("uri");
     let resp = tokio::time::timeout(Duration::from_secs(10), client.get(uri))
         .await
         .expect("answer in time")

@@ -14,9 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use topod::security::certs::{CertAuthority, CertDir, CA_VALIDITY, NODE_VALIDITY};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use topod::security::certs::{CertAuthority, CertDir, CA_VALIDITY, NODE_VALIDITY};
 
 use crate::history::History;
 use crate::http::Api;

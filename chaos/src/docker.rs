@@ -155,6 +155,8 @@ struct State {
 pub struct Compose {
     file: PathBuf,
     override_file: PathBuf,
+    /// This run's cluster CA and node certificates (`TOPOD_CERTS`).
+    certs: PathBuf,
     project: String,
     image: String,
     prefix: Mutex<String>,
@@ -167,6 +169,30 @@ pub struct Compose {
     state: Mutex<State>,
     logs_saved: AtomicBool,
     removed: AtomicBool,
+}
+
+/// The image's user: the nodes read their certificates as it.
+const IMAGE_UID: u32 = 10001;
+
+/// A cluster CA and a certificate per node in `dir`, readable by the
+/// image's user, and the harness trusting that CA from now on. The CA key
+/// stays root's.
+fn make_certs(dir: &Path, ids: &[NodeId]) -> anyhow::Result<()> {
+    use topod::security::certs::{CertAuthority, CertDir, CA_VALIDITY, NODE_VALIDITY};
+    let certs = CertDir(dir.to_path_buf());
+    let ca = CertAuthority::generate("compose", CA_VALIDITY)?;
+    ca.write(&certs)?;
+    let own = |p: &Path| std::os::unix::fs::chown(p, Some(IMAGE_UID), Some(IMAGE_UID));
+    for &id in ids {
+        ca.issue(id, &[], NODE_VALIDITY)?.write(&certs, id, false)?;
+        own(&certs.node_cert(id))?;
+        own(&certs.node_key(id))?;
+    }
+    own(&certs.ca_cert())?;
+    crate::http::use_cluster_ca(
+        topod::security::tls::roots_from_pem(ca.cert_pem.as_bytes()).map_err(anyhow::Error::msg)?,
+    );
+    Ok(())
 }
 
 /// `n` distinct free ports on 127.0.0.1 (held together while chosen).
@@ -218,6 +244,8 @@ impl Compose {
             &docker_plan::override_yaml(&shape, &config_path.display().to_string()),
         )?;
         let ids: Vec<NodeId> = shape.services.keys().copied().collect();
+        let certs = temp.join("certs");
+        make_certs(&certs, &ids).map_err(|e| bad(format!("certificates: {e}")))?;
         let ports: BTreeMap<NodeId, u16> =
             ids.iter().copied().zip(free_ports(ids.len())?).collect();
         let apis = ports
@@ -228,6 +256,7 @@ impl Compose {
         Ok(Compose {
             file,
             override_file,
+            certs,
             project: format!("{PROJECT_PREFIX}{pid}"),
             image: image.to_string(),
             prefix: Mutex::new(docker_plan::subnet_prefix(pid, 0)),
@@ -285,6 +314,7 @@ impl Compose {
             .arg(&self.override_file)
             .args(args)
             .env("TOPOD_IMAGE", &self.image)
+            .env("TOPOD_CERTS", &self.certs)
             .env(
                 "TOPOD_SUBNET_PREFIX",
                 self.prefix

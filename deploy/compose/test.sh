@@ -31,6 +31,12 @@ for i in 1 2 3 4 5; do
   PORT[$i]=$p
 done
 DC=(docker-compose -f "$HERE/docker-compose.yml")
+# Certificates of this run's own CA (mutual TLS between the nodes; the
+# APIs are HTTPS, checked against it).
+CERTS=$(mktemp -d /tmp/topod-compose-certs.XXXXXX)
+export TOPOD_CERTS="$CERTS"
+./certs.sh "$CERTS" >/dev/null
+CURL=(curl --cacert "$CERTS/ca.pem")
 
 cleanup() {
   local rc=$?
@@ -39,6 +45,7 @@ cleanup() {
     "${DC[@]}" logs --tail 30 >&2 || true
   fi
   "${DC[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
+  rm -rf "$CERTS"
   exit $rc
 }
 trap cleanup EXIT
@@ -46,8 +53,8 @@ trap cleanup EXIT
 fail() { echo "compose test: $*" >&2; exit 1; }
 now() { date +%s.%N; }
 api() { echo "127.0.0.1:${PORT[$1]}"; }
-get() { curl -sf --max-time 5 "http://$(api "$1")$2"; }
-ready() { curl -sf --max-time 2 -o /dev/null "http://$(api "$1")/readyz"; }
+get() { "${CURL[@]}" -sf --max-time 5 "https://$(api "$1")$2"; }
+ready() { "${CURL[@]}" -sf --max-time 2 -o /dev/null "https://$(api "$1")/readyz"; }
 
 # Polls `cmd` every 0.2 s until it succeeds or `secs` pass.
 wait_for() {
@@ -73,7 +80,7 @@ converged() {
 }
 switch() {
   local via=$1 topo=$2 out
-  out=$(curl -s --max-time 60 -XPOST "http://$(api "$via")/v1/topology/switch" \
+  out=$("${CURL[@]}" -s --max-time 60 -XPOST "https://$(api "$via")/v1/topology/switch" \
     -H 'content-type: application/json' \
     -d "{\"topology\":\"$topo\",\"wait\":true,\"request_id\":\"compose-$topo-$RANDOM\"}")
   [ "$(echo "$out" | jq -r '.status')" = committed ] ||
@@ -126,20 +133,20 @@ docker pause "$("${DC[@]}" ps -q voter2)" >/dev/null
 # liveness window, and it cannot prepare: a switch now ends aborted (the
 # protocol never cuts over without a live member) or, later, committed
 # without it. Either way it ends, and Raft writes go on with 2 of 3 voters.
-out=$(curl -s --max-time 60 -XPOST "http://$(api 1)/v1/topology/switch" \
+out=$("${CURL[@]}" -s --max-time 60 -XPOST "https://$(api 1)/v1/topology/switch" \
   -H 'content-type: application/json' \
   -d '{"topology":"client_server","wait":true,"request_id":"compose-paused"}')
 st=$(echo "$out" | jq -r .status)
 case "$st" in committed|aborted) echo "  switch with voter2 paused: $st" ;;
   *) fail "switch with voter2 paused did not end: $out" ;; esac
-pol=$(curl -s --max-time 10 -XPUT "http://$(api 1)/v1/policy" \
+pol=$("${CURL[@]}" -s --max-time 10 -XPUT "https://$(api 1)/v1/policy" \
   -H 'content-type: application/json' -d '{"cooldown_ms": 1000}')
 [ "$(echo "$pol" | jq -r .cooldown_ms)" = 1000 ] || fail "policy write with voter2 paused: $pol"
 echo "  policy written with voter2 paused"
 docker unpause "$("${DC[@]}" ps -q voter2)" >/dev/null
 wait_for "voter2 ready after unpause" 60 ready 2
 wait_for "voter2 caught up" 30 converged 2
-wait_for "voter2 sees the policy" 30 sh -c "curl -sf http://$(api 2)/v1/policy | jq -e '.cooldown_ms == 1000' >/dev/null"
+wait_for "voter2 sees the policy" 30 sh -c "curl --cacert $CERTS/ca.pem -sf https://$(api 2)/v1/policy | jq -e '.cooldown_ms == 1000' >/dev/null"
 want=full_mesh
 [ "$(get 1 /v1/topology | jq -r .topology)" = full_mesh ] && want=hyparview
 switch 2 "$want"

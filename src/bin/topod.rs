@@ -202,24 +202,21 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             let addr = addr
                 .or(loaded.as_ref().map(|c| c.api_addr))
                 .expect("an address or a config");
-            // HTTPS trusting the cluster CA when the node's API is TLS.
-            let roots = match &loaded {
+            // A secure node's API is checked over TLS as a peer would: with
+            // the node's own certificate, accepting any node certificate
+            // of the cluster (whatever address the API listens on).
+            let peer = match &loaded {
                 Some(c) if !c.security.insecure && c.security.api_tls => {
-                    let ca = c.security.ca_cert.as_deref().ok_or_else(|| {
-                        anyhow::anyhow!("security.ca_cert is not set (or set security.insecure)")
-                    })?;
-                    Some(topod::security::client::roots_from_file(ca).map_err(anyhow::Error::msg)?)
+                    let ctx =
+                        topod::security::TlsContext::load(&c.security, &c.cluster_id, c.node_id)?;
+                    Some(topod::security::PeerHttp::secure(ctx))
                 }
                 _ => None,
             };
             let target = topod::node::health::local_target(addr);
-            let body = topod::node::health::check(
-                target,
-                &path,
-                Duration::from_millis(timeout_ms),
-                roots,
-            )
-            .await?;
+            let body =
+                topod::node::health::check(target, &path, Duration::from_millis(timeout_ms), peer)
+                    .await?;
             println!("{body}");
             Ok(())
         }

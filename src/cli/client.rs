@@ -217,10 +217,12 @@ impl ApiClient {
         let mut attempts = Vec::new();
         for i in 0..n {
             let endpoint = &self.endpoints[(start + i) % n];
-            let uri = endpoint.uri(self.tls, path).map_err(|e| CliError::Network {
-                endpoint: endpoint.to_string(),
-                message: format!("bad path {path}: {e}"),
-            })?;
+            let uri = endpoint
+                .uri(self.tls, path)
+                .map_err(|e| CliError::Network {
+                    endpoint: endpoint.to_string(),
+                    message: format!("bad path {path}: {e}"),
+                })?;
             let req = Request::builder()
                 .method(Method::GET)
                 .uri(uri)

@@ -35,8 +35,16 @@ impl Endpoint {
 
     /// The URI of `path_and_query` (starting with `/`) on this endpoint;
     /// `https` when the endpoint says so, or says nothing and `tls`.
-    pub fn uri(&self, tls: bool, path_and_query: &str) -> Result<Uri, hyper::http::uri::InvalidUri> {
-        let scheme = if self.tls.unwrap_or(tls) { "https" } else { "http" };
+    pub fn uri(
+        &self,
+        tls: bool,
+        path_and_query: &str,
+    ) -> Result<Uri, hyper::http::uri::InvalidUri> {
+        let scheme = if self.tls.unwrap_or(tls) {
+            "https"
+        } else {
+            "http"
+        };
         format!("{scheme}://{}{}", self.authority, path_and_query).parse()
     }
 }
@@ -134,9 +142,17 @@ mod tests {
             eps[0].uri(true, "/v1/topology").unwrap().to_string(),
             "https://127.0.0.1:7101/v1/topology"
         );
-        assert!(eps[1].uri(true, "/").unwrap().to_string().starts_with("http://"));
+        assert!(eps[1]
+            .uri(true, "/")
+            .unwrap()
+            .to_string()
+            .starts_with("http://"));
         let tls = parse_endpoints("https://127.0.0.1:7101").unwrap();
-        assert!(tls[0].uri(false, "/").unwrap().to_string().starts_with("https://"));
+        assert!(tls[0]
+            .uri(false, "/")
+            .unwrap()
+            .to_string()
+            .starts_with("https://"));
     }
 
     #[test]

@@ -213,7 +213,12 @@ impl ApiConfig {
         check_range("api.header_timeout_ms", self.header_timeout_ms, 100, 60_000)?;
         check_range("api.body_timeout_ms", self.body_timeout_ms, 100, 600_000)?;
         check_range("api.max_connections", self.max_connections, 1, 65_536)?;
-        check_range("api.max_header_bytes", self.max_header_bytes, 8_192, 1 << 20)?;
+        check_range(
+            "api.max_header_bytes",
+            self.max_header_bytes,
+            8_192,
+            1 << 20,
+        )?;
         Ok(())
     }
 

@@ -14,10 +14,10 @@
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::Extension;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::Extension;
 use axum::Router;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -122,7 +122,11 @@ fn decode<T: DeserializeOwned>(
 
 /// On a secure node, why a request claiming to come from `claimed` is
 /// refused given the certificate's `peer`; `None` when it may pass.
-pub fn claim_refusal(secure: bool, peer: Option<PeerNode>, claimed: Option<NodeId>) -> Option<String> {
+pub fn claim_refusal(
+    secure: bool,
+    peer: Option<PeerNode>,
+    claimed: Option<NodeId>,
+) -> Option<String> {
     if !secure {
         return None;
     }

@@ -113,10 +113,7 @@ impl Gatherer {
     }
 
     async fn fetch(&self, m: &Member, window_ms: u128) -> Answer {
-        let uri = format!(
-            "{}/v1/node/summary?window_ms={window_ms}",
-            m.base
-        );
+        let uri = format!("{}/v1/node/summary?window_ms={window_ms}", m.base);
         let request = hyper::Request::get(uri)
             .body(Empty::new())
             .map_err(|e| GatherError::Unreachable(e.to_string()))?;

@@ -11,12 +11,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::NodeError;
 use crate::api::forward::Forwarder;
-use crate::security::PeerHttp;
 use crate::api::routes::NodeIdentity;
 use crate::api::types::{JoinRequest, MembersView};
 use crate::config::NodeConfig;
 use crate::control::types::{NodeAddr, Raft};
 use crate::model::NodeId;
+use crate::security::PeerHttp;
 
 /// Attempts to join through the `join` addresses before giving up
 /// (one round over all addresses per second: about ten minutes).
@@ -364,7 +364,9 @@ mod tests {
             (hyper::StatusCode::INTERNAL_SERVER_ERROR, "{}"),
         ] {
             let config = config_with_voter_2_at(serve(status, body).await);
-            let err = check_not_wiped(&config, "my-uuid", &PeerHttp::insecure()).await.unwrap_err();
+            let err = check_not_wiped(&config, "my-uuid", &PeerHttp::insecure())
+                .await
+                .unwrap_err();
             match err {
                 NodeError::WipeCheck { peer, detail } => {
                     assert_eq!(peer, 2);
@@ -383,8 +385,12 @@ mod tests {
             check_not_wiped(&config, "new-uuid", &PeerHttp::insecure()).await,
             Err(NodeError::Wiped { peer: 2, .. })
         ));
-        assert!(check_not_wiped(&config, "old-uuid", &PeerHttp::insecure()).await.is_ok());
+        assert!(check_not_wiped(&config, "old-uuid", &PeerHttp::insecure())
+            .await
+            .is_ok());
         let down = config_with_voter_2_at("127.0.0.1:1".parse().unwrap());
-        assert!(check_not_wiped(&down, "new-uuid", &PeerHttp::insecure()).await.is_ok());
+        assert!(check_not_wiped(&down, "new-uuid", &PeerHttp::insecure())
+            .await
+            .is_ok());
     }
 }

@@ -44,25 +44,24 @@ pub fn local_target(api_addr: SocketAddr) -> SocketAddr {
     }
 }
 
-/// GETs `{addr}{path}` within `timeout` — over HTTPS trusting `roots`
-/// (the cluster CA) when given, else plain HTTP; the body when it answers
-/// 200, else the error.
+/// GETs `{addr}{path}` within `timeout` — over mutual TLS with `peer`
+/// (the node's own certificate) when given, else plain HTTP; the body when
+/// it answers 200, else the error.
 pub async fn check(
     addr: SocketAddr,
     path: &str,
     timeout: Duration,
-    roots: Option<rustls::RootCertStore>,
+    peer: Option<crate::security::PeerHttp>,
 ) -> Result<String, HealthError> {
-    let scheme = if roots.is_some() { "https" } else { "http" };
-    let url = format!("{scheme}://{addr}{path}");
+    let peer = peer.unwrap_or_else(crate::security::PeerHttp::insecure);
+    let url = format!("{}{path}", peer.base(&addr.to_string()));
     let uri: hyper::Uri =
         url.parse()
             .map_err(|e: hyper::http::uri::InvalidUri| HealthError::Url {
                 url: url.clone(),
                 detail: e.to_string(),
             })?;
-    let client: Client<_, Empty<bytes::Bytes>> =
-        crate::security::client::operator_client(roots, timeout);
+    let client: Client<_, Empty<bytes::Bytes>> = peer.client(timeout, timeout, 1);
     let call = async {
         let resp = client
             .get(uri)

@@ -486,7 +486,12 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         .map_err(|e| NodeError::Raft(e.to_string()))?;
     if !initialized {
         if config.is_initial_voter() {
-            let (r, c, a, p) = (raft.clone(), config.clone(), addr.clone(), peer_http.clone());
+            let (r, c, a, p) = (
+                raft.clone(),
+                config.clone(),
+                addr.clone(),
+                peer_http.clone(),
+            );
             tracker.spawn(async move {
                 if let Err(e) = bootstrap::initialize_if_first(&r, &c, &a, &p).await {
                     tracing::error!(error = %e, "initialising the cluster failed");
@@ -494,7 +499,12 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
             });
         } else if !config.join.is_empty() {
             let targets = config.join.iter().map(|a| a.to_string()).collect();
-            let (me, a, c, p) = (config.node_id, addr.clone(), cancel.clone(), peer_http.clone());
+            let (me, a, c, p) = (
+                config.node_id,
+                addr.clone(),
+                cancel.clone(),
+                peer_http.clone(),
+            );
             tracker.spawn(async move {
                 if let Err(e) = bootstrap::join(targets, me, a, c, p).await {
                     tracing::error!(error = %e, "giving up joining");

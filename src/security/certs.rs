@@ -100,9 +100,7 @@ fn ca_params(cluster_id: &str) -> Result<CertificateParams, CertError> {
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    params.subject_alt_names = vec![SanType::URI(
-        format!("topod://{cluster_id}/ca").try_into()?,
-    )];
+    params.subject_alt_names = vec![SanType::URI(format!("topod://{cluster_id}/ca").try_into()?)];
     Ok(params)
 }
 
@@ -203,7 +201,11 @@ impl CertAuthority {
             SanType::URI(node_uri(cluster_id, node).try_into()?),
         ];
         let mut seen = std::collections::BTreeSet::new();
-        for h in DEFAULT_HOSTS.iter().map(|s| s.to_string()).chain(hosts.iter().cloned()) {
+        for h in DEFAULT_HOSTS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(hosts.iter().cloned())
+        {
             if !seen.insert(h.clone()) {
                 continue;
             }
@@ -283,8 +285,7 @@ fn host_name(h: &str) -> Result<SanType, CertError> {
     }
     let ok = !h.is_empty()
         && h.len() <= 253
-        && h
-            .bytes()
+        && h.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
     if !ok {
         return Err(CertError::BadHost(h.to_string()));
@@ -378,7 +379,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(certs.ca_key()).unwrap().permissions().mode();
+            let mode = std::fs::metadata(certs.ca_key())
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }
@@ -386,7 +390,10 @@ mod tests {
     #[test]
     fn a_bad_host_is_named() {
         let ca = CertAuthority::generate("c1", CA_VALIDITY).unwrap();
-        let err = ca.issue(1, &["no spaces".into()], NODE_VALIDITY).err().unwrap();
+        let err = ca
+            .issue(1, &["no spaces".into()], NODE_VALIDITY)
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("\"no spaces\""), "{err}");
     }
 }

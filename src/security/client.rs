@@ -132,7 +132,10 @@ impl PeerHttp {
 /// certificate names `localhost`, `127.0.0.1`, `::1` and the hosts given to
 /// `topod certs issue --host`), no client certificate; plain HTTP works
 /// through it too.
-pub fn operator_client<B>(roots: Option<rustls::RootCertStore>, connect_timeout: Duration) -> Client<PeerConnector, B>
+pub fn operator_client<B>(
+    roots: Option<rustls::RootCertStore>,
+    connect_timeout: Duration,
+) -> Client<PeerConnector, B>
 where
     B: hyper::body::Body + Send,
     B::Data: Send,

@@ -166,7 +166,9 @@ async fn http<S>(
                 Some(p) => {
                     // A node forwards in its own name only.
                     let claimed = req.headers().get(FORWARDED_HEADER).map(|v| {
-                        v.to_str().ok().and_then(|s| s.parse::<crate::model::NodeId>().ok())
+                        v.to_str()
+                            .ok()
+                            .and_then(|s| s.parse::<crate::model::NodeId>().ok())
                     });
                     if let Some(Some(c)) = claimed {
                         if c != p.0 {

@@ -26,7 +26,9 @@ pub use tls::{TlsContext, TlsError};
 
 /// The TLS context `config` asks for: `None` on an insecure node (said
 /// loudly in the log), else the loaded material, or why it cannot be used.
-pub fn context_for(config: &crate::config::NodeConfig) -> Result<Option<std::sync::Arc<TlsContext>>, TlsError> {
+pub fn context_for(
+    config: &crate::config::NodeConfig,
+) -> Result<Option<std::sync::Arc<TlsContext>>, TlsError> {
     if config.security.insecure {
         tracing::warn!(
             node = config.node_id,

@@ -144,8 +144,13 @@ fn read_key(
         .load_private_key(der)
         .map_err(|e| file_err(key, path, format!("unusable private key: {e}")))?;
     let ck = CertifiedKey::new(chain, signing);
-    ck.keys_match()
-        .map_err(|e| file_err(key, path, format!("does not belong to the certificate: {e}")))?;
+    ck.keys_match().map_err(|e| {
+        file_err(
+            key,
+            path,
+            format!("does not belong to the certificate: {e}"),
+        )
+    })?;
     Ok(Arc::new(ck))
 }
 
@@ -161,7 +166,8 @@ impl Paths {
     }
 
     fn load(&self, p: &Arc<CryptoProvider>, cluster: &str, me: NodeId) -> Result<Loaded, TlsError> {
-        let ca_pem = std::fs::read(&self.ca).map_err(|e| file_err("security.ca_cert", &self.ca, e))?;
+        let ca_pem =
+            std::fs::read(&self.ca).map_err(|e| file_err("security.ca_cert", &self.ca, e))?;
         let roots = Arc::new(
             roots_from_pem(&ca_pem).map_err(|e| file_err("security.ca_cert", &self.ca, e))?,
         );
@@ -193,8 +199,8 @@ impl Paths {
                 let expiry = x509_parser::parse_x509_certificate(&chain[0])
                     .map(|(_, c)| c.validity().not_after.timestamp())
                     .map_err(|e| file_err("security.api_cert", cert, e))?;
-                let expiry = std::time::UNIX_EPOCH
-                    + std::time::Duration::from_secs(expiry.max(0) as u64);
+                let expiry =
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(expiry.max(0) as u64);
                 (read_key(p, "security.api_key", key, chain)?, Some(expiry))
             }
         };
@@ -219,7 +225,11 @@ impl Paths {
 impl TlsContext {
     /// Loads the material `cfg` names, checking that the node certificate
     /// is node `me`'s of `cluster` and chains to the CA.
-    pub fn load(cfg: &SecurityConfig, cluster: &str, me: NodeId) -> Result<Arc<TlsContext>, TlsError> {
+    pub fn load(
+        cfg: &SecurityConfig,
+        cluster: &str,
+        me: NodeId,
+    ) -> Result<Arc<TlsContext>, TlsError> {
         let paths = Paths::of(cfg)?;
         let provider = provider();
         let loaded = paths.load(&provider, cluster, me)?;
@@ -241,7 +251,10 @@ impl TlsContext {
     }
 
     fn now(&self) -> Arc<Loaded> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The node certificate's identity (and expiry).
@@ -349,7 +362,11 @@ impl std::fmt::Debug for TlsContext {
 impl ResolvesServerCert for OwnKey {
     fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let now = self.ctx.now();
-        Some(if self.api { now.api_key.clone() } else { now.node_key.clone() })
+        Some(if self.api {
+            now.api_key.clone()
+        } else {
+            now.node_key.clone()
+        })
     }
 }
 
