@@ -78,10 +78,16 @@ for n in "${NODES[@]}"; do
     if [ "$n" -le 3 ]; then echo "initial_voters = [${voters%,}]"; else echo "join = [\"$NET.1:7100\", \"$NET.2:7100\", \"$NET.3:7100\"]"; fi
     printf '[raft]\nheartbeat_ms = 50\nelection_timeout_min_ms = 300\nelection_timeout_max_ms = 600\n'
   } > "$WORK/node$n.toml"
+  # The old build knows no [security] and runs plain; the new one joins it
+  # plain, explicitly (mutual TLS needs every node: turning it on is a
+  # restart of the whole cluster with certificates, see docs/operations.md).
+  { cat "$WORK/node$n.toml"; printf '[security]\ninsecure = true\n'; } > "$WORK/node$n.new.toml"
 done
 
 start() { # node binary
-  NO_COLOR=1 RUST_LOG=info,openraft=warn,sled=warn "$2" run --config "$WORK/node$1.toml" \
+  local cfg="$WORK/node$1.toml"
+  [ "$2" = "$OLD_BIN" ] || cfg="$WORK/node$1.new.toml"
+  NO_COLOR=1 RUST_LOG=info,openraft=warn,sled=warn "$2" run --config "$cfg" \
     >> "$WORK/node$1.log" 2>&1 &
   PID[$1]=$!
 }

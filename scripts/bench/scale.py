@@ -18,6 +18,7 @@ Usage: scripts/bench/scale.py N [--topod target/release/topod]
 
 import argparse
 import json
+import ssl
 import os
 import shutil
 import signal
@@ -33,13 +34,17 @@ TOPOLOGIES = ["hyparview", "client_server", "pub_sub", "full_mesh"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+# The dev cluster's CA once it runs secure (its API is HTTPS).
+SSL = None
+
+
 def http(method, url, body=None, timeout=5.0):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method)
     if data is not None:
         req.add_header("content-type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=timeout, context=SSL) as r:
             return r.status, json.loads(r.read() or b"null")
     except urllib.error.HTTPError as e:
         try:
@@ -109,7 +114,13 @@ def main():
          "--api-base-port", str(args.base_port)],
         stdout=log, stderr=subprocess.STDOUT,
     )
-    api = [f"http://127.0.0.1:{args.base_port + i}" for i in range(n)]
+    global SSL
+    ca = os.path.join(data, "certs", "ca.pem")
+    deadline = time.monotonic() + 30
+    while not os.path.exists(ca) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    SSL = ssl.create_default_context(cafile=ca)
+    api = [f"https://127.0.0.1:{args.base_port + i}" for i in range(n)]
     result = {"nodes": n}
     try:
         t0 = time.monotonic()
