@@ -8,7 +8,9 @@
 //! 503 with the leader hint instead. The forwarded request carries what
 //! remains of the sender's deadline in
 //! [`DEADLINE_HEADER`](super::types::DEADLINE_HEADER), so the leader stops
-//! waiting when the follower does.
+//! waiting when the follower does. The client's `Authorization` header
+//! goes with it ([`Forwarder::with_authorization`]): the leader checks the
+//! token again.
 
 use std::time::Duration;
 
@@ -41,6 +43,8 @@ pub struct Forwarder {
     http: Client<HttpConnector, Full<Bytes>>,
     /// Value of [`FORWARDED_HEADER`]: this node's id, or `-` when unknown.
     marker: HeaderValue,
+    /// The client's `Authorization` header, relayed as is.
+    authorization: Option<HeaderValue>,
 }
 
 impl Default for Forwarder {
@@ -53,6 +57,7 @@ impl Default for Forwarder {
                 .pool_idle_timeout(Duration::from_secs(30))
                 .build(connector),
             marker: HeaderValue::from_static("-"),
+            authorization: None,
         }
     }
 }
@@ -63,6 +68,15 @@ impl Forwarder {
         Forwarder {
             marker: HeaderValue::from(id),
             ..Forwarder::default()
+        }
+    }
+
+    /// This forwarder, relaying `authorization` (the client's header) with
+    /// what it sends.
+    pub fn with_authorization(&self, authorization: Option<&HeaderValue>) -> Forwarder {
+        Forwarder {
+            authorization: authorization.cloned(),
+            ..self.clone()
         }
     }
 
@@ -96,6 +110,9 @@ impl Forwarder {
             .header(FORWARDED_HEADER, self.marker.clone());
         if let Some(ct) = content_type {
             builder = builder.header(header::CONTENT_TYPE, ct);
+        }
+        if let Some(auth) = &self.authorization {
+            builder = builder.header(header::AUTHORIZATION, auth);
         }
         if let Some(d) = deadline {
             builder = builder.header(DEADLINE_HEADER, d.as_millis().max(1).to_string());

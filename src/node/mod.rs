@@ -362,7 +362,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         proposer.clone(),
         raft.clone(),
         config.node_id,
-        log_versions,
+        log_versions.clone(),
         crate::control::report_batch::BatchSettings {
             window: std::time::Duration::from_millis(config.switch.report_batch_window_ms),
         },
@@ -428,6 +428,13 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
     let ctx = Arc::new(ApiContext {
         node_id: config.node_id,
         insecure: config.security.insecure,
+        // Transitional (until mutual TLS lets nodes call each other with
+        // a certificate): enforce tokens only where an initial admin
+        // token is configured. Becomes `!config.security.insecure`.
+        require_tokens: !config.security.insecure
+            && config.security.initial_admin_token_file.is_some(),
+        metrics_access: config.security.metrics,
+        log_versions: log_versions.clone(),
         node_uuid: addr.node_uuid.clone(),
         cluster_id: config.cluster_id.clone(),
         raft: raft.clone(),
