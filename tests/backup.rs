@@ -42,6 +42,7 @@ fn topoctl(endpoint: SocketAddr, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_topoctl"))
         .arg("--endpoints")
         .arg(endpoint.to_string())
+        .env("TOPOCTL_TOKEN", common::harness_token())
         .args(args)
         .stdin(Stdio::null())
         .output()

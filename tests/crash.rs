@@ -39,7 +39,7 @@ election_timeout_min_ms = 300
 election_timeout_max_ms = 600
 "#,
         data_dir.display()
-    )
+    ) + &common::procs::security_section(data_dir)
 }
 
 fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {

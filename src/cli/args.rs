@@ -29,6 +29,14 @@ pub struct Cli {
     /// Print the raw JSON answer instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The bearer token to send (else `TOPOCTL_TOKEN`, else
+    /// `DATA_DIR/admin.token`).
+    #[arg(long, global = true, env = "TOPOCTL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Where to look for `admin.token` when no token is given: the data
+    /// dir of `topod dev`.
+    #[arg(long, global = true, default_value = "./data")]
+    pub data_dir: std::path::PathBuf,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -88,6 +96,9 @@ pub enum Command {
     /// Backups of the replicated state (restore with `topod restore`).
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// The admin API's bearer tokens (needs an admin token).
+    #[command(subcommand)]
+    Token(super::token::TokenCommand),
 }
 
 /// `snapshot save FILE|show FILE`.

@@ -30,7 +30,9 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             format!("at most {MAX_ENDPOINTS} endpoints"),
         )));
     }
-    let client = ApiClient::new(cli.endpoints.clone(), Duration::from_millis(cli.timeout_ms));
+    let token = super::token::resolve(cli.token.as_deref(), &cli.data_dir)?;
+    let client = ApiClient::new(cli.endpoints.clone(), Duration::from_millis(cli.timeout_ms))
+        .with_token(token);
     let json = cli.json;
     match cli.command {
         Command::Status => status(&client, json, out).await,
@@ -71,6 +73,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Faults(cmd) => faults(&client, &cmd, json, out).await,
         Command::Rules(cmd) => rules(&client, &cmd, json, out).await,
         Command::Snapshot(cmd) => super::snapshot::snapshot(client, &cmd, json, out).await,
+        Command::Token(cmd) => super::token::token(&client, &cmd, json, out).await,
     }
 }
 

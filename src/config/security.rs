@@ -65,6 +65,13 @@ pub struct SecurityConfig {
     /// Warn this many days before a certificate expires. 1..=3650. Default
     /// 30.
     pub expiry_warning_days: u64,
+    /// TRANSITIONAL (issue 12, until nodes authenticate each other with
+    /// certificates): `false` turns the admin API's token checks off on a
+    /// node that would otherwise enforce them, for multi-node clusters
+    /// (`topod dev`, test harnesses) whose nodes call each other's API.
+    /// Default true. Tokens are enforced when `insecure` is false, an
+    /// `initial_admin_token_file` is set and this is true.
+    pub enforce_tokens: bool,
 }
 
 impl Default for SecurityConfig {
@@ -80,11 +87,20 @@ impl Default for SecurityConfig {
             metrics: MetricsAccess::Open,
             initial_admin_token_file: None,
             expiry_warning_days: 30,
+            enforce_tokens: true,
         }
     }
 }
 
 impl SecurityConfig {
+    /// Whether the admin API asks for bearer tokens. Transitional rule
+    /// (issue 12): until mutual TLS gives nodes a certificate to call each
+    /// other with, only where an initial admin token is configured and
+    /// `enforce_tokens` is on; then `!insecure`.
+    pub fn require_tokens(&self) -> bool {
+        !self.insecure && self.initial_admin_token_file.is_some() && self.enforce_tokens
+    }
+
     /// Plain operation, for tests of the unauthenticated mode.
     pub fn insecure() -> Self {
         SecurityConfig {

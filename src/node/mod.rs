@@ -79,6 +79,8 @@ pub enum NodeError {
     Incarnation(#[from] crate::executor::incarnation::IncarnationError),
     #[error("could not join the cluster through {targets:?}")]
     JoinFailed { targets: Vec<String> },
+    #[error("{0}")]
+    TokenFile(#[from] crate::security::token::TokenFileError),
 }
 
 /// A started node. Dropping it does not stop it: call [`Node::shutdown`].
@@ -250,6 +252,13 @@ pub async fn start_node_with_overlays(config: NodeConfig) -> Result<Node, NodeEr
 
 async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeError> {
     config.validate()?;
+    let initial_token = match &config.security.initial_admin_token_file {
+        Some(path) => Some(crate::security::token::read_token_file(
+            "security.initial_admin_token_file",
+            path,
+        )?),
+        None => None,
+    };
     std::fs::create_dir_all(&config.data_dir).map_err(|e| StoreError::Open {
         path: config.data_dir.clone(),
         source: sled::Error::Io(e),
@@ -429,10 +438,9 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         node_id: config.node_id,
         insecure: config.security.insecure,
         // Transitional (until mutual TLS lets nodes call each other with
-        // a certificate): enforce tokens only where an initial admin
-        // token is configured. Becomes `!config.security.insecure`.
-        require_tokens: !config.security.insecure
-            && config.security.initial_admin_token_file.is_some(),
+        // a certificate): see `SecurityConfig::require_tokens`. Becomes
+        // `!config.security.insecure`.
+        require_tokens: config.security.require_tokens(),
         metrics_access: config.security.metrics,
         log_versions: log_versions.clone(),
         node_uuid: addr.node_uuid.clone(),
@@ -505,6 +513,11 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
             config.switch.clone(),
             config.rules.clone(),
             config.overlay.clone(),
+            setup::Extras {
+                initial_token,
+                log_versions: log_versions.clone(),
+                me: config.node_id,
+            },
             cancel.clone(),
         ));
     }

@@ -46,6 +46,9 @@ pub mod procs;
 
 #[path = "../support/poll.rs"]
 mod poll;
+#[path = "../support/token.rs"]
+mod token;
+pub use token::{give_token, harness_token};
 
 /// Logs to the test's captured output; `TEST_LOG` sets the filter.
 pub fn init_tracing() {
@@ -161,8 +164,28 @@ pub async fn request(
     request_with(addr, method, path, &headers, body).await
 }
 
-/// Sends one request with extra `headers`.
+/// Sends one request with extra `headers`, and the harness token unless
+/// `headers` has an `authorization`.
 pub async fn request_with(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Result<Resp, String> {
+    let has_auth = headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("authorization"));
+    let bearer = format!("Bearer {}", harness_token());
+    let mut all: Vec<(&str, &str)> = headers.to_vec();
+    if !has_auth {
+        all.push(("authorization", &bearer));
+    }
+    request_exact(addr, method, path, &all, body).await
+}
+
+/// Sends one request with exactly `headers` (no harness token).
+pub async fn request_exact(
     addr: SocketAddr,
     method: Method,
     path: &str,
@@ -350,6 +373,7 @@ pub fn node_config(
         advertise: Default::default(),
         security: Default::default(),
     };
+    give_token(&mut config);
     if bootstrap {
         set_own_voter_entry(&mut config);
     }

@@ -77,7 +77,24 @@ pub fn config_text(
     }
     let join: Vec<String> = join.iter().map(|a| format!("\"{a}\"")).collect();
     t += &format!("join = [{}]\n", join.join(", "));
-    t + RAFT
+    t + RAFT + &security_section(data_dir)
+}
+
+/// `[security]` of every process node: the harness token as the initial
+/// admin token (a file beside the data dir), enforced only with
+/// `TOPOD_TEST_ENFORCE_TOKENS=1` while nodes cannot yet authenticate each
+/// other (`security.enforce_tokens`, transitional).
+pub fn security_section(data_dir: &Path) -> String {
+    let file = data_dir.with_extension("admin-token");
+    if let Some(parent) = file.parent() {
+        std::fs::create_dir_all(parent).expect("token file dir");
+    }
+    std::fs::write(&file, format!("{}\n", super::harness_token())).expect("token file");
+    let enforce = std::env::var("TOPOD_TEST_ENFORCE_TOKENS").as_deref() == Ok("1");
+    format!(
+        "[security]\ninitial_admin_token_file = \"{}\"\nenforce_tokens = {enforce}\n",
+        file.display()
+    )
 }
 
 /// Starts `topod ARGS`, stderr to `stderr_path` (appended), with no
