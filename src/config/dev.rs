@@ -39,6 +39,8 @@ const DEV_OWNED_KEYS: &[&str] = &[
     "initial_voters",
     "join",
 ];
+/// The admin token file of a dev cluster, in its data dir.
+pub const DEV_TOKEN_FILE: &str = "admin.token";
 /// Cluster id of generated dev clusters.
 pub const DEV_CLUSTER_ID: &str = "dev";
 
@@ -116,7 +118,15 @@ impl NodeConfig {
             transport: Default::default(),
             executor: Default::default(),
             advertise: Default::default(),
-            security: Default::default(),
+            // The admin token `topod dev` writes on its first start, which
+            // `topoctl` finds there by itself (`--data-dir`, default
+            // `./data`). Transitional: not enforced until nodes call each
+            // other with certificates (`security.enforce_tokens`).
+            security: super::SecurityConfig {
+                initial_admin_token_file: Some(data_dir.join(DEV_TOKEN_FILE)),
+                enforce_tokens: false,
+                ..Default::default()
+            },
         };
         config.with_cluster_size(DEV_VOTERS.max(node_id))
     }

@@ -294,6 +294,8 @@ pub struct Options {
     pub rules: topod::config::RulesConfig,
     /// `switch.initial_topology`.
     pub initial_topology: InitialTopology,
+    /// Last changes to every node's config (e.g. its `[security]`).
+    pub tweak: Option<fn(&mut NodeConfig)>,
 }
 
 impl Default for Options {
@@ -303,6 +305,7 @@ impl Default for Options {
             request_timeout_ms: 5_000,
             rules: Default::default(),
             initial_topology: SwitchConfig::default().initial_topology,
+            tweak: None,
         }
     }
 }
@@ -374,6 +377,9 @@ pub fn node_config(
         security: Default::default(),
     };
     give_token(&mut config);
+    if let Some(tweak) = opts.tweak {
+        tweak(&mut config);
+    }
     if bootstrap {
         set_own_voter_entry(&mut config);
     }
