@@ -34,4 +34,7 @@ done
 grep -q "cluster ready" "$OUT" || { cat "$OUT" >&2; echo "cluster not ready in 60 s" >&2; exit 1; }
 
 export TOPOD_UI_URL="http://127.0.0.1:$BASE"
+# The admin token `topod dev` wrote on its first start.
+TOPOD_UI_TOKEN=$(head -n1 "$DATA/cluster/admin.token")
+export TOPOD_UI_TOKEN
 python3 -m unittest -v tests/ui/test_ui.py
