@@ -79,7 +79,7 @@ pub enum NodeError {
     Incarnation(#[from] crate::executor::incarnation::IncarnationError),
     #[error("could not join the cluster through {targets:?}")]
     JoinFailed { targets: Vec<String> },
-    #[error("{0}")]
+    #[error(transparent)]
     TokenFile(#[from] crate::security::token::TokenFileError),
 }
 
@@ -259,6 +259,16 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         )?),
         None => None,
     };
+    if config.security.require_tokens() {
+        tracing::info!("admin API: bearer tokens enforced");
+    } else if !config.security.insecure {
+        tracing::warn!(
+            token_file = config.security.initial_admin_token_file.is_some(),
+            enforce_tokens = config.security.enforce_tokens,
+            "admin API: bearer tokens NOT enforced (transitional: needs \
+             security.initial_admin_token_file and security.enforce_tokens)"
+        );
+    }
     std::fs::create_dir_all(&config.data_dir).map_err(|e| StoreError::Open {
         path: config.data_dir.clone(),
         source: sled::Error::Io(e),

@@ -24,12 +24,17 @@ pub fn generate() -> String {
 /// Why a token file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenFileError {
-    #[error("{key}: cannot read {path}: {source}")]
+    #[error("{key}: cannot read {path}: {error}")]
     Unreadable {
         key: &'static str,
         path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
+    },
+    #[error("{key}: cannot write {path}: {error}")]
+    Unwritable {
+        key: &'static str,
+        path: std::path::PathBuf,
+        error: std::io::Error,
     },
     #[error("{key}: {path} is empty (it must hold one token on its first line)")]
     Empty {
@@ -55,10 +60,10 @@ pub fn read_token_file(
     key: &'static str,
     path: &std::path::Path,
 ) -> Result<String, TokenFileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TokenFileError::Unreadable {
+    let text = std::fs::read_to_string(path).map_err(|error| TokenFileError::Unreadable {
         key,
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let token = text.lines().next().unwrap_or("").trim();
     if token.is_empty() {
@@ -84,12 +89,10 @@ pub fn ensure_token_file(path: &std::path::Path) -> Result<String, TokenFileErro
     const KEY: &str = "admin token file";
     if !path.exists() {
         let token = generate();
-        write_private(path, &format!("{token}\n")).map_err(|source| {
-            TokenFileError::Unreadable {
-                key: KEY,
-                path: path.to_path_buf(),
-                source,
-            }
+        write_private(path, &format!("{token}\n")).map_err(|error| TokenFileError::Unwritable {
+            key: KEY,
+            path: path.to_path_buf(),
+            error,
         })?;
     }
     read_token_file(KEY, path)
