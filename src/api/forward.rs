@@ -177,3 +177,58 @@ impl Forwarder {
         Ok((status, bytes))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server on port 0 that answers each request with its
+    /// `Authorization` header (or `-`) as the body.
+    async fn echo_authorization() -> std::net::SocketAddr {
+        use axum::routing::get;
+        let app = axum::Router::new().route(
+            "/echo",
+            get(|headers: axum::http::HeaderMap| async move {
+                headers
+                    .get(header::AUTHORIZATION)
+                    .map_or("-".to_string(), |v| v.to_str().unwrap_or("?").to_string())
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+
+    async fn body_of(f: &Forwarder, addr: std::net::SocketAddr) -> String {
+        let resp = f
+            .send(
+                &addr.to_string(),
+                Method::GET,
+                "/echo",
+                None,
+                Bytes::new(),
+                Duration::from_secs(5),
+                None,
+            )
+            .await
+            .unwrap();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_clients_authorization_goes_with_the_forwarded_request() {
+        let addr = echo_authorization().await;
+        let f = Forwarder::of_node(2);
+        assert_eq!(body_of(&f, addr).await, "-", "none unless given");
+        let auth = HeaderValue::from_static("Bearer topod_x");
+        let relayed = f.with_authorization(Some(&auth));
+        assert_eq!(body_of(&relayed, addr).await, "Bearer topod_x");
+        assert_eq!(
+            body_of(&f, addr).await,
+            "-",
+            "the node's own forwarder is unchanged"
+        );
+    }
+}
