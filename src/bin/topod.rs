@@ -89,17 +89,17 @@ enum Cmd {
         cmd: topod::cli::token::TokenCommand,
         /// API address of any node (`host:port`); default node 1 of
         /// `topod dev`.
-        #[arg(long, default_value = "127.0.0.1:7101")]
+        #[arg(long, global = true, default_value = "127.0.0.1:7101")]
         api: topod::cli::Endpoint,
         /// The admin token to authenticate with (else `TOPOCTL_TOKEN`,
         /// else `DATA_DIR/admin.token`).
-        #[arg(long, env = "TOPOCTL_TOKEN", hide_env_values = true)]
+        #[arg(long, global = true, env = "TOPOCTL_TOKEN", hide_env_values = true)]
         token: Option<String>,
         /// Where to look for `admin.token`: the data dir of `topod dev`.
-        #[arg(long, default_value = "./data")]
+        #[arg(long, global = true, default_value = "./data")]
         data_dir: PathBuf,
         /// Print the raw JSON answer.
-        #[arg(long)]
+        #[arg(long, global = true)]
         json: bool,
     },
     /// One node of `topod dev` (started by it).
