@@ -10,6 +10,7 @@
 //! api_tls = true                  # TLS on the admin API too (default)
 //! metrics = "open"                # or "read": /metrics needs a read token
 //! initial_admin_token_file = "certs/admin.token"
+//! enforce_tokens = true           # transitional, see the field
 //! ```
 
 use std::path::PathBuf;
