@@ -59,10 +59,12 @@ class AdminUi(unittest.TestCase):
     def setUpClass(cls):
         os.makedirs(ARTIFACTS, exist_ok=True)
         cls.d = make_driver()
-        cls.d.get(URL + "/ui/")
-        # The page keeps its token in sessionStorage: set it, then load the
-        # page again so that its first calls carry it.
+        # The page keeps its token in sessionStorage (per origin and tab):
+        # set it on a static asset of the origin first, so that the page's
+        # very first API calls carry it.
+        cls.d.get(URL + "/ui/features.json")
         cls.d.execute_script("sessionStorage.setItem('topod.token', arguments[0])", TOKEN)
+        cls.d.get_log("browser")
         cls.d.get(URL + "/ui/")
 
     @classmethod
