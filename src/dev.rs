@@ -49,6 +49,8 @@ pub enum DevError {
     NotReady(Duration),
     #[error("dev certificates: {0}")]
     Certs(String),
+    #[error("admin token: {0}")]
+    Token(#[from] crate::security::token::TokenFileError),
 }
 
 /// A running child node.
@@ -242,6 +244,21 @@ fn dev_certificates(
         .map_err(DevError::Certs)
 }
 
+/// The dev cluster's admin token: created (random, mode 0600) on the
+/// first start in the file the nodes' `security.initial_admin_token_file`
+/// names, kept on later starts. `None` when the nodes have none (a
+/// `--config` that unset it).
+fn dev_token(configs: &[NodeConfig]) -> Result<Option<(String, PathBuf)>, DevError> {
+    let Some(path) = configs
+        .first()
+        .and_then(|c| c.security.initial_admin_token_file.clone())
+    else {
+        return Ok(None);
+    };
+    let token = crate::security::token::ensure_token_file(&path)?;
+    Ok(Some((token, path)))
+}
+
 /// Runs a dev cluster until Ctrl-C or SIGTERM.
 pub async fn run_dev(spec: &DevSpec) -> Result<(), DevError> {
     let configs = dev_configs(spec)?;
@@ -249,6 +266,7 @@ pub async fn run_dev(spec: &DevSpec) -> Result<(), DevError> {
     std::fs::create_dir_all(data_dir).map_err(io(format!("creating {}", data_dir.display())))?;
     let roots = dev_certificates(spec, &configs)?;
     let scheme = if roots.is_some() { "https" } else { "http" };
+    let token = dev_token(&configs)?;
     let exe = std::env::current_exe().map_err(io("locating the topod binary"))?;
     let mut children = Vec::new();
     for c in &configs {
@@ -264,6 +282,13 @@ pub async fn run_dev(spec: &DevSpec) -> Result<(), DevError> {
         "topod dev: {nodes} node(s), data under {}",
         data_dir.display()
     );
+    if let Some((token, path)) = &token {
+        println!("  admin token: {token}");
+        println!(
+            "  topoctl finds it in {} (or set TOPOCTL_TOKEN)",
+            path.display()
+        );
+    }
     // Past a screenful, the voters and the last node stand for the rest.
     let shown: Vec<&NodeConfig> = if configs.len() > 12 {
         let mut v: Vec<&NodeConfig> = configs.iter().take(4).collect();

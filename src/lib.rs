@@ -9,7 +9,8 @@
 //! # Layout
 //!
 //! - [`model`] — topologies, overlay configs, log commands and typed
-//!   rejections, the replicated [`model::TopologyState`] and its pure apply.
+//!   rejections, the replicated [`model::TopologyState`] and its pure apply
+//!   (including the admin API's token hashes).
 //! - [`overlay`] — overlay protocols as sans-IO state machines, and
 //!   [`overlay::any::AnyOverlay`] holding whichever is current.
 //! - [`sim`] — discrete-event simulator of thousands of overlay nodes
@@ -29,11 +30,13 @@
 //!   coordinator, executor interface and driver; pre-vote and readiness.
 //! - [`api`] — HTTP admin API: JSON types, routes, forwarding to the leader;
 //!   this node's data-plane stats and summary, fault rules, per-node
-//!   metrics (no per-peer labels); policy, optimize, monitor views, events.
+//!   metrics (no per-peer labels); policy, optimize, monitor views, events;
+//!   bearer tokens with roles (`api::auth`, `/v1/tokens`).
 //! - [`ui`] — the admin web page served at `/ui/` (embedded HTML, CSS, JS).
 //! - [`config`] — node configuration (TOML + environment) and validation.
 //! - [`security`] — who a request or connection comes from: node
-//!   certificates (mutual TLS) and the peer identity listeners attach.
+//!   certificates (mutual TLS) and the peer identity listeners attach;
+//!   token secrets and token files.
 //! - [`node`] — [`node::start_node`]: wires a node together.
 //! - [`cli`] — `topoctl`'s client and commands.
 //! - [`dev`] — `topod dev`, a local cluster of child processes.

@@ -44,6 +44,7 @@ fn topoctl(endpoint: SocketAddr, args: &[&str]) -> (bool, String, String) {
         .arg(endpoint.to_string())
         .arg("--ca-cert")
         .arg(common::tls::ca_file())
+        .env("TOPOCTL_TOKEN", common::harness_token())
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -128,8 +129,8 @@ async fn a_snapshot_saved_from_a_follower_restores_into_a_new_single_node_cluste
     let text = std::fs::read_to_string(&config).expect("config");
     let unused = cluster.dir.path().join("unused-by-restore");
     let text = text.replace(
-        &unused.display().to_string(),
-        &data_dir.display().to_string(),
+        &format!("data_dir = \"{}\"", unused.display()),
+        &format!("data_dir = \"{}\"", data_dir.display()),
     );
     std::fs::write(&config, text).expect("config");
     let mut node = ProcNode {

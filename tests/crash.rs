@@ -37,9 +37,10 @@ initial_voters = [{{ id = 1, api_addr = "127.0.0.1:0", raft_addr = "127.0.0.1:0"
 heartbeat_ms = 50
 election_timeout_min_ms = 300
 election_timeout_max_ms = 600
-{}"#,
+{}{}"#,
         data_dir.display(),
-        common::tls::security_toml(cluster_id, 1, data_dir.parent().unwrap_or(data_dir))
+        common::tls::security_toml(cluster_id, 1, data_dir.parent().unwrap_or(data_dir)),
+        common::procs::token_line(data_dir)
     )
 }
 

@@ -62,6 +62,10 @@ async fn raw(
         .method(method)
         .uri(format!("{}{path}", dataplane_common::tls::base(addr)))
         .header("content-type", ct)
+        .header(
+            "authorization",
+            format!("Bearer {}", dataplane_common::harness_token()),
+        )
         .body(Full::new(Bytes::from(body)))
         .expect("request");
     let resp = tokio::time::timeout(DEADLINE, client.request(req))

@@ -19,7 +19,6 @@ use bytes::Bytes;
 use futures::StreamExt;
 use http_body_util::BodyExt;
 
-use super::context::ApiContext;
 use super::routes::Ctx;
 use super::types::{
     ClusterLinks, ErrorBody, MemberLinks, MembersView, NodeStats, CLUSTER_LINKS_CONCURRENCY,
@@ -30,19 +29,26 @@ use super::types::{
 type Fetched = (bool, Result<NodeStats, String>);
 
 /// `GET /v1/cluster/links`.
-pub(super) async fn cluster_links(State(ctx): Ctx) -> Response<Body> {
+pub(super) async fn cluster_links(
+    State(ctx): Ctx,
+    headers: axum::http::HeaderMap,
+) -> Response<Body> {
+    // Each member checks the caller's token itself.
+    let forwarder = ctx
+        .forwarder
+        .with_authorization(headers.get(axum::http::header::AUTHORIZATION));
+    let forwarder = &forwarder;
     let m = ctx.metrics();
     let members = MembersView::from(m.membership_config.membership()).members;
-    let ctx_ref = &ctx;
     let mut gathered: Vec<MemberLinks> = futures::stream::iter(members)
         .map(|member| async move {
-            let base = ctx_ref.forwarder.base_of(&crate::control::types::NodeAddr {
+            let base = forwarder.base_of(&crate::control::types::NodeAddr {
                 api_addr: member.api_addr.clone(),
                 raft_addr: member.raft_addr.clone(),
                 peer_addr: member.peer_addr.clone(),
                 node_uuid: member.node_uuid.clone(),
             });
-            let (reachable, stats) = fetch(ctx_ref, member.id, &base).await;
+            let (reachable, stats) = fetch(forwarder, member.id, &base).await;
             let (stats, error) = match stats {
                 Ok(s) => (Some(s), None),
                 Err(e) => (None, Some(e)),
@@ -68,10 +74,13 @@ pub(super) async fn cluster_links(State(ctx): Ctx) -> Response<Body> {
     ctx.json(StatusCode::OK, &answer)
 }
 
-async fn fetch(ctx: &ApiContext, id: crate::model::NodeId, addr: &str) -> Fetched {
+async fn fetch(
+    forwarder: &super::forward::Forwarder,
+    id: crate::model::NodeId,
+    addr: &str,
+) -> Fetched {
     let timeout = Duration::from_millis(CLUSTER_LINKS_TIMEOUT_MS);
-    let sent = ctx
-        .forwarder
+    let sent = forwarder
         .send(
             addr,
             Method::GET,

@@ -35,6 +35,16 @@ pub struct ApiContext {
     pub tls: Option<Arc<crate::security::TlsContext>>,
     /// `security.expiry_warning_days`.
     pub expiry_warning: Duration,
+    /// Whether the admin API asks for bearer tokens (`api::auth`).
+    /// Transitional rule until mutual TLS lands: `!insecure` and
+    /// `security.initial_admin_token_file` set (without node certificates,
+    /// nodes could not call each other's API with tokens enforced).
+    pub require_tokens: bool,
+    /// `security.metrics`: whether `/metrics` needs a `read` token.
+    pub metrics_access: crate::config::MetricsAccess,
+    /// The log envelope each peer reads: token commands (`V5`) are
+    /// written only when every member reads them.
+    pub log_versions: crate::control::log_versions::LogVersions,
     /// This node's UUID (created with its data dir).
     pub node_uuid: String,
     pub cluster_id: String,

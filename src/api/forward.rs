@@ -11,7 +11,9 @@
 //! 503 with the leader hint instead. The forwarded request carries what
 //! remains of the sender's deadline in
 //! [`DEADLINE_HEADER`](super::types::DEADLINE_HEADER), so the leader stops
-//! waiting when the follower does.
+//! waiting when the follower does. The client's `Authorization` header
+//! goes with it ([`Forwarder::with_authorization`]): the leader checks the
+//! token again.
 
 use std::time::Duration;
 
@@ -47,6 +49,8 @@ pub struct Forwarder {
     peer: PeerHttp,
     /// Value of [`FORWARDED_HEADER`]: this node's id, or `-` when unknown.
     marker: HeaderValue,
+    /// The client's `Authorization` header, relayed as is.
+    authorization: Option<HeaderValue>,
 }
 
 impl Default for Forwarder {
@@ -63,6 +67,7 @@ impl Forwarder {
             http: peer.client(Duration::from_secs(2), Duration::from_secs(30), 32),
             peer,
             marker: id.map_or(HeaderValue::from_static("-"), HeaderValue::from),
+            authorization: None,
         }
     }
 
@@ -79,6 +84,15 @@ impl Forwarder {
     /// `scheme://addr` for an address given as `host:port`.
     pub fn base(&self, addr: &str) -> String {
         self.peer.base(addr)
+    }
+
+    /// This forwarder, relaying `authorization` (the client's header) with
+    /// what it sends.
+    pub fn with_authorization(&self, authorization: Option<&HeaderValue>) -> Forwarder {
+        Forwarder {
+            authorization: authorization.cloned(),
+            ..self.clone()
+        }
     }
 
     /// The node that forwarded `headers`' request, if it says.
@@ -112,6 +126,9 @@ impl Forwarder {
             .header(FORWARDED_HEADER, self.marker.clone());
         if let Some(ct) = content_type {
             builder = builder.header(header::CONTENT_TYPE, ct);
+        }
+        if let Some(auth) = &self.authorization {
+            builder = builder.header(header::AUTHORIZATION, auth);
         }
         if let Some(d) = deadline {
             builder = builder.header(DEADLINE_HEADER, d.as_millis().max(1).to_string());
@@ -174,5 +191,60 @@ impl Forwarder {
             })?
             .to_bytes();
         Ok((status, bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server on port 0 that answers each request with its
+    /// `Authorization` header (or `-`) as the body.
+    async fn echo_authorization() -> std::net::SocketAddr {
+        use axum::routing::get;
+        let app = axum::Router::new().route(
+            "/echo",
+            get(|headers: axum::http::HeaderMap| async move {
+                headers
+                    .get(header::AUTHORIZATION)
+                    .map_or("-".to_string(), |v| v.to_str().unwrap_or("?").to_string())
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+
+    async fn body_of(f: &Forwarder, addr: std::net::SocketAddr) -> String {
+        let resp = f
+            .send(
+                &addr.to_string(),
+                Method::GET,
+                "/echo",
+                None,
+                Bytes::new(),
+                Duration::from_secs(5),
+                None,
+            )
+            .await
+            .unwrap();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_clients_authorization_goes_with_the_forwarded_request() {
+        let addr = echo_authorization().await;
+        let f = Forwarder::of_node(2);
+        assert_eq!(body_of(&f, addr).await, "-", "none unless given");
+        let auth = HeaderValue::from_static("Bearer topod_x");
+        let relayed = f.with_authorization(Some(&auth));
+        assert_eq!(body_of(&relayed, addr).await, "Bearer topod_x");
+        assert_eq!(
+            body_of(&f, addr).await,
+            "-",
+            "the node's own forwarder is unchanged"
+        );
     }
 }

@@ -16,8 +16,11 @@
 //! [`cluster_links`] gathers every member's stats for the admin UI
 //! ([`crate::ui`], served at `/ui/` by the same router). [`backup`] serves
 //! `GET /v1/cluster/snapshot`, a backup file of the applied state.
+//! [`auth`] decides who may call which route (bearer tokens with roles,
+//! cluster nodes by certificate) and [`tokens`] serves `/v1/tokens`.
 
 pub mod app_metrics;
+pub mod auth;
 pub mod backup;
 pub mod chaos;
 pub mod cluster_links;
@@ -31,4 +34,5 @@ pub mod membership;
 pub mod monitor;
 pub mod optimize;
 pub mod routes;
+pub mod tokens;
 pub mod types;

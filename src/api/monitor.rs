@@ -58,6 +58,7 @@ pub(super) async fn monitor(State(ctx): Ctx, req: Request) -> Response<Body> {
     };
     let sent = ctx
         .forwarder
+        .with_authorization(req.headers().get(axum::http::header::AUTHORIZATION))
         .send(
             &addr,
             Method::GET,
@@ -81,6 +82,7 @@ pub(super) async fn monitor(State(ctx): Ctx, req: Request) -> Response<Body> {
 /// answered).
 pub(super) async fn last_metrics(
     ctx: &ApiContext,
+    authorization: Option<&axum::http::HeaderValue>,
 ) -> Option<(ClusterMetrics, crate::model::AppAggregates)> {
     if ctx.proposer.is_leader() {
         return ctx
@@ -92,6 +94,7 @@ pub(super) async fn last_metrics(
     let fetched = async {
         let resp = ctx
             .forwarder
+            .with_authorization(authorization)
             .send(
                 &addr,
                 Method::GET,

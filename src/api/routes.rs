@@ -76,9 +76,21 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/v1/node/broadcast", post(super::chaos::broadcast))
         .route("/v1/node/deliveries", get(super::chaos::deliveries))
         .route("/metrics", get(metrics))
+        .route(
+            "/v1/tokens",
+            get(super::tokens::list).post(super::tokens::create),
+        )
+        .route(
+            "/v1/tokens/{name}",
+            axum::routing::delete(super::tokens::revoke),
+        )
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .merge(crate::ui::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            super::auth::layer,
+        ))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(ctx)
@@ -106,7 +118,7 @@ async fn method_not_allowed(State(ctx): Ctx, req: Request) -> Response<Body> {
 
 // ---- reads ----
 
-async fn topology(State(ctx): Ctx) -> Response<Body> {
+async fn topology(State(ctx): Ctx, headers: axum::http::HeaderMap) -> Response<Body> {
     let applied = ctx.applied.borrow().clone();
     let leader = ctx.leader().map(|(id, _)| id);
     let links = ctx
@@ -114,7 +126,7 @@ async fn topology(State(ctx): Ctx) -> Response<Body> {
         .as_ref()
         .and_then(|h| h.status().current.as_ref().map(|c| c.links.clone()))
         .unwrap_or_default();
-    let metrics = super::monitor::last_metrics(&ctx).await;
+    let metrics = super::monitor::last_metrics(&ctx, headers.get(header::AUTHORIZATION)).await;
     let info = TopologyInfo::new(&applied.state, applied.members().len(), leader)
         .with_links(links)
         .with_metrics(metrics);
@@ -531,6 +543,7 @@ async fn forward(
         .max(std::time::Duration::from_millis(1));
     match ctx
         .forwarder
+        .with_authorization(parts.headers.get(header::AUTHORIZATION))
         .send(
             &addr,
             parts.method.clone(),
@@ -567,7 +580,9 @@ pub(super) fn rejected(ctx: &ApiContext, r: &Rejection) -> Response<Body> {
     let status = match r {
         Rejection::InvalidConfig { .. }
         | Rejection::InvalidPolicy { .. }
+        | Rejection::InvalidToken { .. }
         | Rejection::UnknownTopology { .. } => StatusCode::BAD_REQUEST,
+        Rejection::UnknownToken { .. } => StatusCode::NOT_FOUND,
         _ => StatusCode::CONFLICT,
     };
     ctx.error(status, r.into())
@@ -698,11 +713,27 @@ async fn report(State(ctx): Ctx, Path(id): Path<String>, req: Request) -> Respon
         Ok(id) => id,
         Err(r) => return r,
     };
-    write(ctx, req, true, move |ctx, body| async move {
-        let r: ReportRequest = match parse_json(&ctx, &body) {
-            Ok(r) => r,
-            Err(r) => return Written::Done(r),
-        };
+    // Checked here, on the node the reporter called (a follower forwards
+    // without running the write), before anything is forwarded.
+    let peer = req.extensions().get::<crate::security::PeerNode>().copied();
+    let relayed_by = Forwarder::origin(req.headers());
+    let (parts, bytes) = match read_body(&ctx, req, true).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let r: ReportRequest = match parse_json(&ctx, &bytes) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    if !super::auth::report_allowed(peer, relayed_by, r.node) {
+        let d = super::auth::Denied::Forbidden(format!(
+            "a node reports phases only for itself: this report names node {}",
+            r.node
+        ));
+        return super::auth::denied(&ctx, &d);
+    }
+    let req = Request::from_parts(parts, Body::from(bytes));
+    write(ctx, req, true, move |ctx, _body| async move {
         let report = PhaseReport {
             id,
             node: r.node,

@@ -86,6 +86,27 @@ enum Cmd {
         #[command(subcommand)]
         cmd: CertsCmd,
     },
+    /// The admin API's bearer tokens, through a node's API (needs an admin
+    /// token): `topod token create --role operator --name ci` prints the
+    /// new token once; `list` and `revoke NAME` as in `topoctl token`.
+    Token {
+        #[command(subcommand)]
+        cmd: topod::cli::token::TokenCommand,
+        /// API address of any node (`host:port`); default node 1 of
+        /// `topod dev`.
+        #[arg(long, global = true, default_value = "127.0.0.1:7101")]
+        api: topod::cli::Endpoint,
+        /// The admin token to authenticate with (else `TOPOCTL_TOKEN`,
+        /// else `DATA_DIR/admin.token`).
+        #[arg(long, global = true, env = "TOPOCTL_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Where to look for `admin.token`: the data dir of `topod dev`.
+        #[arg(long, global = true, default_value = "./data")]
+        data_dir: PathBuf,
+        /// Print the raw JSON answer.
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// One node of `topod dev` (started by it).
     #[command(hide = true)]
     DevNode {
@@ -253,7 +274,8 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             let state = &r.backup.applied.state;
             println!(
                 "restored {} into {}: cluster {} (from {}), node {} the only voter, index {} term {}, \
-                 topology {}, epoch {}, {} transition(s) in the history; start it with `topod run`",
+                 topology {}, epoch {}, {} transition(s) in the history, {} token(s); start it \
+                 with `topod run`",
                 file.display(),
                 data_dir.display(),
                 config.cluster_id,
@@ -263,11 +285,32 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
                 r.seeded.term,
                 state.topology.as_str(),
                 state.epoch,
-                state.history.len()
+                state.history.len(),
+                state.tokens.records.len()
             );
             Ok(())
         }
         Some(Cmd::Certs { cmd }) => certs(cmd),
+        Some(Cmd::Token {
+            cmd,
+            api,
+            token,
+            data_dir,
+            json,
+        }) => {
+            let cli = topod::cli::Cli {
+                endpoints: vec![api],
+                timeout_ms: 10_000,
+                json,
+                token,
+                data_dir,
+                ca_cert: None,
+                command: topod::cli::Command::Token(cmd),
+            };
+            let mut stdout = std::io::stdout().lock();
+            topod::cli::run(cli, &mut stdout).await?;
+            Ok(())
+        }
         Some(Cmd::DevNode {
             id,
             nodes,

@@ -29,9 +29,14 @@ pub struct Cli {
     /// Print the raw JSON answer instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
-    /// A dev cluster's data dir: topoctl finds the cluster CA
-    /// (`certs/ca.pem`) there when `--ca-cert` is not given.
-    #[arg(long, global = true, env = "TOPOCTL_DATA_DIR", default_value = "data")]
+    /// The bearer token to send (else `TOPOCTL_TOKEN`, else
+    /// `DATA_DIR/admin.token`).
+    #[arg(long, global = true, env = "TOPOCTL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A dev cluster's data dir (default `./data`): topoctl finds the admin
+    /// token (`admin.token`) and the cluster CA (`certs/ca.pem`) there when
+    /// `--token` and `--ca-cert` are not given.
+    #[arg(long, global = true, env = "TOPOCTL_DATA_DIR", default_value = "./data")]
     pub data_dir: std::path::PathBuf,
     /// The cluster CA's certificate (PEM): endpoints without a scheme are
     /// then called over HTTPS and the nodes' certificates checked against
@@ -97,6 +102,9 @@ pub enum Command {
     /// Backups of the replicated state (restore with `topod restore`).
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// The admin API's bearer tokens (needs an admin token).
+    #[command(subcommand)]
+    Token(super::token::TokenCommand),
 }
 
 /// `snapshot save FILE|show FILE`.

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE, USER_AGENT};
+use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use serde::de::DeserializeOwned;
@@ -61,6 +61,8 @@ pub struct ApiClient {
     max_body: usize,
     /// Index of the endpoint that answered last.
     preferred: AtomicUsize,
+    /// `Authorization: Bearer ...`, sent with every request when set.
+    authorization: Option<HeaderValue>,
 }
 
 impl ApiClient {
@@ -86,7 +88,28 @@ impl ApiClient {
             timeout,
             max_body: MAX_RESPONSE_BYTES,
             preferred: AtomicUsize::new(0),
+            authorization: None,
         }
+    }
+
+    /// Sends `token` as a bearer token with every request (`None`: none).
+    /// A token that cannot be a header value is dropped with a warning on
+    /// stderr (the server then answers 401).
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.authorization = token.and_then(|t| {
+            let value = HeaderValue::from_str(&format!("Bearer {t}"));
+            match value {
+                Ok(mut v) => {
+                    v.set_sensitive(true);
+                    Some(v)
+                }
+                Err(_) => {
+                    eprintln!("warning: the token has characters a header cannot carry; not sent");
+                    None
+                }
+            }
+        });
+        self
     }
 
     /// Changes the response size limit.
@@ -226,7 +249,12 @@ impl ApiClient {
             let req = Request::builder()
                 .method(Method::GET)
                 .uri(uri)
-                .header(ACCEPT, HeaderValue::from_static("text/event-stream"))
+                .header(ACCEPT, HeaderValue::from_static("text/event-stream"));
+            let req = match &self.authorization {
+                Some(auth) => req.header(AUTHORIZATION, auth.clone()),
+                None => req,
+            };
+            let req = req
                 .body(Full::new(Bytes::new()))
                 .map_err(|e| CliError::Network {
                     endpoint: endpoint.to_string(),
@@ -302,6 +330,9 @@ impl ApiClient {
             );
         if body.is_some() {
             req = req.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        if let Some(auth) = &self.authorization {
+            req = req.header(AUTHORIZATION, auth.clone());
         }
         // The node stops waiting on a write when this client gives up.
         req = req.header(

@@ -50,11 +50,13 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         )));
     }
     let roots = cluster_roots(&cli)?;
+    let token = super::token::resolve(cli.token.as_deref(), &cli.data_dir)?;
     let client = ApiClient::with_roots(
         cli.endpoints.clone(),
         Duration::from_millis(cli.timeout_ms),
         roots,
-    );
+    )
+    .with_token(token);
     let json = cli.json;
     match cli.command {
         Command::Status => status(&client, json, out).await,
@@ -95,6 +97,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Faults(cmd) => faults(&client, &cmd, json, out).await,
         Command::Rules(cmd) => rules(&client, &cmd, json, out).await,
         Command::Snapshot(cmd) => super::snapshot::snapshot(client, &cmd, json, out).await,
+        Command::Token(cmd) => super::token::token(&client, &cmd, json, out).await,
     }
 }
 

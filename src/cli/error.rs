@@ -80,10 +80,17 @@ impl CliError {
 
     /// An API error from a decoded body.
     pub(crate) fn from_body(status: u16, body: ErrorBody) -> Self {
+        let hint = match status {
+            401 => {
+                " (give an admin API token: --token T, TOPOCTL_TOKEN, or --data-dir DIR holding admin.token; `topod dev` writes ./data/admin.token)"
+            }
+            403 => " (use a token with the role this names: `topoctl token create --role ...`)",
+            _ => "",
+        };
         CliError::Api {
             status,
             code: body.error.code,
-            message: body.error.message,
+            message: format!("{}{hint}", body.error.message),
         }
     }
 }

@@ -11,6 +11,8 @@
 //! - [`rules`]: `rules check|set` file parsing and checks, `rules list` rows.
 //! - [`faults`]: `faults set` flags to the `PUT /v1/node/faults` body.
 //! - [`snapshot`]: `snapshot save|show`, backup files of the replicated state.
+//! - [`token`]: `token list|create|revoke`, and where the token sent with
+//!   every request comes from (`--token`, `TOPOCTL_TOKEN`, `--data-dir`).
 //! - [`endpoint`], [`error`]: `--endpoints` parsing and [`CliError`].
 //!
 //! Exit codes: 0 success; 1 any error (printed `error: <code>: <message>`
@@ -28,6 +30,7 @@ pub mod render;
 pub mod rules;
 pub mod snapshot;
 pub mod sse;
+pub mod token;
 pub mod watch;
 
 #[cfg(test)]

@@ -39,6 +39,8 @@ const DEV_OWNED_KEYS: &[&str] = &[
     "initial_voters",
     "join",
 ];
+/// The admin token file of a dev cluster, in its data dir.
+pub const DEV_TOKEN_FILE: &str = "admin.token";
 /// Cluster id of generated dev clusters.
 pub const DEV_CLUSTER_ID: &str = "dev";
 
@@ -116,12 +118,17 @@ impl NodeConfig {
             transport: Default::default(),
             executor: Default::default(),
             advertise: Default::default(),
-            // Certificates `topod dev` creates under the data dir
-            // (`crate::dev`), so that a dev cluster runs secure too.
-            security: crate::security::certs::security_config(
-                &crate::security::certs::CertDir(data_dir.join("certs")),
-                node_id,
-            ),
+            // Certificates and the admin token `topod dev` creates under the
+            // data dir on its first start (`crate::dev`), so that a dev
+            // cluster runs secure too; `topoctl` finds both there by itself
+            // (`--data-dir`, default `./data`).
+            security: super::SecurityConfig {
+                initial_admin_token_file: Some(data_dir.join(DEV_TOKEN_FILE)),
+                ..crate::security::certs::security_config(
+                    &crate::security::certs::CertDir(data_dir.join("certs")),
+                    node_id,
+                )
+            },
         };
         config.with_cluster_size(DEV_VOTERS.max(node_id))
     }

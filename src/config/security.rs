@@ -85,6 +85,12 @@ impl Default for SecurityConfig {
 }
 
 impl SecurityConfig {
+    /// Whether the admin API asks for bearer tokens: on every secure node
+    /// (a node calling another presents its certificate instead).
+    pub fn require_tokens(&self) -> bool {
+        !self.insecure
+    }
+
     /// Plain operation, for tests of the unauthenticated mode.
     pub fn insecure() -> Self {
         SecurityConfig {

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::log_versions::LogVersions;
 use super::proposer::{Proposer, WriteError};
 use super::types::Raft;
-use crate::model::{Command, CommandResponse, NodeId, PhaseReport, LOG_VERSION};
+use crate::model::{Command, CommandResponse, NodeId, PhaseReport};
 
 /// Reports waiting for the batcher, beyond which submitters wait.
 pub const QUEUE: usize = 4_096;
@@ -149,9 +149,12 @@ impl Task {
 
     async fn write(&self, batch: Vec<Pending>) {
         let reports: Vec<PhaseReport> = batch.iter().map(|p| p.report.clone()).collect();
+        // The envelope a batch is written in (`V4`), not this build's
+        // newest: members on the build before the tokens (`V4`) read it.
+        let batch_version = Command::ReportPhases { reports: vec![] }.log_version();
         let batched = self
             .versions
-            .all_read(&self.members(), self.me, LOG_VERSION);
+            .all_read(&self.members(), self.me, batch_version);
         let commands = plan(&reports, batched);
         let answers: Vec<Result<CommandResponse, WriteError>> = if commands.len() == 1 {
             let kind = if reports.len() > 1 { "batch" } else { "single" };

@@ -4,11 +4,14 @@
 //! [`Envelope`]. `Envelope::V1` is frozen (its commands are in
 //! [`super::v1`]); a changed command becomes a new envelope variant, never
 //! an edit of a released one. `V2` is frozen too ([`super::v2`]); `V3`
-//! carries today's [`Command`] and is what this build writes.
+//! carries today's [`Command`] and is what this build writes, but for the
+//! commands that need `V4` (report batches) or `V5` (tokens): see
+//! [`Command::log_version`].
 
 use serde::{Deserialize, Serialize};
 
 use super::policy::PolicyUpdate;
+use super::token::NewToken;
 use super::{ClusterMetrics, NodeId, OverlayConfig, Topology, TransitionId};
 
 /// The versioned unit written to the log. The leader stamps it with its
@@ -48,11 +51,20 @@ pub enum Envelope {
         stamp_ms: u64,
         command: Command,
     },
+    /// Adds [`Command::CreateToken`] and [`Command::RevokeToken`], the only
+    /// commands written in it; written, like `V4`, only when every member
+    /// has said it reads `V5` (an older build would stop at the entry).
+    /// Applied by the same rules as `V2`.
+    V5 {
+        /// Leader's timestamp, unix milliseconds.
+        stamp_ms: u64,
+        command: Command,
+    },
 }
 
-/// The newest envelope this build reads and writes (`V4`), announced to
+/// The newest envelope this build reads and writes (`V5`), announced to
 /// the leader on every Raft RPC answer.
-pub const LOG_VERSION: u32 = 4;
+pub const LOG_VERSION: u32 = 5;
 
 /// An envelope that cannot be decoded. Applying stops at such an entry:
 /// skipping it would make nodes diverge.
@@ -67,9 +79,10 @@ pub struct EnvelopeError {
 impl Envelope {
     /// The envelope this build writes for `command`.
     pub fn new(stamp_ms: u64, command: Command) -> Self {
-        match command {
-            Command::ReportPhases { .. } => Envelope::V4 { stamp_ms, command },
-            command => Envelope::V3 { stamp_ms, command },
+        match command.log_version() {
+            5 => Envelope::V5 { stamp_ms, command },
+            4 => Envelope::V4 { stamp_ms, command },
+            _ => Envelope::V3 { stamp_ms, command },
         }
     }
 
@@ -77,9 +90,10 @@ impl Envelope {
     pub fn rules(&self) -> super::state::Rules {
         match self {
             Envelope::V1 { .. } => super::state::Rules::V1,
-            Envelope::V2 { .. } | Envelope::V3 { .. } | Envelope::V4 { .. } => {
-                super::state::Rules::V2
-            }
+            Envelope::V2 { .. }
+            | Envelope::V3 { .. }
+            | Envelope::V4 { .. }
+            | Envelope::V5 { .. } => super::state::Rules::V2,
         }
     }
 
@@ -88,9 +102,9 @@ impl Envelope {
         match self {
             Envelope::V1 { stamp_ms, command } => (stamp_ms, command.into()),
             Envelope::V2 { stamp_ms, command } => (stamp_ms, command.into()),
-            Envelope::V3 { stamp_ms, command } | Envelope::V4 { stamp_ms, command } => {
-                (stamp_ms, command)
-            }
+            Envelope::V3 { stamp_ms, command }
+            | Envelope::V4 { stamp_ms, command }
+            | Envelope::V5 { stamp_ms, command } => (stamp_ms, command),
         }
     }
 
@@ -145,6 +159,25 @@ pub enum Command {
     /// that arrive within a short window); each is applied exactly as a
     /// [`Command::ReportPhase`] of its own, in order. Envelope `V4` only.
     ReportPhases { reports: Vec<PhaseReport> },
+    /// Store an admin API token (its hash only). `initial`: the one-time
+    /// initial admin token of `security.initial_admin_token_file`, refused
+    /// once one was ever stored. Envelope `V5` only.
+    CreateToken { token: NewToken, initial: bool },
+    /// Remove the token `name`: requests with it get 401 from the moment
+    /// a node applies this. Envelope `V5` only.
+    RevokeToken { name: String },
+}
+
+impl Command {
+    /// The envelope version this command is written in: a leader writes it
+    /// only when every member reads that version (`control::log_versions`).
+    pub fn log_version(&self) -> u32 {
+        match self {
+            Command::CreateToken { .. } | Command::RevokeToken { .. } => 5,
+            Command::ReportPhases { .. } => 4,
+            _ => 3,
+        }
+    }
 }
 
 /// One report of a [`Command::ReportPhases`] batch.
@@ -293,6 +326,16 @@ pub enum Rejection {
     InvalidPolicy { detail: String },
     #[error("proposal decided in term {decided_in} but appended in term {appended_in}")]
     StaleTerm { decided_in: u64, appended_in: u64 },
+    #[error("a token named `{name}` exists; revoke it first or choose another name")]
+    TokenExists { name: String },
+    #[error("no token named `{name}`")]
+    UnknownToken { name: String },
+    #[error("invalid token: {detail}")]
+    InvalidToken { detail: String },
+    #[error("the cluster holds the most tokens allowed ({limit}); revoke some first")]
+    TooManyTokens { limit: usize },
+    #[error("the initial admin token was already stored once")]
+    InitialTokenStored,
 }
 
 impl Rejection {
@@ -307,6 +350,11 @@ impl Rejection {
             Rejection::InvalidConfig { .. } => "invalid_config",
             Rejection::InvalidPolicy { .. } => "invalid_policy",
             Rejection::StaleTerm { .. } => "stale_term",
+            Rejection::TokenExists { .. } => "token_exists",
+            Rejection::UnknownToken { .. } => "unknown_token",
+            Rejection::InvalidToken { .. } => "invalid_token",
+            Rejection::TooManyTokens { .. } => "too_many_tokens",
+            Rejection::InitialTokenStored => "initial_token_stored",
         }
     }
 }
@@ -382,5 +430,32 @@ mod tests {
         let v3 = Envelope::new(1, Command::SetPolicy(PolicyUpdate::default()));
         assert_eq!(v3.encode()[0], 2);
         assert_eq!(v3.rules(), crate::model::state::Rules::V2);
+    }
+
+    #[test]
+    fn token_commands_are_written_in_v5_only() {
+        let create = Command::CreateToken {
+            token: NewToken {
+                name: "ci".into(),
+                role: crate::model::token::Role::Operator,
+                hash: [7; 32],
+                expires_ms: Some(9),
+            },
+            initial: false,
+        };
+        let revoke = Command::RevokeToken { name: "ci".into() };
+        for c in [create, revoke] {
+            assert_eq!(c.log_version(), 5);
+            let env = Envelope::new(3, c.clone());
+            assert_eq!(env.encode()[0], 4, "variant index of V5");
+            assert_eq!(env.rules(), crate::model::state::Rules::V2);
+            assert_eq!(
+                Envelope::decode(&env.encode()).unwrap().into_parts(),
+                (3, c)
+            );
+        }
+        let batch = Command::ReportPhases { reports: vec![] };
+        assert_eq!(Envelope::new(1, batch).encode()[0], 3);
+        assert_eq!(Command::SetPolicy(PolicyUpdate::default()).log_version(), 3);
     }
 }

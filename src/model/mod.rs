@@ -14,9 +14,11 @@ pub mod metrics;
 pub mod overlay_config;
 pub mod policy;
 pub mod state;
+pub mod token;
 pub mod topology;
 pub mod v1;
 pub mod v2;
+pub mod v3;
 
 pub use app::{AppAggregate, AppAggregates, AppKind, AppSummaries, AppSummary};
 pub use command::{
@@ -32,6 +34,7 @@ pub use policy::{
     Policy, PolicyError, PolicyUpdate, Thresholds, ThresholdsUpdate, WorkloadProfile,
 };
 pub use state::{ApplyContext, HistoryRecord, Outcome, TopologyState, Transition};
+pub use token::{NewToken, Role, TokenRecord, Tokens};
 pub use topology::{Topology, UnknownTopology};
 
 /// A node's id in the cluster (the Raft node id).

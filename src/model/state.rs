@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::command::{Command, CommandResponse, Phase, ProposeSwitch, Trigger};
 use super::policy::{Policy, PolicyUpdate};
+use super::token::Tokens;
 use super::{NodeId, OverlayConfig, Rejection, SwitchReason, Topology, TransitionId};
 
 pub use super::policy::{MAX_COOLDOWN_MS, MAX_HISTORY_RETENTION};
@@ -161,6 +162,9 @@ pub struct TopologyState {
     pub history: Arc<VecDeque<HistoryRecord>>,
     /// Answers to recent request ids, oldest first.
     pub requests: VecDeque<(String, CommandResponse)>,
+    /// The admin API's tokens (hashes only). Shared copy-on-write, like
+    /// the history: publishing a state does not copy them.
+    pub tokens: Arc<Tokens>,
 }
 
 impl Default for TopologyState {
@@ -178,6 +182,7 @@ impl Default for TopologyState {
             last_stamp_ms: 0,
             history: Arc::new(VecDeque::new()),
             requests: VecDeque::new(),
+            tokens: Arc::default(),
         }
     }
 }
@@ -243,6 +248,20 @@ impl TopologyState {
                     .map(|r| self.report(r.id, r.node, &r.phase))
                     .collect(),
             ),
+            Command::CreateToken { token, initial } => {
+                let mut tokens = (*self.tokens).clone();
+                match tokens.create(now, token, *initial) {
+                    Ok(()) => {
+                        self.tokens = Arc::new(tokens);
+                        CommandResponse::Applied
+                    }
+                    Err(r) => CommandResponse::Rejected(r),
+                }
+            }
+            Command::RevokeToken { name } => match Arc::make_mut(&mut self.tokens).revoke(name) {
+                Ok(()) => CommandResponse::Applied,
+                Err(r) => CommandResponse::Rejected(r),
+            },
         };
         // A rejection changes no state, not even the clock (a proposal's
         // request id is the one exception: it remembers its answer); nor

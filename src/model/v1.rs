@@ -197,6 +197,7 @@ impl From<StoredState> for TopologyState {
             last_stamp_ms: s.last_stamp_ms,
             history: Arc::new(s.history.into_iter().map(HistoryRecord::from).collect()),
             requests: s.requests,
+            tokens: Default::default(),
         }
     }
 }

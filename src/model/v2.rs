@@ -155,6 +155,7 @@ impl From<StoredState> for TopologyState {
             last_stamp_ms: s.last_stamp_ms,
             history: Arc::new(s.history),
             requests: s.requests,
+            tokens: Default::default(),
         }
     }
 }

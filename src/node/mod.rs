@@ -81,6 +81,8 @@ pub enum NodeError {
     Incarnation(#[from] crate::executor::incarnation::IncarnationError),
     #[error("could not join the cluster through {targets:?}")]
     JoinFailed { targets: Vec<String> },
+    #[error(transparent)]
+    TokenFile(#[from] crate::security::token::TokenFileError),
 }
 
 /// A started node. Dropping it does not stop it: call [`Node::shutdown`].
@@ -254,6 +256,16 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
     config.validate()?;
     let tls = crate::security::context_for(&config)?;
     let peer_http = crate::security::PeerHttp::of(tls.clone());
+    let initial_token = match &config.security.initial_admin_token_file {
+        Some(path) => Some(crate::security::token::read_token_file(
+            "security.initial_admin_token_file",
+            path,
+        )?),
+        None => None,
+    };
+    if config.security.require_tokens() {
+        tracing::info!("admin API: bearer tokens required");
+    }
     std::fs::create_dir_all(&config.data_dir).map_err(|e| StoreError::Open {
         path: config.data_dir.clone(),
         source: sled::Error::Io(e),
@@ -368,7 +380,7 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         proposer.clone(),
         raft.clone(),
         config.node_id,
-        log_versions,
+        log_versions.clone(),
         crate::control::report_batch::BatchSettings {
             window: std::time::Duration::from_millis(config.switch.report_batch_window_ms),
         },
@@ -428,6 +440,9 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         insecure: config.security.insecure,
         tls: tls.clone(),
         expiry_warning: Duration::from_secs(config.security.expiry_warning_days * 86_400),
+        require_tokens: config.security.require_tokens(),
+        metrics_access: config.security.metrics,
+        log_versions: log_versions.clone(),
         node_uuid: addr.node_uuid.clone(),
         cluster_id: config.cluster_id.clone(),
         raft: raft.clone(),
@@ -521,6 +536,11 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
             config.switch.clone(),
             config.rules.clone(),
             config.overlay.clone(),
+            setup::Extras {
+                initial_token,
+                log_versions: log_versions.clone(),
+                me: config.node_id,
+            },
             cancel.clone(),
         ));
     }

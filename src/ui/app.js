@@ -1,7 +1,11 @@
 // topod admin page. Plain JavaScript, no dependencies: it reads and writes
 // the node's /v1 API (same origin), draws the overlay in SVG from
 // GET /v1/cluster/links and follows GET /v1/events, polling when the
-// stream is down. `?demo=N` draws N simulated members and keeps the
+// stream is down. Every call carries the API token typed into the page
+// (kept in sessionStorage: gone when the tab closes) as
+// `Authorization: Bearer`; the event stream is read with fetch() rather
+// than EventSource, which cannot send that header (a token in the URL
+// would end up in logs and history). `?demo=N` draws N simulated members and keeps the
 // layout animating (frame-rate figure); no API call is made then.
 'use strict';
 (function () {
@@ -18,7 +22,7 @@
 
   const S = {
     topo: null, links: null, policy: null, features: {},
-    sse: false, selected: null, hist: { stack: [], before: null, next: null },
+    sse: false, events: null, selected: null, hist: { stack: [], before: null, next: null },
     refreshTimer: null, pollTimer: null,
   };
   // Figures read by the browser tests and BENCHMARKS.md.
@@ -31,8 +35,23 @@
     toString() { return (this.status ? this.status + ' ' : '') + this.code + ': ' + this.message; }
   }
 
+  const TOKEN_KEY = 'topod.token';
+  function token() {
+    try { return sessionStorage.getItem(TOKEN_KEY) || ''; } catch (e) { return ''; }
+  }
+  function setToken(t) {
+    try {
+      if (t) sessionStorage.setItem(TOKEN_KEY, t); else sessionStorage.removeItem(TOKEN_KEY);
+    } catch (e) { showError('cannot keep the token: ' + e.message); }
+  }
+  function authHeaders(headers) {
+    const t = token();
+    if (t) headers.authorization = 'Bearer ' + t;
+    return headers;
+  }
+
   async function api(method, path, body) {
-    const opt = { method, headers: { accept: 'application/json' } };
+    const opt = { method, headers: authHeaders({ accept: 'application/json' }) };
     if (body !== undefined) {
       opt.headers['content-type'] = 'application/json';
       opt.body = JSON.stringify(body);
@@ -50,8 +69,9 @@
     }
     if (!resp.ok) {
       const err = json && json.error;
-      throw new ApiError(resp.status, err ? err.code : 'http_' + resp.status,
-        err ? err.message : (text || resp.statusText));
+      let message = err ? err.message : (text || resp.statusText);
+      if (resp.status === 401) message += ' \u2014 enter an API token above (topod dev prints one)';
+      throw new ApiError(resp.status, err ? err.code : 'http_' + resp.status, message);
     }
     return json;
   }
@@ -466,27 +486,73 @@
     }, fast ? POLL_FAST_MS : POLL_SLOW_MS);
   }
   function parse(ev) { try { return JSON.parse(ev.data); } catch (e) { showError('undecodable event: ' + e.message); return null; } }
-  function startEvents() {
-    if (!window.EventSource) { renderSummary(); return; }
-    const es = new EventSource('/v1/events');
-    es.onopen = () => { S.sse = true; renderSummary(); };
-    es.onerror = () => {
-      S.sse = false; renderSummary();
-      if (es.readyState === EventSource.CLOSED) setTimeout(startEvents, 10000);
-    };
-    for (const kind of TOPOLOGY_EVENTS) {
-      es.addEventListener(kind, (ev) => {
-        const v = parse(ev);
-        if (v) $('action-result').textContent = 'event: transition #' + v.transition_id + ' ' + kind + ' (' + v.from + ' \u2192 ' + v.to + ')';
-        scheduleRefresh(true);
-      });
-    }
-    es.addEventListener('monitor_round', (ev) => {
+  function onEvent(kind, ev) {
+    if (TOPOLOGY_EVENTS.includes(kind)) {
+      const v = parse(ev);
+      if (v) $('action-result').textContent = 'event: transition #' + v.transition_id + ' ' + kind + ' (' + v.from + ' \u2192 ' + v.to + ')';
+      scheduleRefresh(true);
+    } else if (kind === 'monitor_round') {
       const v = parse(ev);
       if (v && S.topo) { S.topo.metrics = v.metrics; renderSummary(); }
       if (visible('monitor')) loadMonitor().catch(showError);
+    } else if (kind === 'lagged') {
+      scheduleRefresh(true);
+    }
+  }
+  // Server-Sent Events read with fetch() (so the token goes in a header):
+  // lines `event:` and `data:` up to a blank line make one event.
+  const SSE_MAX_LINE = 1 << 20; // a line longer than this ends the stream
+  async function readEvents(signal) {
+    const resp = await fetch('/v1/events', { headers: authHeaders({ accept: 'text/event-stream' }), signal });
+    if (!resp.ok || !resp.body) throw new ApiError(resp.status, 'http_' + resp.status, 'event stream refused');
+    S.sse = true; renderSummary();
+    const reader = resp.body.getReader();
+    const decoder = new TextDecoder();
+    let buf = '', kind = 'message', data = [];
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buf += decoder.decode(value, { stream: true });
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl).replace(/\r$/, '');
+        buf = buf.slice(nl + 1);
+        if (line === '') {
+          if (data.length) onEvent(kind, { data: data.join('\n') });
+          kind = 'message'; data = [];
+        } else if (line.startsWith('event:')) kind = line.slice(6).trim();
+        else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+      }
+      if (buf.length > SSE_MAX_LINE) throw new Error('event line too long');
+    }
+  }
+  function startEvents() {
+    if (S.events) S.events.abort();
+    if (!window.ReadableStream || !window.AbortController) { renderSummary(); return; }
+    const ctl = new AbortController();
+    S.events = ctl;
+    readEvents(ctl.signal).catch(() => {}).finally(() => {
+      if (S.events !== ctl) return; // replaced by a newer stream
+      S.sse = false; renderSummary();
+      setTimeout(() => { if (S.events === ctl) startEvents(); }, 10000);
     });
-    es.addEventListener('lagged', () => scheduleRefresh(true));
+  }
+  function initToken() {
+    const input = $('token');
+    input.value = token() ? '********' : '';
+    $('token-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      if (input.value && input.value !== '********') setToken(input.value.trim());
+      input.value = token() ? '********' : '';
+      clearError();
+      Promise.all([refresh(), loadPolicy()]).catch(showError);
+      startEvents();
+    });
+    $('token-clear').addEventListener('click', () => {
+      setToken(''); input.value = '';
+      if (S.events) { S.events.abort(); S.events = null; }
+      S.sse = false; renderSummary();
+    });
   }
 
   // ---- history (paginated) ----
@@ -707,6 +773,7 @@
   // ---- start ----
   async function start() {
     if (demoN) { demo(demoN); return; }
+    initToken();
     try { S.features = await api('GET', '/ui/features.json'); } catch (e) { S.features = {}; showError(e); }
     $('analysis').textContent = S.features.analysis ? 'analysis available' : 'Not available on this node (no analysis or dry-run endpoint).';
     await Promise.all([refresh(), loadPolicy()]).catch(showError);

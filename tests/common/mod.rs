@@ -47,6 +47,9 @@ pub mod procs;
 mod poll;
 #[path = "../support/tls.rs"]
 pub mod tls;
+#[path = "../support/token.rs"]
+mod token;
+pub use token::{give_token, harness_token};
 
 /// Logs to the test's captured output; `TEST_LOG` sets the filter.
 pub fn init_tracing() {
@@ -162,8 +165,28 @@ pub async fn request(
     request_with(addr, method, path, &headers, body).await
 }
 
-/// Sends one request with extra `headers`.
+/// Sends one request with extra `headers`, and the harness token unless
+/// `headers` has an `authorization`.
 pub async fn request_with(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Result<Resp, String> {
+    let has_auth = headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("authorization"));
+    let bearer = format!("Bearer {}", harness_token());
+    let mut all: Vec<(&str, &str)> = headers.to_vec();
+    if !has_auth {
+        all.push(("authorization", &bearer));
+    }
+    request_exact(addr, method, path, &all, body).await
+}
+
+/// Sends one request with exactly `headers` (no harness token).
+pub async fn request_exact(
     addr: SocketAddr,
     method: Method,
     path: &str,
@@ -272,6 +295,8 @@ pub struct Options {
     pub initial_topology: InitialTopology,
     /// `security.insecure`: plain HTTP, no certificates.
     pub insecure: bool,
+    /// Last changes to every node's config (e.g. its `[security]`).
+    pub tweak: Option<fn(&mut NodeConfig)>,
 }
 
 impl Default for Options {
@@ -282,6 +307,7 @@ impl Default for Options {
             rules: Default::default(),
             initial_topology: SwitchConfig::default().initial_topology,
             insecure: false,
+            tweak: None,
         }
     }
 }
@@ -357,6 +383,10 @@ pub fn node_config(
             tls::security(cluster_id, id, data_dir_parent(&config_dir))
         },
     };
+    give_token(&mut config);
+    if let Some(tweak) = opts.tweak {
+        tweak(&mut config);
+    }
     if bootstrap {
         set_own_voter_entry(&mut config);
     }

@@ -77,7 +77,21 @@ pub fn config_text(
     }
     let join: Vec<String> = join.iter().map(|a| format!("\"{a}\"")).collect();
     t += &format!("join = [{}]\n", join.join(", "));
-    t + RAFT + &super::tls::security_toml(cluster_id, id, data_dir.parent().unwrap_or(data_dir))
+    t + RAFT
+        + &super::tls::security_toml(cluster_id, id, data_dir.parent().unwrap_or(data_dir))
+        + &token_line(data_dir)
+}
+
+/// The last line of every process node's `[security]` (after
+/// [`super::tls::security_toml`]): the harness token as the initial admin
+/// token, in a file beside the data dir.
+pub fn token_line(data_dir: &Path) -> String {
+    let file = data_dir.with_extension("admin-token");
+    if let Some(parent) = file.parent() {
+        std::fs::create_dir_all(parent).expect("token file dir");
+    }
+    std::fs::write(&file, format!("{}\n", super::harness_token())).expect("token file");
+    format!("initial_admin_token_file = \"{}\"\n", file.display())
 }
 
 /// Starts `topod ARGS`, stderr to `stderr_path` (appended), with no

@@ -31,6 +31,9 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 mod poll;
 #[path = "../support/tls.rs"]
 pub mod tls;
+#[path = "../support/token.rs"]
+mod token;
+pub use token::{give_token, harness_token};
 
 pub fn init_tracing() {
     poll::init_tracing("warn,openraft=error,sled=warn,topod::api=error,topod::executor=warn");
@@ -52,6 +55,7 @@ pub async fn http(
     if body.is_some() {
         b = b.header("content-type", "application/json");
     }
+    b = b.header("authorization", format!("Bearer {}", harness_token()));
     let bytes = body
         .map(|v| serde_json::to_vec(&v).expect("json"))
         .unwrap_or_default();
@@ -131,6 +135,7 @@ pub fn node_config(id: NodeId, data_dir: PathBuf, join: Vec<SocketAddr>) -> Node
         advertise: Default::default(),
         security,
     };
+    give_token(&mut c);
     if c.join.is_empty() {
         c.initial_voters = vec![VoterConfig {
             id,

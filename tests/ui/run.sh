@@ -36,4 +36,7 @@ grep -q "cluster ready" "$OUT" || { cat "$OUT" >&2; echo "cluster not ready in 6
 # The dev cluster runs secure: its API is HTTPS with the dev CA.
 export TOPOD_UI_URL="https://127.0.0.1:$BASE"
 export TOPOD_UI_CA="$DATA/cluster/certs/ca.pem"
+# The admin token `topod dev` wrote on its first start.
+TOPOD_UI_TOKEN=$(head -n1 "$DATA/cluster/admin.token")
+export TOPOD_UI_TOKEN
 python3 -m unittest -v tests/ui/test_ui.py

@@ -28,6 +28,9 @@ SSL = ssl.create_default_context(cafile=CA) if CA else None
 ARTIFACTS = os.environ.get("UI_ARTIFACTS", "target/ui-artifacts")
 DEADLINE = 40  # seconds, for anything that waits on the cluster
 PANELS = ["overview", "history", "node", "policy", "monitor"]
+# The dev cluster's admin token (tests/ui/run.sh reads it from the dev
+# data dir): sent on every API call here, and typed into the page.
+TOKEN = os.environ.get("TOPOD_UI_TOKEN", "")
 
 
 def api(method, path, body=None):
@@ -35,6 +38,8 @@ def api(method, path, body=None):
     req = urllib.request.Request(URL + path, data=data, method=method)
     if data is not None:
         req.add_header("content-type", "application/json")
+    if TOKEN:
+        req.add_header("authorization", "Bearer " + TOKEN)
     try:
         with urllib.request.urlopen(req, timeout=10, context=SSL) as resp:
             return resp.status, json.loads(resp.read() or b"null")
@@ -61,6 +66,12 @@ class AdminUi(unittest.TestCase):
     def setUpClass(cls):
         os.makedirs(ARTIFACTS, exist_ok=True)
         cls.d = make_driver()
+        # The page keeps its token in sessionStorage (per origin and tab):
+        # set it on a static asset of the origin first, so that the page's
+        # very first API calls carry it.
+        cls.d.get(URL + "/ui/features.json")
+        cls.d.execute_script("sessionStorage.setItem('topod.token', arguments[0])", TOKEN)
+        cls.d.get_log("browser")
         cls.d.get(URL + "/ui/")
 
     @classmethod
@@ -243,6 +254,16 @@ class AdminUi(unittest.TestCase):
         self.assertEqual(len(self.members()), 0)
         self.assertIn("aggregate view: 400 members", self.text("graph-note"))
         self.shot("demo-400-aggregate")
+        self.assert_no_js_errors()
+
+    def test_7b_the_token_stays_in_the_tab_and_is_never_shown(self):
+        self.d.get(URL + "/ui/")
+        stored = self.d.execute_script("return sessionStorage.getItem('topod.token')")
+        self.assertEqual(stored, TOKEN)
+        shown = self.d.find_element(By.ID, "token").get_attribute("value")
+        if TOKEN:
+            self.assertNotIn(TOKEN, shown)
+        self.assertEqual(self.d.execute_script("return localStorage.getItem('topod.token')"), None)
         self.assert_no_js_errors()
 
     def test_8_page_weight(self):

@@ -60,6 +60,15 @@ pub mod codes {
     pub const CHAOS_DISABLED: &str = "chaos_disabled";
     /// 502: forwarding to the leader failed.
     pub const FORWARD_FAILED: &str = "forward_failed";
+    /// 401: no bearer token, or one that is wrong, revoked or expired
+    /// (with `WWW-Authenticate: Bearer`); nothing changed.
+    pub const UNAUTHENTICATED: &str = "unauthenticated";
+    /// 403: the token's role is too weak for the route, or a node reported
+    /// a phase for another node; nothing changed.
+    pub const FORBIDDEN: &str = "forbidden";
+    /// 409: a token command needs log envelope `V5`, which a member does
+    /// not read yet (a rolling upgrade in progress); nothing changed.
+    pub const UPGRADE_IN_PROGRESS: &str = "upgrade_in_progress";
 }
 
 /// The body of every error response.

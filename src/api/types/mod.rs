@@ -27,6 +27,14 @@
 //! | `GET`, `PUT`, `DELETE /v1/node/faults` (this node, never forwarded) | `PUT`: [`FaultsRequest`] | [`FaultsView`] |
 //! | `POST /v1/node/broadcast` (chaos mode, this node) | [`BroadcastRequest`] | 202 [`BroadcastAccepted`] |
 //! | `GET /v1/node/deliveries?after=&limit=` (chaos mode, this node) | [`DeliveriesQuery`] | [`DeliveriesPage`] |
+//! | `GET /v1/tokens` | | [`TokensView`] (never a secret or hash) |
+//! | `POST /v1/tokens` | [`CreateTokenRequest`] | 201 [`CreatedToken`] (the secret, shown once) |
+//! | `DELETE /v1/tokens/{name}` | | [`RevokedToken`] |
+//!
+//! Every route but `/livez`, `/readyz`, `/ui/...` (and `/metrics` unless
+//! `security.metrics = "read"`) needs a bearer token of the route's role
+//! when tokens are enforced (`api::auth`); 401 `unauthenticated` and 403
+//! `forbidden` otherwise.
 //!
 //! The `/v1/node/...` data-plane routes answer 409 `no_data_plane` on a
 //! node started without the overlay executor (control-plane tests); the
@@ -48,6 +56,7 @@ mod optimize;
 mod policy;
 mod summary;
 mod switch;
+mod token;
 mod topology;
 mod transition;
 
@@ -75,6 +84,9 @@ pub use policy::{
 };
 pub use summary::{summary_window, DEFAULT_SUMMARY_WINDOW_MS, MAX_SUMMARY_WINDOW_MS};
 pub use switch::{SwitchAccepted, SwitchRequest, DEFAULT_WAIT_TIMEOUT_MS, MAX_WAIT_TIMEOUT_MS};
+pub use token::{
+    CreateTokenRequest, CreatedToken, RevokedToken, TokenView, TokensView, MAX_EXPIRES_IN_MS,
+};
 pub use topology::TopologyInfo;
 pub use transition::{
     HistoryPage, HistoryQuery, PhaseView, ReasonView, RequestQuery, TransitionStatus,

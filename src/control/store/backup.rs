@@ -10,6 +10,9 @@
 //! payload (postcard Backup) | CRC-32 (IEEE) u32 BE of everything before
 //! ```
 //!
+//! Backups of storage format 3 (taken before the tokens existed) are read
+//! too and restore with no tokens; other formats are refused.
+//!
 //! [`seed_data_dir`] writes a new data dir from a backup: the state,
 //! history and policy as they were, under a membership of this one node
 //! (the only voter), as if the log up to the backup's index had been
@@ -51,6 +54,33 @@ pub struct Backup {
     /// The applied state: topology, history, policy, last applied id and
     /// membership of the source cluster.
     pub applied: Applied,
+}
+
+/// A backup of storage format 3 (before the tokens), read and converted:
+/// it restores with no tokens.
+#[derive(Debug, Serialize, Deserialize)]
+struct BackupV3 {
+    cluster_id: String,
+    node_id: NodeId,
+    taken_at_ms: u64,
+    state: crate::model::v3::StoredState,
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+}
+
+impl From<BackupV3> for Backup {
+    fn from(b: BackupV3) -> Self {
+        Backup {
+            cluster_id: b.cluster_id,
+            node_id: b.node_id,
+            taken_at_ms: b.taken_at_ms,
+            applied: Applied {
+                state: b.state.into(),
+                last_applied: b.last_applied,
+                membership: b.membership,
+            },
+        }
+    }
 }
 
 /// Why a backup could not be written, read or restored. In every case
@@ -136,14 +166,19 @@ impl Backup {
         if found != expected {
             return Err(BackupError::Checksum { found, expected });
         }
-        if format != STORAGE_FORMAT {
-            return Err(BackupError::Format {
-                found: format,
-                supported: STORAGE_FORMAT,
-            });
-        }
-        let backup: Backup =
-            super::codec::decode(&body[HEADER_BYTES..]).map_err(BackupError::Decode)?;
+        let payload = &body[HEADER_BYTES..];
+        let backup: Backup = match format {
+            STORAGE_FORMAT => super::codec::decode(payload).map_err(BackupError::Decode)?,
+            3 => super::codec::decode::<BackupV3>(payload)
+                .map_err(BackupError::Decode)?
+                .into(),
+            _ => {
+                return Err(BackupError::Format {
+                    found: format,
+                    supported: STORAGE_FORMAT,
+                })
+            }
+        };
         if backup.applied.last_applied.is_none() {
             return Err(BackupError::Empty);
         }
@@ -336,6 +371,43 @@ mod tests {
         empty.applied.last_applied = None;
         let bytes = empty.to_bytes().expect("encode");
         assert!(matches!(err(&bytes), BackupError::Empty));
+    }
+
+    #[test]
+    fn a_format_3_backup_reads_back_without_tokens() {
+        let b = backup();
+        let s = &b.applied.state;
+        let old = BackupV3 {
+            cluster_id: b.cluster_id.clone(),
+            node_id: b.node_id,
+            taken_at_ms: b.taken_at_ms,
+            state: crate::model::v3::StoredState {
+                topology: s.topology,
+                config: s.config.clone(),
+                epoch: s.epoch,
+                current_instance: s.current_instance,
+                previous_config: s.previous_config.clone(),
+                in_flight: s.in_flight.clone(),
+                policy: s.policy.clone(),
+                policy_set: s.policy_set,
+                last_switch_ms: s.last_switch_ms,
+                last_stamp_ms: s.last_stamp_ms,
+                history: (*s.history).clone(),
+                requests: s.requests.clone(),
+            },
+            last_applied: b.applied.last_applied,
+            membership: b.applied.membership.clone(),
+        };
+        let payload = encode(&old).expect("encode");
+        let mut bytes = BACKUP_MAGIC.to_vec();
+        bytes.extend_from_slice(&3u32.to_be_bytes());
+        bytes.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+        bytes.extend_from_slice(&payload);
+        let crc = crc32fast::hash(&bytes);
+        bytes.extend_from_slice(&crc.to_be_bytes());
+        let read = Backup::from_bytes(&bytes).expect("a format-3 backup reads");
+        assert_eq!(read, b, "the same backup, with no tokens");
+        assert!(read.applied.state.tokens.records.is_empty());
     }
 
     #[test]

@@ -31,8 +31,9 @@ pub(crate) const KEY_FORMAT: &[u8] = b"format";
 /// stored type changes its encoding: the state, the log entries, snapshots.
 /// Format 2: the policy, transitions and history records of envelope `V2`.
 /// Format 3: the policy's custom and disabled rules (envelope `V3`).
-/// Formats 1 and 2 are migrated at open (`migrate.rs`).
-pub const STORAGE_FORMAT: u32 = 3;
+/// Format 4: the admin API's tokens in the state (envelope `V5`).
+/// Formats 1 to 3 are migrated at open (`migrate.rs`).
+pub const STORAGE_FORMAT: u32 = 4;
 pub(crate) const KEY_STATE: &[u8] = b"state";
 /// The history, kept apart from the rest of the state so that an apply
 /// that does not change it (most do not) does not rewrite it.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::codec::{LOG_TREE, META_TREE, SM_TREE, SNAPSHOT_TREE};
+use super::codec::{LOG_TREE, META_TREE, SM_TREE, SNAPSHOT_TREE, STORAGE_FORMAT};
 use super::{Applied, DataDir, LogStore, StateMachineStore, StoreError};
 
 /// Default sled page cache: 8 MiB. Guess: the state is a few hundred KiB
@@ -47,7 +47,7 @@ impl Store {
             tree(SNAPSHOT_TREE)?,
         );
         let format = super::identity::stored_format(&meta)?;
-        if format == 1 || format == 2 {
+        if (1..STORAGE_FORMAT).contains(&format) {
             super::migrate::migrate(format, &db, &meta, &sm, &snapshots)?;
         }
         let identity = DataDir::open(dir, &db, meta.clone())?;

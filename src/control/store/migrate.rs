@@ -1,11 +1,13 @@
-//! Migration of a data dir from storage format 1 or 2 to the current one
-//! (3).
+//! Migration of a data dir from storage format 1, 2 or 3 to the current
+//! one (4).
 //!
 //! Format 2 changed the encoding of the applied state (the policy gained
 //! the monitor's and rules' keys and user profiles; transitions and history
 //! records gained their trigger and request id). Format 3 changed the
 //! policy again (custom rules, disabled built-in rules); the history
-//! records are as in format 2. Log entries need nothing: `Envelope::V1`
+//! records are as in format 2. Format 4 added the tokens to the state (an
+//! empty set after the migration); history records are unchanged. Log
+//! entries need nothing: `Envelope::V1`
 //! and `V2` entries stay readable as they are. The state, the history and
 //! the stored snapshot are decoded with the frozen types of their format
 //! (`model::v1`, `model::v2`), converted, and written back with the new
@@ -39,6 +41,14 @@ struct SnapshotV2 {
     membership: StoredMembership,
 }
 
+/// A format-3 snapshot.
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotV3 {
+    state: crate::model::v3::StoredState,
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+}
+
 /// The current values of the state machine and snapshot trees, computed
 /// from their old values (`None`: nothing stored under that key, or
 /// nothing to change).
@@ -46,6 +56,45 @@ struct Converted {
     state: Option<Vec<u8>>,
     history: Option<Vec<u8>>,
     snapshot: Option<Vec<u8>>,
+}
+
+fn convert_v3(sm: &sled::Tree, snapshots: &sled::Tree) -> Result<Converted, StoreError> {
+    let read = |tree: &sled::Tree, key: &[u8]| {
+        tree.get(key)
+            .map_err(StoreError::io("reading format-3 state"))
+    };
+    let enc = |e: postcard::Error| StoreError::Inconsistent {
+        detail: format!("encoding migrated state: {e}"),
+    };
+    let state = match read(sm, KEY_STATE)? {
+        Some(bytes) => {
+            let old: crate::model::v3::StoredState =
+                decode(&bytes).map_err(StoreError::corrupt("format-3 topology state"))?;
+            let mut new = TopologyState::from(old);
+            new.history = Default::default();
+            Some(encode(&new).map_err(enc)?)
+        }
+        None => None,
+    };
+    let snapshot = match read(snapshots, KEY_SNAPSHOT_DATA)? {
+        Some(bytes) => {
+            let old: SnapshotV3 =
+                decode(&bytes).map_err(StoreError::corrupt("format-3 snapshot"))?;
+            let new = Applied {
+                state: TopologyState::from(old.state),
+                last_applied: old.last_applied,
+                membership: old.membership,
+            };
+            Some(encode(&new).map_err(enc)?)
+        }
+        None => None,
+    };
+    // Format 3's history records are format 4's.
+    Ok(Converted {
+        state,
+        history: None,
+        snapshot,
+    })
 }
 
 fn convert_v2(sm: &sled::Tree, snapshots: &sled::Tree) -> Result<Converted, StoreError> {
@@ -135,7 +184,7 @@ fn convert_v1(sm: &sled::Tree, snapshots: &sled::Tree) -> Result<Converted, Stor
     })
 }
 
-/// Migrates a data dir of format `from` (1 or 2) to the current format,
+/// Migrates a data dir of format `from` (1 to 3) to the current format,
 /// in place.
 pub(crate) fn migrate(
     from: u32,
@@ -147,6 +196,7 @@ pub(crate) fn migrate(
     let c = match from {
         1 => convert_v1(sm, snapshots)?,
         2 => convert_v2(sm, snapshots)?,
+        3 => convert_v3(sm, snapshots)?,
         _ => {
             return Err(StoreError::Inconsistent {
                 detail: format!("no migration from storage format {from}"),
@@ -366,7 +416,10 @@ mod tests {
         drop(store);
         let db = sled::open(dir.path()).unwrap();
         let meta = db.open_tree(META_TREE).unwrap();
-        assert_eq!(super::super::identity::stored_format(&meta).unwrap(), 3);
+        assert_eq!(
+            super::super::identity::stored_format(&meta).unwrap(),
+            STORAGE_FORMAT
+        );
         let snap = db
             .open_tree(SNAPSHOT_TREE)
             .unwrap()
@@ -376,5 +429,81 @@ mod tests {
         let migrated: Applied = decode(&snap).unwrap();
         assert_eq!(migrated.state.history.len(), 1);
         assert_eq!(migrated.state.policy.cooldown_ms, 4321);
+    }
+
+    #[test]
+    fn a_format_3_data_dir_opens_with_its_state_and_no_tokens() {
+        use crate::model::v3::StoredState as StateV3;
+        let dir = tempfile::tempdir().unwrap();
+        let state = |history: VecDeque<crate::model::HistoryRecord>| StateV3 {
+            topology: Topology::HyParView,
+            config: OverlayConfig::default_for(Topology::HyParView),
+            epoch: 2,
+            current_instance: 3,
+            previous_config: None,
+            in_flight: None,
+            policy: crate::model::Policy {
+                cooldown_ms: 999,
+                ..Default::default()
+            },
+            policy_set: true,
+            last_switch_ms: Some(20),
+            last_stamp_ms: 20,
+            history,
+            requests: VecDeque::new(),
+        };
+        let rec: crate::model::HistoryRecord = record(3).into();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let meta = db.open_tree(META_TREE).unwrap();
+            meta.insert(KEY_FORMAT, &3u32.to_be_bytes()).unwrap();
+            meta.insert(KEY_NODE_UUID, uuid::Uuid::new_v4().as_bytes().as_slice())
+                .unwrap();
+            let sm = db.open_tree(SM_TREE).unwrap();
+            sm.insert(KEY_STATE, encode(&state(VecDeque::new())).unwrap())
+                .unwrap();
+            sm.insert(KEY_HISTORY, encode(&VecDeque::from([rec.clone()])).unwrap())
+                .unwrap();
+            let last: Option<LogId> = None;
+            sm.insert(KEY_LAST_APPLIED, encode(&last).unwrap()).unwrap();
+            sm.insert(
+                KEY_MEMBERSHIP,
+                encode(&StoredMembership::default()).unwrap(),
+            )
+            .unwrap();
+            let snap = SnapshotV3 {
+                state: state(VecDeque::from([rec])),
+                last_applied: None,
+                membership: StoredMembership::default(),
+            };
+            db.open_tree(SNAPSHOT_TREE)
+                .unwrap()
+                .insert(KEY_SNAPSHOT_DATA, encode(&snap).unwrap())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let applied = store.applied();
+        let s = &applied.state;
+        assert_eq!(s.topology, Topology::HyParView);
+        assert_eq!(s.epoch, 2);
+        assert_eq!(s.policy.cooldown_ms, 999);
+        assert_eq!(s.history.len(), 1);
+        assert!(s.tokens.records.is_empty());
+        assert!(!s.tokens.initial_stored);
+        drop(store);
+        let db = sled::open(dir.path()).unwrap();
+        let meta = db.open_tree(META_TREE).unwrap();
+        assert_eq!(super::super::identity::stored_format(&meta).unwrap(), 4);
+        let snap = db
+            .open_tree(SNAPSHOT_TREE)
+            .unwrap()
+            .get(KEY_SNAPSHOT_DATA)
+            .unwrap()
+            .unwrap();
+        let migrated: Applied = decode(&snap).unwrap();
+        assert_eq!(migrated.state.history.len(), 1);
+        assert_eq!(migrated.state.policy.cooldown_ms, 999);
+        assert!(migrated.state.tokens.records.is_empty());
     }
 }
