@@ -67,7 +67,11 @@ async fn cluster(secure: bool, dir: &std::path::Path) -> Vec<Node> {
         } else {
             SecurityConfig::insecure()
         };
-        nodes.push(start_node(c, Arc::new(NoOverlay)).await.expect("node starts"));
+        nodes.push(
+            start_node(c, Arc::new(NoOverlay))
+                .await
+                .expect("node starts"),
+        );
     }
     nodes
 }
@@ -93,7 +97,12 @@ struct Figures {
     p99_ms: f64,
 }
 
-async fn load(api: SocketAddr, roots: Option<rustls::RootCertStore>, clients: usize, secs: u64) -> Figures {
+async fn load(
+    api: SocketAddr,
+    roots: Option<rustls::RootCertStore>,
+    clients: usize,
+    secs: u64,
+) -> Figures {
     let scheme = if roots.is_some() { "https" } else { "http" };
     let http: hyper_util::client::legacy::Client<_, Full<Bytes>> =
         topod::security::client::operator_client(roots, Duration::from_secs(2));
@@ -108,7 +117,10 @@ async fn load(api: SocketAddr, roots: Option<rustls::RootCertStore>, clients: us
             let mut i = 0u64;
             while Instant::now() < end {
                 i += 1;
-                let body = format!("{{\"cooldown_ms\":{}}}", 1000 + (c as u64 * 7919 + i) % 100_000);
+                let body = format!(
+                    "{{\"cooldown_ms\":{}}}",
+                    1000 + (c as u64 * 7919 + i) % 100_000
+                );
                 let req = hyper::Request::put(url.clone())
                     .header("content-type", "application/json")
                     .body(Full::new(Bytes::from(body)))
@@ -132,7 +144,11 @@ async fn load(api: SocketAddr, roots: Option<rustls::RootCertStore>, clients: us
         all.extend(t.await.expect("client task"));
     }
     all.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| all.get(((all.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(f64::NAN);
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
     Figures {
         writes: all.len() as u64,
         failed: failed.load(Ordering::Relaxed),
@@ -146,7 +162,11 @@ async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let clients: Vec<usize> = args
         .first()
-        .map(|a| a.split(',').map(|c| c.parse().expect("client count")).collect())
+        .map(|a| {
+            a.split(',')
+                .map(|c| c.parse().expect("client count"))
+                .collect()
+        })
         .unwrap_or_else(|| vec![1, 64]);
     let secs: u64 = args.get(1).map_or(10, |s| s.parse().expect("seconds"));
     let modes: Vec<&str> = args
@@ -161,8 +181,10 @@ async fn main() {
             let nodes = cluster(secure, dir.path()).await;
             let api = leader(&nodes).await;
             let roots = secure.then(|| {
-                topod::security::client::roots_from_file(&CertDir(dir.path().join("certs")).ca_cert())
-                    .expect("roots")
+                topod::security::client::roots_from_file(
+                    &CertDir(dir.path().join("certs")).ca_cert(),
+                )
+                .expect("roots")
             });
             // A second of warm-up: connections, TLS sessions, caches.
             let _ = load(api, roots.clone(), c, 1).await;

@@ -19,8 +19,13 @@ if [ -z "${SKIP_BUILD:-}" ]; then
   # --target makes RUSTFLAGS apply to the target only: build scripts and
   # proc macros stay dynamically linked (they cannot be static with glibc).
   # No debug info and stripped symbols: the image carries no debugger.
-  RUSTFLAGS="-C target-feature=+crt-static" \
+  # A static, non-PIE executable has no run-time relocation table (0.7 MB
+  # of .rela.dyn in topod alone), and one codegen unit per crate lets the
+  # optimiser share more: together about 2 MB off the two binaries, which
+  # keeps the image under 25 MiB now that rustls and rcgen are in it.
+  RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
     CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=symbols \
+    CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
     nice -n 10 cargo build --release --locked --target "$TARGET" --bin topod --bin topoctl
 fi
 BIN="target/$TARGET/release"

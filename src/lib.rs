@@ -34,9 +34,10 @@
 //!   bearer tokens with roles (`api::auth`, `/v1/tokens`).
 //! - [`ui`] — the admin web page served at `/ui/` (embedded HTML, CSS, JS).
 //! - [`config`] — node configuration (TOML + environment) and validation.
-//! - [`security`] — who a request or connection comes from: node
-//!   certificates (mutual TLS) and the peer identity listeners attach;
-//!   token secrets and token files.
+//! - [`security`] — who a request or connection comes from: the cluster
+//!   CA and node certificates, mutual TLS between nodes, the hardened HTTP
+//!   listeners, rotation; token secrets and token files (the roles live in
+//!   `api::auth`).
 //! - [`node`] — [`node::start_node`]: wires a node together.
 //! - [`cli`] — `topoctl`'s client and commands.
 //! - [`dev`] — `topod dev`, a local cluster of child processes.

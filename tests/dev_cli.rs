@@ -113,8 +113,25 @@ async fn a_dev_cluster_takes_a_base_config_and_the_environment() {
         );
     }
     let api = |id: u16| -> SocketAddr { ([127, 0, 0, 1], base + id - 1).into() };
-    // The dev cluster runs secure with a CA of its own under the data dir.
+    // The dev cluster runs secure with a CA and an admin token of its own
+    // under the data dir.
     common::tls::trust_file(&data.join("certs").join("ca.pem"));
+    let token = std::fs::read_to_string(data.join("admin.token")).expect("the dev token");
+    let bearer = format!("Bearer {}", token.trim());
+    let get = |addr: SocketAddr, path: &'static str| {
+        let bearer = bearer.clone();
+        async move {
+            common::request_exact(
+                addr,
+                hyper::Method::GET,
+                path,
+                &[("authorization", bearer.as_str())],
+                bytes::Bytes::new(),
+            )
+            .await
+            .expect("an answer")
+        }
+    };
 
     // The file's chaos mode reached a learner: its deliveries answer.
     let r = get(api(4), "/v1/node/deliveries?after=0").await;

@@ -49,6 +49,10 @@ async fn a_slow_small_hyparview_cluster_switches_to_full_mesh_once() {
         // Connectivity is not what this test is about: only latency may
         // make rule 1 hold.
         cfg.rules.thresholds.min_connectivity = Some(0.0);
+        // A healthy p99 on two shared cores under a full test run reaches
+        // ~200 ms now and then (seen once with TLS on every link): the
+        // degraded links below are far past it.
+        cfg.rules.thresholds.latency_p99_ms = Some(300.0);
         cfg.overlay.hyparview.active_view = 4;
     })
     .await;
@@ -75,12 +79,12 @@ async fn a_slow_small_hyparview_cluster_switches_to_full_mesh_once() {
     assert_eq!(rule1.rule, "small_cluster_degraded");
     assert!(!rule1.holds, "{healthy:#?}");
 
-    // 40 ms on every frame each way: overlay round trips of 80 ms > 50.
+    // 200 ms on every frame each way: overlay round trips of 400 ms > 300.
     let degraded_at = Instant::now();
     for id in c.running() {
         let peers = c.running().into_iter().filter(|&p| p != id);
         c.exec(id)
-            .set_faults(slow_links(peers, Duration::from_millis(40)))
+            .set_faults(slow_links(peers, Duration::from_millis(200)))
             .expect("chaos mode is on");
     }
     c.wait_auto_commit("an automatic switch to full_mesh committed")
@@ -98,7 +102,7 @@ async fn a_slow_small_hyparview_cluster_switches_to_full_mesh_once() {
     );
     assert_eq!((r.from, r.to), (Topology::HyParView, Topology::FullMesh));
     let trigger = r.trigger.as_ref().expect("the triggering metrics are kept");
-    assert!(trigger.metrics.latency_ms.p99 > 50.0, "{trigger:?}");
+    assert!(trigger.metrics.latency_ms.p99 > 300.0, "{trigger:?}");
     assert_eq!(trigger.metrics.node_count, 5);
     assert!(
         trigger.explanation.contains("small_cluster_degraded"),

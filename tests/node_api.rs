@@ -62,6 +62,7 @@ async fn raw(
         .method(method)
         .uri(format!("{}{path}", dataplane_common::tls::base(addr)))
         .header("content-type", ct)
+        .header("authorization", format!("Bearer {}", harness_token()))
         .header(
             "authorization",
             format!("Bearer {}", dataplane_common::harness_token()),
@@ -379,8 +380,19 @@ async fn fault_rules_are_refused_when_chaos_mode_is_off() {
     };
     let mut cfg = node_config(1, c.dir.path().join("node1"), Vec::new());
     cfg.transport.chaos = false;
+    give_token(&mut cfg);
     c.launch(cfg).await;
     let addr = c.node(1).api_addr();
+    // The first voter stores the initial admin token right after it
+    // initialises the cluster.
+    let deadline = Instant::now() + DEADLINE;
+    while http(addr, Method::GET, "/v1/node/faults", None).await.0 == 401 {
+        assert!(
+            Instant::now() < deadline,
+            "the initial admin token is never stored"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let body = json!({"rules": [{"peer": 2, "drop_probability": 1.0}]});
     for (method, body) in [(Method::PUT, Some(body)), (Method::DELETE, None)] {
         let (st, v) = http(addr, method.clone(), "/v1/node/faults", body).await;

@@ -461,6 +461,10 @@ impl Sse {
     async fn open(addr: SocketAddr) -> Result<Sse, Resp> {
         let client: Client<_, Full<Bytes>> = common::tls::client();
         let req = hyper::Request::get(format!("{}/v1/events", common::tls::base(addr)))
+            .header(
+                "authorization",
+                format!("Bearer {}", common::harness_token()),
+            )
             .body(Full::new(Bytes::new()))
             .unwrap();
         let resp = tokio::time::timeout(DEADLINE, client.request(req))

@@ -421,3 +421,52 @@ async fn slow_clients_are_cut_off_and_the_connection_cap_holds() {
     plain.shutdown().await.expect("shutdown");
     secure.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reports_only_for_itself_and_a_follower_relays_tokens_for_the_leader_to_check() {
+    init_tracing();
+    let c = TestCluster::start(3, Options::default()).await;
+    let leader = c.leader().await;
+    let follower = c.followers().await[0];
+
+    // Through a follower with the harness token: forwarded, checked by the
+    // leader, prepared and committed by every node over mutual TLS.
+    let v = switch_and_wait(c.api(follower), "hyparview", "through-follower").await;
+    assert_eq!(v.status, topod::api::types::TransitionStatus::Committed);
+
+    // Through a follower without a token: 401, nothing written.
+    let before = c.applied(leader).state.clone();
+    let r = request_exact(
+        c.api(follower),
+        hyper::Method::POST,
+        "/v1/topology/switch",
+        &[("content-type", "application/json")],
+        r#"{"topology":"full_mesh"}"#,
+    )
+    .await
+    .expect("answer");
+    r.expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+
+    // A report for node `other`, sent to the leader with `claimant`'s valid
+    // node certificate: refused, nothing written.
+    let claimant = follower;
+    let other = (1..=3u64).find(|&n| n != claimant).expect("other");
+    let cert = tls::ca()
+        .issue_for("test", claimant, &[], NODE_VALIDITY)
+        .expect("issue");
+    let body = serde_json::json!({"node": other, "phase": {"phase": "failed", "reason": "forged"}});
+    let (status, text) = post_tls(
+        c.node(leader).raft_addr(),
+        client_config(Some((&cert.cert_pem, &cert.key_pem))),
+        &format!("/v1/transitions/{}/reports", v.id),
+        serde_json::to_vec(&body).expect("json"),
+    )
+    .await
+    .expect("an answer");
+    let text = String::from_utf8_lossy(&text);
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    assert!(text.contains(&format!("node {other}")), "{text}");
+    c.wait_converged().await;
+    assert_eq!(c.applied(leader).state, before, "nothing written");
+    c.shutdown().await;
+}

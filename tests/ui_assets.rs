@@ -17,10 +17,18 @@ use topod::api::types::ClusterLinks;
 /// GET `path`: status, content type, body.
 async fn raw_get(addr: SocketAddr, path: &str) -> (u16, String, Bytes) {
     let client: Client<_, Empty<Bytes>> = dataplane_common::tls::client();
-    let uri = format!("{}{path}", dataplane_common::tls::base(addr))
+    let uri: hyper::Uri = format!("{}{path}", dataplane_common::tls::base(addr))
         .parse()
         .expect("uri");
-    let resp = tokio::time::timeout(Duration::from_secs(10), client.get(uri))
+    // The page's assets are open; the API calls need the token.
+    let req = hyper::Request::get(uri)
+        .header(
+            "authorization",
+            format!("Bearer {}", dataplane_common::harness_token()),
+        )
+        .body(Empty::new())
+        .expect("request");
+    let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
         .await
         .expect("answer in time")
         .expect("answer");

@@ -223,19 +223,14 @@ pub fn authorize(
 }
 
 /// Whether a phase report for `reported` may be accepted from `peer` (the
-/// node certificate's id, if any) when the request was forwarded by
-/// `forwarded_by`: a node reports only for itself; a node that forwards a
-/// report checked it when it received it. Without a node certificate (an
-/// insecure node, or tokens not enforced) the report is accepted as
-/// before.
-pub fn report_allowed(
-    peer: Option<PeerNode>,
-    forwarded_by: Option<NodeId>,
-    reported: NodeId,
-) -> bool {
+/// node certificate's id, if any): a node reports only for itself, and
+/// straight to the leader (a secure follower does not forward reports, so
+/// no node ever relays another's). Without a node certificate (an
+/// insecure node) the report is accepted as before.
+pub fn report_allowed(peer: Option<PeerNode>, reported: NodeId) -> bool {
     match peer {
         None => true,
-        Some(PeerNode(p)) => forwarded_by == Some(p) || reported == p,
+        Some(PeerNode(p)) => reported == p,
     }
 }
 
@@ -483,14 +478,9 @@ mod tests {
     }
 
     #[test]
-    fn a_node_reports_only_for_itself_unless_it_relays() {
-        assert!(report_allowed(None, None, 4), "no certificate: as before");
-        assert!(report_allowed(Some(PeerNode(4)), None, 4));
-        assert!(!report_allowed(Some(PeerNode(4)), None, 5));
-        assert!(
-            report_allowed(Some(PeerNode(2)), Some(2), 5),
-            "relayed by 2"
-        );
-        assert!(!report_allowed(Some(PeerNode(2)), Some(3), 5));
+    fn a_node_reports_only_for_itself() {
+        assert!(report_allowed(None, 4), "no certificate: as before");
+        assert!(report_allowed(Some(PeerNode(4)), 4));
+        assert!(!report_allowed(Some(PeerNode(4)), 5));
     }
 }

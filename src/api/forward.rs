@@ -219,7 +219,7 @@ mod tests {
     async fn body_of(f: &Forwarder, addr: std::net::SocketAddr) -> String {
         let resp = f
             .send(
-                &addr.to_string(),
+                &f.base(&addr.to_string()),
                 Method::GET,
                 "/echo",
                 None,

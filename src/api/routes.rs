@@ -713,10 +713,16 @@ async fn report(State(ctx): Ctx, Path(id): Path<String>, req: Request) -> Respon
         Ok(id) => id,
         Err(r) => return r,
     };
-    // Checked here, on the node the reporter called (a follower forwards
-    // without running the write), before anything is forwarded.
+    // A secure node takes a report only from the node it is about, and only
+    // as the leader: a follower does not relay it (the leader would see
+    // the follower's certificate); the reporter retries with the leader.
     let peer = req.extensions().get::<crate::security::PeerNode>().copied();
-    let relayed_by = Forwarder::origin(req.headers());
+    if ctx.tls.is_some() && !ctx.proposer.is_leader() {
+        return ctx.no_leader(
+            codes::NOT_LEADER,
+            "phase reports go to the leader itself; this node is not the leader",
+        );
+    }
     let (parts, bytes) = match read_body(&ctx, req, true).await {
         Ok(x) => x,
         Err(r) => return r,
@@ -725,7 +731,7 @@ async fn report(State(ctx): Ctx, Path(id): Path<String>, req: Request) -> Respon
         Ok(r) => r,
         Err(r) => return r,
     };
-    if !super::auth::report_allowed(peer, relayed_by, r.node) {
+    if !super::auth::report_allowed(peer, r.node) {
         let d = super::auth::Denied::Forbidden(format!(
             "a node reports phases only for itself: this report names node {}",
             r.node

@@ -36,7 +36,12 @@ pub struct Cli {
     /// A dev cluster's data dir (default `./data`): topoctl finds the admin
     /// token (`admin.token`) and the cluster CA (`certs/ca.pem`) there when
     /// `--token` and `--ca-cert` are not given.
-    #[arg(long, global = true, env = "TOPOCTL_DATA_DIR", default_value = "./data")]
+    #[arg(
+        long,
+        global = true,
+        env = "TOPOCTL_DATA_DIR",
+        default_value = "./data"
+    )]
     pub data_dir: std::path::PathBuf,
     /// The cluster CA's certificate (PEM): endpoints without a scheme are
     /// then called over HTTPS and the nodes' certificates checked against
