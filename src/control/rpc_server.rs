@@ -97,12 +97,18 @@ fn decode<T: DeserializeOwned>(
             ),
         )));
     }
-    postcard::from_bytes(body).map_err(|e| {
+    decode_body(body).map_err(|e| {
         Box::new(refuse(
             StatusCode::BAD_REQUEST,
             format!("undecodable Raft RPC body: {e}"),
         ))
     })
+}
+
+/// Decodes a Raft RPC body (postcard). Pure (the fuzz target `raft_rpc`
+/// runs it).
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, postcard::Error> {
+    postcard::from_bytes(body)
 }
 
 fn encode<T: Serialize>(value: &T) -> Response {
