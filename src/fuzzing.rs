@@ -39,9 +39,12 @@ use openraft::raft::{
 /// What an entry point says about one input.
 pub type Outcome = Result<(), String>;
 
+/// An entry point.
+pub type Entry = fn(&[u8]) -> Outcome;
+
 /// The fuzz targets, by name (`fuzz/fuzz_targets/<name>.rs`,
 /// `fuzz/regressions/<name>/`).
-pub const TARGETS: &[(&str, fn(&[u8]) -> Outcome)] = &[
+pub const TARGETS: &[(&str, Entry)] = &[
     ("frame_codec", frame_codec),
     ("handshake", handshake),
     ("envelope", envelope),
