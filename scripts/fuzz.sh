@@ -43,6 +43,9 @@ if ! nice -n 19 cargo "+$TOOLCHAIN" fuzz build >fuzz/logs/build.log 2>&1; then
     exit 2
 fi
 
+HOST="$(rustc "+$TOOLCHAIN" -vV | sed -n 's/^host: //p')"
+BIN_DIR="fuzz/target/$HOST/release"
+
 # The last value of `key: N` in a log (libFuzzer's status lines and final stats).
 last_value() { grep -o "$1 *[0-9]*" "$2" | tail -1 | grep -o '[0-9]*$' || echo "?"; }
 
@@ -55,7 +58,9 @@ for t in "${TARGETS[@]}"; do
     rm -rf "$artifacts"
     mkdir -p "$corpus" "$artifacts"
     log="fuzz/logs/$t.log"
-    nice -n 19 cargo "+$TOOLCHAIN" fuzz run "$t" "$corpus" "fuzz/regressions/$t" -- \
+    # The binary built above, run directly: a source edit during a long
+    # run does not rebuild in the middle of it.
+    nice -n 19 "$BIN_DIR/$t" "$corpus" "fuzz/regressions/$t" \
         -max_total_time="$SECONDS_PER_TARGET" -print_final_stats=1 -timeout=10 \
         -rss_limit_mb=2048 -artifact_prefix="$artifacts/" >"$log" 2>&1 || true
     execs=$(last_value 'stat::number_of_executed_units:' "$log")
