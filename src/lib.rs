@@ -41,6 +41,8 @@
 //! - [`node`] — [`node::start_node`]: wires a node together.
 //! - [`cli`] — `topoctl`'s client and commands.
 //! - [`dev`] — `topod dev`, a local cluster of child processes.
+//! - `fuzzing` (hidden) — the fuzz entry points: one function per decoder
+//!   of untrusted bytes, run by `fuzz/` and `tests/fuzz_regressions.rs`.
 //!
 //! `ARCHITECTURE.md` shows the data path of a switch.
 
@@ -51,6 +53,8 @@ pub mod config;
 pub mod control;
 pub mod dev;
 pub mod executor;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod model;
 pub mod monitor;
 pub mod node;

@@ -367,22 +367,24 @@ pub(super) fn parse_id(ctx: &ApiContext, raw: &str, what: &str) -> Result<u64, R
     })
 }
 
-/// Decodes a request body, which must be a JSON object: serde's derived
-/// structs would also take a JSON array, filling fields by position, which
-/// no client means and which bypasses the unknown-field check.
+/// Decodes a request body, answering 400 on error ([`decode_json`]).
 pub(super) fn parse_json<T: serde::de::DeserializeOwned>(
     ctx: &ApiContext,
     body: &Bytes,
 ) -> Result<T, Response<Body>> {
+    decode_json(body).map_err(|e| bad(ctx, e))
+}
+
+/// Decodes a request body, which must be a JSON object: serde's derived
+/// structs would also take a JSON array, filling fields by position, which
+/// no client means and which bypasses the unknown-field check. Pure (the
+/// fuzz target `api_json` runs it).
+pub fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, BadRequest> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first.is_some_and(|b| *b != b'{') {
-        return Err(bad(
-            ctx,
-            BadRequest::new("invalid JSON body: expected a JSON object"),
-        ));
+        return Err(BadRequest::new("invalid JSON body: expected a JSON object"));
     }
-    serde_json::from_slice(body)
-        .map_err(|e| bad(ctx, BadRequest::new(format!("invalid JSON body: {e}"))))
+    serde_json::from_slice(body).map_err(|e| BadRequest::new(format!("invalid JSON body: {e}")))
 }
 
 /// Reads the body: JSON content type and size limit checked.

@@ -112,7 +112,7 @@ fn decode<T: DeserializeOwned>(
             ),
         )));
     }
-    postcard::from_bytes(body).map_err(|e| {
+    decode_body(body).map_err(|e| {
         Box::new(refuse(
             StatusCode::BAD_REQUEST,
             format!("undecodable Raft RPC body: {e}"),
@@ -153,6 +153,12 @@ fn check_claim(
     metrics::counter!("topod_raft_rpc_refused_total", "rpc" => rpc).increment(1);
     tracing::warn!(rpc, %reason, "Raft RPC refused");
     Err(Box::new(refuse(StatusCode::FORBIDDEN, reason)))
+}
+
+/// Decodes a Raft RPC body (postcard). Pure (the fuzz target `raft_rpc`
+/// runs it).
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, postcard::Error> {
+    postcard::from_bytes(body)
 }
 
 fn encode<T: Serialize>(value: &T) -> Response {

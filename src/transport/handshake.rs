@@ -130,13 +130,9 @@ pub(crate) async fn dial(inner: Arc<Inner>, peer: NodeId) -> Result<Established,
             None => (stream, None),
         };
         let mut est = hello(&inner, stream, Some(peer), certified).await?;
-        match est.reader.read(&mut est.rd).await? {
-            Some((WireFrame::Ready, _)) => Ok(est),
-            Some((WireFrame::Duplicate, _)) => Err(HandshakeError::Duplicate),
-            Some((WireFrame::Refuse { reason }, _)) => Err(HandshakeError::Refused(reason)),
-            Some((f, _)) => Err(HandshakeError::Unexpected(name(&f))),
-            None => Err(HandshakeError::Closed),
-        }
+        let theirs = est.reader.read(&mut est.rd).await?;
+        check_answer(theirs.map(|(f, _)| f))?;
+        Ok(est)
     };
     tokio::time::timeout(inner.config.connect_timeout(), attempt)
         .await
@@ -194,31 +190,19 @@ async fn hello(
         Some((f, _)) => f,
         None => return Err(HandshakeError::Closed),
     };
-    let (cluster_id, node_id, version) = match theirs {
-        WireFrame::Hello {
-            cluster_id,
-            node_id,
-            protocol_version,
-        } => (cluster_id, node_id, protocol_version),
-        WireFrame::Refuse { reason } => return Err(HandshakeError::Refused(reason)),
-        other => return Err(HandshakeError::Unexpected(name(&other))),
-    };
-    if let Some(reason) = mismatch(inner, &cluster_id, node_id, version, expect)
-        .or_else(|| certificate_mismatch(node_id, certified))
-    {
-        tracing::warn!(peer = node_id, %reason, "link refused");
-        // The peer may have refused and closed first (both sides check):
-        // our reason is the one to report either way.
-        let refuse = WireFrame::Refuse {
-            reason: reason.clone(),
-        };
-        if let Err(e) = write_frame(&mut wr, &refuse).await {
-            tracing::debug!(peer = node_id, error = %e, "could not send Refuse");
-        } else if let Err(e) = wr.flush().await {
-            tracing::debug!(peer = node_id, error = %e, "could not send Refuse");
+    let checked = check_hello(theirs, &inner.cluster_id, inner.me, expect).and_then(|n| {
+        match certificate_mismatch(n, certified) {
+            Some(reason) => Err(HandshakeError::Mismatch(reason)),
+            None => Ok(n),
         }
-        return Err(HandshakeError::Mismatch(reason));
-    }
+    });
+    let node_id = match checked {
+        Ok(node_id) => node_id,
+        Err(HandshakeError::Mismatch(reason)) => {
+            return Err(refuse(&mut wr, reason).await);
+        }
+        Err(e) => return Err(e),
+    };
     reader.set_max(inner.config.max_frame());
     Ok(Established {
         peer: node_id,
@@ -229,9 +213,70 @@ async fn hello(
     })
 }
 
+/// Checks the peer's first frame against our cluster id and node id (and
+/// the node we dialed): the peer's node id, or why the link is refused
+/// (`Mismatch` is answered with a `Refuse` frame). Pure, so the fuzz
+/// target `handshake` runs exactly this.
+pub(crate) fn check_hello(
+    theirs: WireFrame,
+    our_cluster: &str,
+    me: NodeId,
+    expect: Option<NodeId>,
+) -> Result<NodeId, HandshakeError> {
+    match theirs {
+        WireFrame::Hello {
+            cluster_id,
+            node_id,
+            protocol_version,
+        } => match mismatch(
+            our_cluster,
+            me,
+            &cluster_id,
+            node_id,
+            protocol_version,
+            expect,
+        ) {
+            Some(reason) => Err(HandshakeError::Mismatch(reason)),
+            None => Ok(node_id),
+        },
+        WireFrame::Refuse { reason } => Err(HandshakeError::Refused(reason)),
+        other => Err(HandshakeError::Unexpected(name(&other))),
+    }
+}
+
+/// Checks the accepting side's answer to the dialer (`None`: the stream
+/// ended): `Ok` only for `Ready`. Pure, run by the fuzz target
+/// `handshake`.
+pub(crate) fn check_answer(theirs: Option<WireFrame>) -> Result<(), HandshakeError> {
+    match theirs {
+        Some(WireFrame::Ready) => Ok(()),
+        Some(WireFrame::Duplicate) => Err(HandshakeError::Duplicate),
+        Some(WireFrame::Refuse { reason }) => Err(HandshakeError::Refused(reason)),
+        Some(f) => Err(HandshakeError::Unexpected(name(&f))),
+        None => Err(HandshakeError::Closed),
+    }
+}
+
+/// Sends `Refuse` for `reason` (best effort) and gives the error to return.
+async fn refuse(wr: &mut WriteHalf<BoxStream>, reason: String) -> HandshakeError {
+    tracing::warn!(%reason, "link refused");
+    // The peer may have refused and closed first (both sides check):
+    // our reason is the one to report either way.
+    let refuse = WireFrame::Refuse {
+        reason: reason.clone(),
+    };
+    if let Err(e) = write_frame(wr, &refuse).await {
+        tracing::debug!(error = %e, "could not send Refuse");
+    } else if let Err(e) = wr.flush().await {
+        tracing::debug!(error = %e, "could not send Refuse");
+    }
+    HandshakeError::Mismatch(reason)
+}
+
 /// Why a `Hello` is refused, naming both values; `None` if it is fine.
 fn mismatch(
-    inner: &Inner,
+    our_cluster: &str,
+    me: NodeId,
     cluster_id: &str,
     node_id: NodeId,
     version: u32,
@@ -242,13 +287,12 @@ fn mismatch(
             "protocol version mismatch: ours {PROTOCOL_VERSION}, theirs {version} (node {node_id})"
         ));
     }
-    if cluster_id != inner.cluster_id {
+    if cluster_id != our_cluster {
         return Some(format!(
-            "cluster id mismatch: ours {:?}, theirs {cluster_id:?} (node {node_id})",
-            inner.cluster_id
+            "cluster id mismatch: ours {our_cluster:?}, theirs {cluster_id:?} (node {node_id})"
         ));
     }
-    if node_id == inner.me {
+    if node_id == me {
         return Some(format!("peer claims our own node id {node_id}"));
     }
     match expect {

@@ -74,7 +74,7 @@ pub mod codec;
 mod config;
 mod fault;
 mod handle;
-mod handshake;
+pub(crate) mod handshake;
 mod link;
 mod memory;
 mod peer;

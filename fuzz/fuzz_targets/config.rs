@@ -1,0 +1,9 @@
+//! Fuzz target `config`: runs [`topod::fuzzing::config`] on every input; only a
+//! panic (or a sanitizer report, hang or OOM) is a finding.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = topod::fuzzing::config(data);
+});
