@@ -8,9 +8,10 @@
 //! state showed the transition committed.
 //!
 //! ```text
-//! cargo run --release --example bench_switch -- [SWITCHES] [NODES]
+//! cargo run --release --example bench_switch -- [SWITCHES] [NODES] [secure|insecure]
 //! ```
-//! (defaults: 20 switches, 5 nodes).
+//! (defaults: 20 switches, 5 nodes, secure: mutual TLS on every link and
+//! RPC, HTTPS and tokens on the API; `insecure` runs plain).
 
 #[path = "../tests/dataplane_common/mod.rs"]
 mod dataplane_common;
@@ -32,7 +33,16 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let switches: usize = args.next().map_or(20, |a| a.parse().expect("SWITCHES"));
     let nodes: usize = args.next().map_or(5, |a| a.parse().expect("NODES"));
-    let c = Cluster::start_with(nodes, |cfg| {
+    let insecure = match args.next().as_deref() {
+        None | Some("secure") => false,
+        Some("insecure") => true,
+        Some(other) => panic!("mode is secure or insecure, not {other}"),
+    };
+    println!("mode: {}", if insecure { "insecure" } else { "secure" });
+    let c = Cluster::start_with(nodes, move |cfg| {
+        if insecure {
+            cfg.security = topod::config::SecurityConfig::insecure();
+        }
         cfg.raft = RaftConfig::default();
         cfg.executor = ExecutorConfig::default();
         cfg.overlay = OverlayDefaults::default();

@@ -62,6 +62,7 @@ async fn post_tls(
         let req = hyper::Request::post(path)
             .header("host", "topod-node")
             .header(CLUSTER_HEADER, "test")
+            .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))
             .expect("request");
         let resp = send.send_request(req).await.map_err(|e| e.to_string())?;

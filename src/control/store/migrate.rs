@@ -235,6 +235,23 @@ mod tests {
     use std::collections::{BTreeMap, VecDeque};
 
     use super::*;
+
+    /// Opens a db (or store) dropped a moment ago: sled's flusher thread
+    /// may still hold the file lock for a little while.
+    fn retry_lock<T, E: std::fmt::Display>(mut open: impl FnMut() -> Result<T, E>) -> Result<T, E> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match open() {
+                Err(e)
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                other => return other,
+            }
+        }
+    }
     use crate::control::store::codec::{
         KEY_LAST_APPLIED, KEY_MEMBERSHIP, KEY_NODE_UUID, META_TREE, SM_TREE, SNAPSHOT_TREE,
     };
@@ -286,7 +303,7 @@ mod tests {
     fn a_format_1_data_dir_opens_with_its_state_history_and_snapshot() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let db = sled::open(dir.path()).unwrap();
+            let db = retry_lock(|| sled::open(dir.path())).unwrap();
             let meta = db.open_tree(META_TREE).unwrap();
             meta.insert(KEY_FORMAT, &1u32.to_be_bytes()).unwrap();
             meta.insert(KEY_NODE_UUID, uuid::Uuid::new_v4().as_bytes().as_slice())
@@ -314,7 +331,7 @@ mod tests {
                 .unwrap();
             db.flush().unwrap();
         }
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let store = retry_lock(|| Store::open(dir.path(), 1 << 20)).unwrap();
         let applied = store.applied();
         let s = &applied.state;
         assert_eq!(s.topology, Topology::HyParView);
@@ -330,7 +347,7 @@ mod tests {
         assert_eq!(s.history[0].trigger, None);
         drop(store);
         // Reopening finds the current format and changes nothing.
-        let db = sled::open(dir.path()).unwrap();
+        let db = retry_lock(|| sled::open(dir.path())).unwrap();
         let meta = db.open_tree(META_TREE).unwrap();
         assert_eq!(
             super::super::identity::stored_format(&meta).unwrap(),
@@ -376,7 +393,7 @@ mod tests {
         };
         let rec: crate::model::HistoryRecord = record(3).into();
         {
-            let db = sled::open(dir.path()).unwrap();
+            let db = retry_lock(|| sled::open(dir.path())).unwrap();
             let meta = db.open_tree(META_TREE).unwrap();
             meta.insert(KEY_FORMAT, &2u32.to_be_bytes()).unwrap();
             meta.insert(KEY_NODE_UUID, uuid::Uuid::new_v4().as_bytes().as_slice())
@@ -404,7 +421,7 @@ mod tests {
                 .unwrap();
             db.flush().unwrap();
         }
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let store = retry_lock(|| Store::open(dir.path(), 1 << 20)).unwrap();
         let applied = store.applied();
         let s = &applied.state;
         assert_eq!(s.policy.cooldown_ms, 4321);
@@ -414,7 +431,7 @@ mod tests {
         assert_eq!(s.history.len(), 1);
         assert_eq!(s.history[0].id, 3);
         drop(store);
-        let db = sled::open(dir.path()).unwrap();
+        let db = retry_lock(|| sled::open(dir.path())).unwrap();
         let meta = db.open_tree(META_TREE).unwrap();
         assert_eq!(
             super::super::identity::stored_format(&meta).unwrap(),
@@ -454,7 +471,7 @@ mod tests {
         };
         let rec: crate::model::HistoryRecord = record(3).into();
         {
-            let db = sled::open(dir.path()).unwrap();
+            let db = retry_lock(|| sled::open(dir.path())).unwrap();
             let meta = db.open_tree(META_TREE).unwrap();
             meta.insert(KEY_FORMAT, &3u32.to_be_bytes()).unwrap();
             meta.insert(KEY_NODE_UUID, uuid::Uuid::new_v4().as_bytes().as_slice())
@@ -482,7 +499,7 @@ mod tests {
                 .unwrap();
             db.flush().unwrap();
         }
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let store = retry_lock(|| Store::open(dir.path(), 1 << 20)).unwrap();
         let applied = store.applied();
         let s = &applied.state;
         assert_eq!(s.topology, Topology::HyParView);
@@ -492,7 +509,7 @@ mod tests {
         assert!(s.tokens.records.is_empty());
         assert!(!s.tokens.initial_stored);
         drop(store);
-        let db = sled::open(dir.path()).unwrap();
+        let db = retry_lock(|| sled::open(dir.path())).unwrap();
         let meta = db.open_tree(META_TREE).unwrap();
         assert_eq!(super::super::identity::stored_format(&meta).unwrap(), 4);
         let snap = db
