@@ -471,3 +471,55 @@ async fn a_node_reports_only_for_itself_and_a_follower_relays_tokens_for_the_lea
     assert_eq!(c.applied(leader).state, before, "nothing written");
     c.shutdown().await;
 }
+
+/// GETs `path` over HTTPS trusting only the CA in `ca_pem`.
+async fn get_trusting(addr: SocketAddr, ca_pem: &str, path: &str) -> Result<StatusCode, String> {
+    let roots = topod::security::tls::roots_from_pem(ca_pem.as_bytes())?;
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<Bytes>> =
+        topod::security::client::operator_client(Some(roots), Duration::from_secs(5));
+    let uri: hyper::Uri = format!("https://{addr}{path}").parse().expect("uri");
+    match tokio::time::timeout(Duration::from_secs(10), client.get(uri)).await {
+        Ok(Ok(r)) => Ok(r.status()),
+        Ok(Err(e)) => Err(format!("{e:?}")),
+        Err(_) => Err("timed out".into()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_can_serve_the_operator_s_own_certificate() {
+    init_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The operator's own CA and a server certificate for 127.0.0.1.
+    let operator = CertAuthority::generate("operator", CA_VALIDITY).expect("CA");
+    let api_cert = operator.issue(99, &[], NODE_VALIDITY).expect("issue");
+    let (cert, key) = (dir.path().join("api.pem"), dir.path().join("api.key"));
+    std::fs::write(&cert, &api_cert.cert_pem).expect("write");
+    std::fs::write(&key, &api_cert.key_pem).expect("write");
+    let mut config = node_config(
+        "test",
+        1,
+        dir.path().join("node1"),
+        true,
+        Vec::new(),
+        &Options::default(),
+    );
+    config.security.api_cert = Some(cert);
+    config.security.api_key = Some(key);
+    let node = topod::node::start_node(
+        config,
+        Arc::new(topod::control::executor::ScriptedExecutor::default()),
+    )
+    .await
+    .expect("starts");
+    // The API presents the operator's certificate: trusted by its CA...
+    assert_eq!(
+        get_trusting(node.api_addr(), &operator.cert_pem, "/livez").await,
+        Ok(StatusCode::OK)
+    );
+    // ...and not by the cluster CA, which still signs what peers see on
+    // the Raft listener.
+    assert!(get_trusting(node.api_addr(), tls::ca_pem(), "/livez")
+        .await
+        .is_err());
+    node.shutdown().await.expect("shutdown");
+}
