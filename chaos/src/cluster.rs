@@ -99,6 +99,10 @@ fn node_config(
     security.insert("ca_cert".into(), path(certs.ca_cert()));
     security.insert("cert".into(), path(certs.node_cert(id)));
     security.insert("key".into(), path(certs.node_key(id)));
+    security.insert(
+        "initial_admin_token_file".into(),
+        path(certs.0.join("admin.token")),
+    );
     t.insert("security".into(), security.into());
     merge(&mut t, extra);
     // `chaos` stays on whatever the scenario says: the harness needs it.
@@ -145,6 +149,9 @@ impl Cluster {
             topod::security::tls::roots_from_pem(ca.cert_pem.as_bytes())
                 .map_err(anyhow::Error::msg)?,
         );
+        // The first admin token, which node 1 stores; the harness sends it.
+        let token = topod::security::token::ensure_token_file(&certs.0.join("admin.token"))?;
+        crate::http::use_token(token);
         let mut specs = BTreeMap::new();
         for &id in net.nodes() {
             let data = dir.join(format!("node{id}"));

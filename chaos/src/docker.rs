@@ -189,6 +189,11 @@ fn make_certs(dir: &Path, ids: &[NodeId]) -> anyhow::Result<()> {
         own(&certs.node_key(id))?;
     }
     own(&certs.ca_cert())?;
+    // The first admin token (the Compose config points node 1 at it).
+    let token_file = certs.0.join("admin.token");
+    let token = topod::security::token::ensure_token_file(&token_file)?;
+    own(&token_file)?;
+    crate::http::use_token(token);
     crate::http::use_cluster_ca(
         topod::security::tls::roots_from_pem(ca.cert_pem.as_bytes()).map_err(anyhow::Error::msg)?,
     );

@@ -62,6 +62,15 @@ pub fn use_cluster_ca(roots: rustls::RootCertStore) {
     let _set_once = CLUSTER_CA.set(roots);
 }
 
+/// The admin token every request carries once the cluster has one (the
+/// nodes' `security.initial_admin_token_file`).
+static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes every request send `token` as its bearer token.
+pub fn use_token(token: String) {
+    let _set_once = TOKEN.set(token);
+}
+
 /// A pooled client (connections are reused per node).
 #[derive(Clone)]
 pub struct Api {
@@ -97,6 +106,9 @@ impl Api {
         let mut b = hyper::Request::builder()
             .method(method)
             .uri(format!("{}://{addr}{path}", self.scheme));
+        if let Some(t) = TOKEN.get() {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
         let bytes = match body {
             Some(v) => {
                 b = b.header("content-type", "application/json");

@@ -17,6 +17,11 @@ run() { docker run --rm --user 0 -v "$DIR:/certs" --entrypoint /usr/local/bin/to
 for n in 1 2 3 4 5; do
   [ -f "$DIR/node-$n.pem" ] || run certs issue --node "$n" --dir /certs >/dev/null
 done
+# The first admin token (topod_ + 43 base64url characters).
+if [ ! -f "$DIR/admin.token" ]; then
+  python3 -c 'import base64,os; print("topod_" + base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="))' > "$DIR/admin.token"
+fi
+chown 10001:10001 "$DIR/admin.token"; chmod 0600 "$DIR/admin.token"
 # The nodes run as UID 10001; the CA key is not theirs to read (root only).
 chown 10001:10001 "$DIR"/node-*.pem "$DIR"/node-*.key "$DIR/ca.pem"
 chmod 0600 "$DIR"/node-*.key

@@ -36,7 +36,7 @@ DC=(docker-compose -f "$HERE/docker-compose.yml")
 CERTS=$(mktemp -d /tmp/topod-compose-certs.XXXXXX)
 export TOPOD_CERTS="$CERTS"
 ./certs.sh "$CERTS" >/dev/null
-CURL=(curl --cacert "$CERTS/ca.pem")
+CURL=(curl --cacert "$CERTS/ca.pem" -H "Authorization: Bearer $(cat "$CERTS/admin.token")")
 
 cleanup() {
   local rc=$?
@@ -146,7 +146,7 @@ echo "  policy written with voter2 paused"
 docker unpause "$("${DC[@]}" ps -q voter2)" >/dev/null
 wait_for "voter2 ready after unpause" 60 ready 2
 wait_for "voter2 caught up" 30 converged 2
-wait_for "voter2 sees the policy" 30 sh -c "curl --cacert $CERTS/ca.pem -sf https://$(api 2)/v1/policy | jq -e '.cooldown_ms == 1000' >/dev/null"
+wait_for "voter2 sees the policy" 30 sh -c "curl --cacert $CERTS/ca.pem -H 'Authorization: Bearer $(cat $CERTS/admin.token)' -sf https://$(api 2)/v1/policy | jq -e '.cooldown_ms == 1000' >/dev/null"
 want=full_mesh
 [ "$(get 1 /v1/topology | jq -r .topology)" = full_mesh ] && want=hyparview
 switch 2 "$want"
