@@ -347,7 +347,16 @@ impl ApiClient {
                 if e.is_connect() {
                     AttemptError::Unreachable(root_cause(&e))
                 } else {
-                    failed(error_chain(&e))
+                    let chain = error_chain(&e);
+                    // Plain HTTP to a TLS listener: say what to do.
+                    if !self.tls && chain.contains("invalid HTTP version") {
+                        failed(format!(
+                            "{chain} (the node speaks HTTPS: pass the cluster CA with --ca-cert or \
+                             TOPOCTL_CA_CERT, or --data-dir of a `topod dev` cluster)"
+                        ))
+                    } else {
+                        failed(chain)
+                    }
                 }
             })?;
             let (parts, body) = resp.into_parts();
