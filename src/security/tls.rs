@@ -379,6 +379,35 @@ impl ResolvesClientCert for OwnKey {
     }
 }
 
+/// The handshake signature checks both verifiers share: the provider's
+/// algorithms.
+struct Signatures<'a>(&'a rustls::crypto::WebPkiSupportedAlgorithms);
+
+impl Signatures<'_> {
+    fn tls12(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, self.0)
+    }
+    fn tls13(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, self.0)
+    }
+}
+
+impl TlsContext {
+    fn signatures(&self) -> Signatures<'_> {
+        Signatures(&self.provider.signature_verification_algorithms)
+    }
+}
+
 fn other(e: IdentityError) -> rustls::Error {
     rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
         Arc::new(e),
@@ -422,12 +451,7 @@ impl ClientCertVerifier for PeerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.ctx.provider.signature_verification_algorithms,
-        )
+        self.ctx.signatures().tls12(message, cert, dss)
     }
     fn verify_tls13_signature(
         &self,
@@ -435,18 +459,10 @@ impl ClientCertVerifier for PeerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.ctx.provider.signature_verification_algorithms,
-        )
+        self.ctx.signatures().tls13(message, cert, dss)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.ctx
-            .provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.ctx.signatures().0.supported_schemes()
     }
 }
 
@@ -483,12 +499,7 @@ impl ServerCertVerifier for NodeServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.ctx.provider.signature_verification_algorithms,
-        )
+        self.ctx.signatures().tls12(message, cert, dss)
     }
     fn verify_tls13_signature(
         &self,
@@ -496,17 +507,9 @@ impl ServerCertVerifier for NodeServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.ctx.provider.signature_verification_algorithms,
-        )
+        self.ctx.signatures().tls13(message, cert, dss)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.ctx
-            .provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.ctx.signatures().0.supported_schemes()
     }
 }
