@@ -13,10 +13,35 @@ use futures::future::BoxFuture;
 
 use crate::model::{OverlayConfig, Topology, TransitionId};
 
-/// An executor's failure; the reason is reported through the log.
+/// An executor's failure, as a value; its text (`Display`) is the reason
+/// reported through the log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ExecError(pub String);
+pub enum ExecError {
+    /// A prepare or verify check did not pass.
+    #[error(transparent)]
+    Check(#[from] crate::executor::CheckFailure),
+    /// The overlay could not be built from its config.
+    #[error("cannot build the {topology} overlay: {error}")]
+    Build {
+        topology: Topology,
+        error: crate::overlay::any::BuildError,
+    },
+    /// A prepare with no current overlay to prepare beside.
+    #[error("no current overlay to prepare beside")]
+    NoCurrent,
+    /// A cut-over to a transition this node has not prepared.
+    #[error("no prepared overlay for transition {id}")]
+    NotPrepared { id: TransitionId },
+    /// A verify with no overlay running.
+    #[error("no overlay is running")]
+    NoOverlay,
+    /// The executor task has stopped (the node is shutting down).
+    #[error("the executor has stopped")]
+    Stopped,
+    /// A failure a test executor was told to produce.
+    #[error("{what} failed (scripted)")]
+    Scripted { what: String },
+}
 
 /// What a node's overlay executor does at each phase of a switch.
 pub trait Executor: Send + Sync + 'static {
@@ -118,7 +143,9 @@ impl ScriptedExecutor {
     }
     fn outcome(fail: bool, what: &str) -> BoxFuture<'static, Result<(), ExecError>> {
         let result = if fail {
-            Err(ExecError(format!("{what} failed (scripted)")))
+            Err(ExecError::Scripted {
+                what: what.to_string(),
+            })
         } else {
             Ok(())
         };

@@ -1,100 +1,72 @@
-//! [`Actor`]: the one task per node that owns all overlay state — the
-//! current overlay and at most one other (shadow or draining), their
-//! timers and link users (the subscribers and the dedup window are in the
-//! shared `super::inbox::Inbox`, which the link readers feed too). Commands,
-//! transport events, timers and applied-state changes reach it through
-//! one `select! { biased; .. }` loop.
+//! [`Actor`]: the one task per node that owns the executor's
+//! [`Core`](super::core::Core) and carries out what it asks on the
+//! transport. It is a thin shell: it turns commands, transport events,
+//! timers and applied-state changes into core inputs (with `now`), and the
+//! core's outputs into transport calls, deliveries, answers and timers. It
+//! never waits on a peer: frames go into the transport with `try_send`,
+//! and a data frame that finds a peer's queue full waits in that peer's
+//! spill queue (`super::spill`). Commands and transport events are served
+//! fairly (an unbiased select), so an inbound flood does not starve
+//! prepares and sends.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::check::Check;
 use super::config::ExecutorConfig;
-use super::handle::{Cmd, Delivery, SendShared};
-use super::instance::Instance;
-use super::links::{LinkChanges, LinkUser, Links};
-use super::repair::RepairState;
-use super::status::{ExecCounters, ExecState, ExecStatus, OverlayStatus};
+use super::core::{Core, Input, Output, SendRefusal, Timer, Token};
+use super::handle::{ChannelError, Cmd, SendShared};
+use super::spill::{Spills, Spilt};
+use super::status::{ExecCounters, ExecStatus};
 use super::summary::Recorder;
-use super::wire::{decode, encode, Body, Frame};
 use crate::control::applied::AppliedRx;
-use crate::model::{NodeId, Topology};
-use crate::overlay::any::{AnyMessage, AnyTimer};
-use crate::overlay::{
-    Command, InEvent, MessageClass, MessageId, OutEvent, Protocol, ProtocolMessage,
-};
-use crate::transport::{FrameClass, SendError, Transport, TransportEvent};
+use crate::control::executor::ExecError;
+use crate::model::NodeId;
+use crate::transport::{FrameClass, LinkDownReason, SendError, Transport, TransportEvent};
 
-/// Transport events handled per wake-up at most (measured with
-/// `bench_p2p`; small enough that commands and timers wait little).
+/// Transport events (and commands) handled per wake-up at most (measured
+/// with `bench_p2p`; small enough that the other side waits little).
 const EVENT_BATCH: usize = 64;
-/// Period of the check of a prepare/verify in progress and of the drain.
-const TICK: Duration = Duration::from_millis(10);
+/// Counters are republished at most this often when nothing else changed.
+const COUNTERS_EVERY: Duration = Duration::from_millis(100);
 
-/// What the second overlay slot holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Second {
-    None,
-    Shadow,
-    /// Draining since the cut-over at `since`; the old overlay last
-    /// carried an application payload at `last_payload`.
-    Old {
-        since: Instant,
-        last_payload: Instant,
-    },
+/// Who waits for an answer the core will give.
+enum Pending {
+    Exec(oneshot::Sender<Result<(), ExecError>>),
+    Sent(oneshot::Sender<Result<(), ChannelError>>),
 }
 
 pub(crate) struct Actor {
-    pub me: NodeId,
-    pub incarnation: u32,
-    pub cfg: ExecutorConfig,
-    pub transport: Transport,
-    pub origin: Instant,
-    pub current: Option<Instance>,
-    pub other: Option<Instance>,
-    pub second: Second,
-    pub timers: BTreeMap<(Instant, u64), (u64, AnyTimer)>,
+    me: NodeId,
+    incarnation: u32,
+    cfg: ExecutorConfig,
+    core: Core,
+    transport: Transport,
+    origin: Instant,
+    timers: BTreeMap<(Duration, u64), Timer>,
     timer_seq: u64,
-    links: Links,
+    pending: BTreeMap<Token, Pending>,
+    next_token: u64,
     /// Shared with the handles, which send point-to-point messages
     /// themselves when they can.
-    pub shared: Arc<SendShared>,
-    pub members: BTreeSet<NodeId>,
-    pub voters: Vec<NodeId>,
-    /// Peers whose last dial or send failed, until a link comes up.
-    pub unreachable: BTreeSet<NodeId>,
-    /// Peers with a link up.
-    pub up: BTreeSet<NodeId>,
-    pub rtt: BTreeMap<NodeId, Duration>,
+    shared: Arc<SendShared>,
+    spills: Spills,
+    /// The sliding window of the node summary (`super::summary`).
+    pub(super) summary: Recorder,
     /// The current overlay's links as last published (RTT samples of
     /// these peers go into the summary's window).
-    pub overlay_links: BTreeSet<NodeId>,
-    /// The sliding window of the node summary (`super::summary`).
-    pub summary: Recorder,
-    early: VecDeque<(NodeId, u64, Topology, AnyMessage)>,
-    pub check: Option<Check>,
-    /// A prepare waiting for the drain to end.
-    pub queued: Option<Cmd>,
-    pub verified: Option<u64>,
-    pub last_failure: Option<String>,
-    pub counters: ExecCounters,
-    /// The counters as last published (they are republished on the tick
-    /// when they changed).
-    published: ExecCounters,
-    pub repair: RepairState,
-    /// When full-mesh overlays are next checked for members they lack.
-    pub next_mesh_check: Instant,
-    /// When a steady HyParView/Plumtree overlay is next health-checked.
-    pub next_health: Instant,
+    overlay_links: BTreeSet<NodeId>,
     status: watch::Sender<Arc<ExecStatus>>,
-    dirty: bool,
-    out: Vec<OutEvent<AnyMessage, AnyTimer>>,
+    /// The counters as last published.
+    published: ExecCounters,
+    published_at: Duration,
+    out: Vec<Output>,
+    feedback: Vec<Input>,
 }
 
 impl Actor {
@@ -106,43 +78,28 @@ impl Actor {
         status: watch::Sender<Arc<ExecStatus>>,
         shared: Arc<SendShared>,
     ) -> Self {
-        let direct = cfg.direct_links as usize;
-        let repair = RepairState::new(&cfg);
         let start = super::summarize::totals(&transport, &shared, &ExecCounters::default());
-        let summary = Recorder::new(Duration::ZERO, start);
+        let core = Core::new(me, incarnation, cfg.clone(), shared.seq.clone());
         Actor {
             me,
             incarnation,
             cfg,
+            core,
             transport,
             origin: Instant::now(),
-            current: None,
-            other: None,
-            second: Second::None,
             timers: BTreeMap::new(),
             timer_seq: 0,
-            links: Links::new(direct),
+            pending: BTreeMap::new(),
+            next_token: 0,
             shared,
-            members: BTreeSet::new(),
-            voters: Vec::new(),
-            unreachable: BTreeSet::new(),
-            up: BTreeSet::new(),
-            rtt: BTreeMap::new(),
+            spills: Spills::default(),
+            summary: Recorder::new(Duration::ZERO, start),
             overlay_links: BTreeSet::new(),
-            summary,
-            early: VecDeque::new(),
-            check: None,
-            queued: None,
-            verified: None,
-            last_failure: None,
-            counters: ExecCounters::default(),
-            published: ExecCounters::default(),
-            repair,
-            next_mesh_check: Instant::now(),
-            next_health: Instant::now(),
             status,
-            dirty: true,
+            published: ExecCounters::default(),
+            published_at: Duration::ZERO,
             out: Vec::new(),
+            feedback: Vec::new(),
         }
     }
 
@@ -153,35 +110,40 @@ impl Actor {
         mut applied: AppliedRx,
         cancel: CancellationToken,
     ) {
-        let added = self.on_applied(&applied);
-        self.on_members_added(added).await;
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.on_applied(&applied);
         loop {
             let next_timer = self.timers.keys().next().map(|(t, _)| *t);
-            let sleep = tokio::time::sleep_until(next_timer.unwrap_or_else(far_future));
+            let next_slot = self.summary.next_close();
+            let wake = next_timer.map_or(next_slot, |t| t.min(next_slot));
+            let sleep = tokio::time::sleep_until(self.origin + wake);
             tokio::select! {
-                biased;
                 _ = cancel.cancelled() => break,
                 changed = applied.changed() => {
                     if changed.is_err() { break; }
-                    let added = self.on_applied(&applied);
-                    self.on_members_added(added).await;
+                    self.on_applied(&applied);
                 }
                 Some(ev) = events.recv() => {
-                    self.on_transport(ev).await;
+                    self.on_transport(ev);
                     // What else is queued, without a trip through the select.
                     for _ in 1..EVENT_BATCH {
                         let Ok(ev) = events.try_recv() else { break };
-                        self.on_transport(ev).await;
+                        self.on_transport(ev);
                     }
                 }
-                _ = sleep, if next_timer.is_some() => self.fire_timers().await,
-                _ = tick.tick() => self.on_tick().await,
                 cmd = cmds.recv() => match cmd {
-                    Some(cmd) => self.on_cmd(cmd).await,
+                    Some(cmd) => {
+                        self.on_cmd(cmd);
+                        for _ in 1..EVENT_BATCH {
+                            let Ok(cmd) = cmds.try_recv() else { break };
+                            self.on_cmd(cmd);
+                        }
+                    }
                     None => break,
                 },
+                _ = sleep => {
+                    self.fire_timers();
+                    self.summary_tick();
+                }
             }
             self.publish();
         }
@@ -193,18 +155,141 @@ impl Actor {
         Instant::now() - self.origin
     }
 
-    /// Live members other than this node: members not known unreachable.
-    pub fn live(&self) -> BTreeSet<NodeId> {
-        self.members
-            .iter()
-            .copied()
-            .filter(|p| *p != self.me && (!self.unreachable.contains(p) || self.up.contains(p)))
-            .collect()
+    /// Hands `input` to the core and carries out what it asks (and what
+    /// that feeds back).
+    fn feed(&mut self, input: Input) {
+        let mut input = Some(input);
+        while let Some(i) = input.take().or_else(|| self.feedback.pop()) {
+            let now = self.now();
+            let mut out = std::mem::take(&mut self.out);
+            self.core.handle(now, i, &mut out);
+            for o in out.drain(..) {
+                self.execute(now, o);
+            }
+            self.out = out;
+        }
     }
 
-    /// Updates members, voters and the address book; returns the members
-    /// that are new.
-    fn on_applied(&mut self, applied: &AppliedRx) -> Vec<NodeId> {
+    fn token(&mut self, p: Pending) -> Token {
+        self.next_token += 1;
+        let t = Token(self.next_token);
+        self.pending.insert(t, p);
+        t
+    }
+
+    fn execute(&mut self, now: Duration, o: Output) {
+        match o {
+            Output::Send {
+                to,
+                class,
+                frame,
+                token,
+            } => self.send(to, class, frame, token),
+            Output::Connect(p) => {
+                if let Err(e) = self.transport.connect(p) {
+                    tracing::debug!(peer = p, error = %e, "connect refused");
+                    self.feedback.push(Input::Undeliverable {
+                        peer: p,
+                        unknown: true,
+                    });
+                }
+            }
+            Output::Disconnect(p) => {
+                self.transport.disconnect(p);
+            }
+            Output::Deliver {
+                id,
+                channel,
+                payload,
+                broadcast,
+                hops,
+            } => {
+                if broadcast {
+                    self.shared.inbox.deliver_new(id, &channel, payload, true);
+                } else {
+                    self.shared.inbox.deliver(id, &channel, payload, false);
+                }
+                if let Some(h) = hops {
+                    self.summary.record_hops(h);
+                }
+            }
+            Output::Reply { token, result } => match self.pending.remove(&token) {
+                Some(Pending::Exec(tx)) => {
+                    if tx.send(result).is_err() {
+                        tracing::debug!("nobody waits for the executor's answer any more");
+                    }
+                }
+                Some(Pending::Sent(_)) | None => {}
+            },
+            Output::Sent { token, result } => self.answer_sent(token, result.map_err(refusal)),
+            Output::ScheduleTimer { after, timer } => {
+                self.timer_seq += 1;
+                self.timers.insert((now + after, self.timer_seq), timer);
+            }
+        }
+    }
+
+    fn answer_sent(&mut self, token: Token, result: Result<(), ChannelError>) {
+        if let Some(Pending::Sent(tx)) = self.pending.remove(&token) {
+            if tx.send(result).is_err() {
+                tracing::debug!("sender gone before its send was answered");
+            }
+        }
+    }
+
+    /// One frame the core asked for, without waiting (see `super::spill`).
+    fn send(&mut self, to: NodeId, class: FrameClass, frame: bytes::Bytes, token: Option<Token>) {
+        let done = token.and_then(|t| match self.pending.remove(&t) {
+            Some(Pending::Sent(tx)) => Some(tx),
+            Some(p) => {
+                self.pending.insert(t, p);
+                None
+            }
+            None => None,
+        });
+        let result = match class {
+            FrameClass::Control => match self.transport.try_send(to, class, frame) {
+                // A control frame dropped on a full queue is counted by the
+                // transport.
+                Ok(()) | Err(SendError::QueueFull { .. }) => Ok(()),
+                Err(e) => Err(e),
+            },
+            FrameClass::Data => match self.spills.send(&self.transport, to, frame, done) {
+                (Spilt::Queued, done) => {
+                    answer(done, Ok(()));
+                    return;
+                }
+                (Spilt::Failed(e), done) => {
+                    answer(
+                        done,
+                        Err(ChannelError::Unreachable {
+                            peer: to,
+                            reason: e.to_string(),
+                        }),
+                    );
+                    Err(e)
+                }
+                (Spilt::Full, done) => {
+                    answer(done, Err(ChannelError::Backpressure));
+                    self.feedback.push(Input::Undeliverable {
+                        peer: to,
+                        unknown: false,
+                    });
+                    return;
+                }
+            },
+        };
+        if let Err(e) = result {
+            tracing::debug!(peer = to, error = %e, "send failed");
+            self.feedback.push(Input::Undeliverable {
+                peer: to,
+                unknown: matches!(e, SendError::UnknownPeer { .. }),
+            });
+        }
+    }
+
+    /// Updates the address book and the core's members and voters.
+    fn on_applied(&mut self, applied: &AppliedRx) {
         let a = applied.borrow().clone();
         let m = a.membership.membership();
         let mut book = BTreeMap::new();
@@ -219,386 +304,204 @@ impl Actor {
             }
         }
         let members: BTreeSet<NodeId> = book.keys().copied().collect();
-        let added = members
-            .difference(&self.members)
-            .copied()
-            .filter(|p| *p != self.me)
-            .collect();
-        self.repair.gaps.retain(&members);
-        self.members = members;
-        self.voters = m.voter_ids().collect();
         self.transport.set_address_book(book);
-        added
+        self.shared.inbox.retain(&members);
+        self.spills.retain(&members);
+        let voters = m.voter_ids().collect();
+        self.feed(Input::Members { members, voters });
     }
 
-    /// A node that built its overlay before it knew the membership (a new
-    /// learner) joins through the members it learns of.
-    async fn on_members_added(&mut self, added: Vec<NodeId>) {
-        if added.is_empty() {
-            return;
-        }
-        let ids: Vec<(u64, Topology, bool)> = self
-            .current
-            .iter()
-            .chain(self.other.iter())
-            .map(|i| (i.id, i.topology, i.overlay.links().is_empty()))
-            .collect();
-        for (id, topology, alone) in ids {
-            let contacts = match topology {
-                Topology::FullMesh => added.clone(),
-                Topology::HyParView | Topology::PubSub if alone => self.contacts(topology),
-                _ => continue,
-            };
-            self.drive(id, InEvent::Command(Command::Join(contacts)))
-                .await;
-        }
-    }
-
-    /// The contacts an overlay joins through. Full mesh and client-server
-    /// take every member (one found unreachable earlier may be back: the
-    /// transport keeps dialing it). HyParView (and Plumtree over it) joins
-    /// through one contact, the same for every node (the lowest live
-    /// member id, else the lowest member): concurrent joins through random
-    /// contacts can leave two components that a small active view never
-    /// merges.
-    fn contacts(&self, topology: Topology) -> Vec<NodeId> {
-        let others = self.members.iter().copied().filter(|p| *p != self.me);
-        match topology {
-            Topology::HyParView | Topology::PubSub => self
-                .live()
-                .first()
-                .copied()
-                .or_else(|| others.clone().next())
-                .into_iter()
-                .collect(),
-            Topology::FullMesh | Topology::ClientServer => others.collect(),
-        }
-    }
-
-    // ---- overlays ----
-
-    pub fn instance_mut(&mut self, id: u64) -> Option<&mut Instance> {
-        if self.current.as_ref().is_some_and(|i| i.id == id) {
-            return self.current.as_mut();
-        }
-        self.other.as_mut().filter(|i| i.id == id)
-    }
-
-    /// Hands `event` to overlay `id` and carries out what it asks.
-    pub async fn drive(&mut self, id: u64, event: InEvent<AnyMessage, AnyTimer>) {
-        let now = self.now();
-        let mut out = std::mem::take(&mut self.out);
-        let Some(inst) = self.instance_mut(id) else {
-            return;
-        };
-        let topology = inst.topology;
-        inst.overlay.handle(now, event, &mut out);
-        let mut down = Vec::new();
-        for o in out.drain(..) {
-            match o {
-                OutEvent::Send { to, message } => {
-                    if !self.send_overlay(id, topology, to, message).await {
-                        down.push(to);
-                    }
+    fn on_cmd(&mut self, cmd: Cmd) {
+        let input = match cmd {
+            Cmd::Build {
+                instance,
+                topology,
+                config,
+                reply,
+            } => Input::Build {
+                token: self.token(Pending::Exec(reply)),
+                instance,
+                topology,
+                config,
+            },
+            Cmd::Prepare {
+                id,
+                topology,
+                config,
+                reply,
+            } => Input::Prepare {
+                token: self.token(Pending::Exec(reply)),
+                id,
+                topology,
+                config,
+            },
+            Cmd::CutOver { id, reply } => Input::CutOver {
+                token: self.token(Pending::Exec(reply)),
+                id,
+            },
+            Cmd::Abort { id, reply } => Input::Abort {
+                token: self.token(Pending::Exec(reply)),
+                id,
+            },
+            Cmd::Verify { reply } => Input::Verify {
+                token: self.token(Pending::Exec(reply)),
+            },
+            Cmd::Broadcast { channel, data } => Input::Broadcast { channel, data },
+            Cmd::Send {
+                peer,
+                channel,
+                data,
+                done,
+            } => Input::Send {
+                token: done.map(|d| self.token(Pending::Sent(d))),
+                id: crate::overlay::MessageId {
+                    origin: self.me,
+                    incarnation: self.incarnation,
+                    seq: self.shared.seq.next(),
+                },
+                peer,
+                channel,
+                data,
+            },
+            Cmd::Summary { window, reply } => {
+                if reply.send(self.node_summary(window)).is_err() {
+                    tracing::debug!("nobody waits for the summary any more");
                 }
-                OutEvent::Connect(p) => {
-                    let ch = self.links.acquire(p, LinkUser::Overlay(id));
-                    if !self.apply_links(ch) {
-                        down.push(p);
-                    }
-                }
-                OutEvent::Disconnect(p) => {
-                    for p in self.links.release(p, LinkUser::Overlay(id)) {
-                        self.transport.disconnect(p);
-                    }
-                }
-                OutEvent::ScheduleTimer { after, timer } => {
-                    self.timer_seq += 1;
-                    self.timers
-                        .insert((Instant::now() + after, self.timer_seq), (id, timer));
-                }
-                OutEvent::Deliver {
-                    id: mid,
-                    payload,
-                    hops,
-                    ..
-                } => self.on_deliver(id, mid, payload, hops).await,
-                OutEvent::ViewChanged { .. } => self.dirty = true,
+                return;
             }
-        }
-        self.out = out;
-        for p in down {
-            Box::pin(self.drive(id, InEvent::PeerDown(p))).await;
-        }
-    }
-
-    /// Connects/disconnects as a link change asks; false if a connect was
-    /// refused (the peer has no address).
-    fn apply_links(&mut self, ch: LinkChanges) -> bool {
-        let mut ok = true;
-        for p in ch.disconnect {
-            self.transport.disconnect(p);
-        }
-        for p in ch.connect {
-            if let Err(e) = self.transport.connect(p) {
-                tracing::debug!(peer = p, error = %e, "connect refused");
-                self.links.forget(p);
-                ok = false;
-            }
-        }
-        ok
-    }
-
-    /// Makes sure there is a link (standing or on demand) to `peer`.
-    fn ensure_link(&mut self, peer: NodeId) -> bool {
-        if self.links.used(peer) {
-            return true;
-        }
-        let ch = self.links.acquire(peer, LinkUser::Direct);
-        self.apply_links(ch)
-    }
-
-    async fn send_overlay(
-        &mut self,
-        id: u64,
-        topology: Topology,
-        to: NodeId,
-        message: AnyMessage,
-    ) -> bool {
-        let class = match message.class() {
-            MessageClass::Payload => FrameClass::Data,
-            _ => FrameClass::Control,
-        };
-        let frame = Frame::Overlay {
-            instance: id,
-            topology,
-            message,
-        };
-        self.send_frame(to, class, encode(&frame)).await
-    }
-
-    /// Sends one frame; data frames wait for queue space. False if the
-    /// peer cannot be reached.
-    pub async fn send_frame(&mut self, to: NodeId, class: FrameClass, payload: Bytes) -> bool {
-        if to == self.me || !self.ensure_link(to) {
-            self.counters.send_failures += 1;
-            return false;
-        }
-        let r = match self.transport.try_send(to, class, payload.clone()) {
-            Err(SendError::Backpressure { .. }) => self.transport.send(to, payload).await,
-            r => r,
-        };
-        match r {
-            Ok(()) => true,
-            Err(SendError::QueueFull { .. }) => true, // a control frame dropped and counted
-            Err(e) => {
-                self.counters.send_failures += 1;
-                tracing::debug!(peer = to, error = %e, "send failed");
-                !matches!(e, SendError::UnknownPeer { .. })
-            }
-        }
-    }
-
-    /// A broadcast the overlay delivered after `hops` hops.
-    async fn on_deliver(&mut self, instance: u64, id: MessageId, payload: Bytes, hops: u32) {
-        let body: Body = match decode("broadcast body", &payload) {
-            Ok(b) => b,
-            Err(e) => {
-                self.counters.undecodable_frames += 1;
-                tracing::warn!(error = %e, "broadcast dropped");
+            Cmd::Subscribe { channel, reply } => {
+                let cap = self.cfg.subscriber_queue_len as usize;
+                let rx = self.shared.inbox.subscribe(&channel, cap);
+                if reply.send(rx).is_err() {
+                    tracing::debug!(channel, "subscriber gone before its subscription");
+                }
                 return;
             }
         };
-        match body {
-            Body::App {
-                channel,
-                data,
-                bseq,
-            } => {
-                self.broadcast_seen(id, bseq);
-                // First delivery of another node's broadcast: its hops go
-                // into the summary (a repeat over the draining overlay
-                // does not count twice).
-                if self.deliver_msg(id, &channel, data, true) && id.origin != self.me {
-                    self.summary.record_hops(hops);
+        self.feed(input);
+    }
+
+    fn on_transport(&mut self, ev: TransportEvent) {
+        let input = match ev {
+            TransportEvent::Frame { from, payload, .. } => Input::Frame { from, payload },
+            TransportEvent::LinkUp { peer } => Input::LinkUp(peer),
+            TransportEvent::LinkDown { peer, reason } => {
+                metrics::counter!("topod_executor_disconnects_total").increment(1);
+                Input::LinkDown {
+                    peer,
+                    failed: !matches!(
+                        reason,
+                        LinkDownReason::Replaced
+                            | LinkDownReason::Disconnected
+                            | LinkDownReason::Shutdown
+                    ),
                 }
             }
-            Body::Probe { instance: probed } => {
-                if id.origin == self.me || probed != instance {
-                    return;
+            TransportEvent::SendFailed { peer, .. } => Input::SendFailed(peer),
+            TransportEvent::Rtt { peer, rtt } => {
+                // One series per node, never per peer (per-peer RTTs are
+                // in /v1/node/stats).
+                metrics::histogram!("topod_overlay_rtt_seconds").record(rtt.as_secs_f64());
+                if self.overlay_links.contains(&peer) {
+                    self.summary.record_rtt(rtt);
                 }
-                let ack = encode(&Frame::ProbeAck {
-                    instance,
-                    probe: id,
-                });
-                self.send_frame(id.origin, FrameClass::Control, ack).await;
+                Input::Rtt { peer, rtt }
             }
-        }
+        };
+        self.feed(input);
     }
 
-    /// Delivers a message unless it was seen (see `Inbox::deliver`);
-    /// true if it was new.
-    pub fn deliver_msg(
-        &mut self,
-        id: MessageId,
-        channel: &str,
-        payload: Bytes,
-        bcast: bool,
-    ) -> bool {
-        self.shared.inbox.deliver(id, channel, payload, bcast)
-    }
-
-    pub fn subscribe(&mut self, channel: &str, cap: usize) -> broadcast::Receiver<Delivery> {
-        self.shared.inbox.subscribe(channel, cap)
-    }
-
-    pub fn next_id(&mut self) -> MessageId {
-        MessageId {
-            origin: self.me,
-            incarnation: self.incarnation,
-            seq: self.shared.next_seq(),
-        }
-    }
-
-    /// Broadcasts `body` over overlay `instance`.
-    pub async fn broadcast_on(&mut self, instance: u64, body: &Body) -> MessageId {
-        let id = self.next_id();
-        self.broadcast_with(instance, id, body).await;
-        id
-    }
-
-    /// Broadcasts `body` with id `id` over overlay `instance`.
-    pub async fn broadcast_with(&mut self, instance: u64, id: MessageId, body: &Body) {
-        let payload = encode(body);
-        self.drive(
-            instance,
-            InEvent::Command(Command::Broadcast { id, payload }),
-        )
-        .await;
-    }
-
-    /// Starts overlay `inst` and joins it through the live members.
-    pub async fn start_instance(&mut self, inst: Instance, as_current: bool) {
-        let id = inst.id;
-        let inst_topology = inst.topology;
-        if as_current {
-            self.current = Some(inst);
-        } else {
-            self.other = Some(inst);
-        }
-        let contacts = self.contacts(inst_topology);
-        self.drive(id, InEvent::Command(Command::Join(contacts)))
-            .await;
-        // Frames that arrived before this node ran the instance.
-        let early = std::mem::take(&mut self.early);
-        for (from, instance, topology, message) in early {
-            if instance == id {
-                self.on_overlay_frame(from, instance, topology, message)
-                    .await;
-            } else if instance > id {
-                self.early.push_back((from, instance, topology, message));
+    fn fire_timers(&mut self) {
+        let now = self.now();
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
             }
+            let timer = entry.remove();
+            self.feed(Input::Timer(timer));
         }
-        self.dirty = true;
     }
 
-    /// Stops overlay `id` (current or other): it says goodbye, its links
-    /// and timers are released.
-    pub async fn teardown(&mut self, id: u64) {
-        if self.instance_mut(id).is_none() {
+    /// The counters of the task, the handles and the spill queues.
+    fn counters(&self) -> ExecCounters {
+        let mut c = self.shared.counters(self.core.counters());
+        c.send_failures += self.spills.failed.load(Ordering::Relaxed);
+        c
+    }
+
+    /// Publishes the status when it changed (counters: at most every
+    /// `COUNTERS_EVERY` unless something else changed too).
+    fn publish(&mut self) {
+        let now = self.now();
+        let dirty = self.core.take_dirty();
+        if !dirty && now < self.published_at + COUNTERS_EVERY {
             return;
         }
-        self.drive(id, InEvent::Command(Command::Leave)).await;
-        if self.current.as_ref().is_some_and(|i| i.id == id) {
-            self.current = None;
-        } else {
-            self.other = None;
-            self.second = Second::None;
-        }
-        for p in self.links.release_overlay(id) {
-            self.transport.disconnect(p);
-        }
-        self.timers.retain(|_, (i, _)| *i != id);
-        self.dirty = true;
-    }
-
-    /// Marks the status for publishing if the counters moved.
-    pub fn counters_moved(&mut self) {
-        if self.shared.counters(&self.counters) != self.published {
-            self.dirty = true;
-        }
-    }
-
-    pub fn publish(&mut self) {
-        if !self.dirty {
+        let counters = self.counters();
+        if !dirty && counters == self.published {
             return;
         }
-        self.dirty = false;
-        self.published = self.shared.counters(&self.counters);
-        let view = |i: &Instance| OverlayStatus {
-            instance: i.id,
-            topology: i.topology,
-            links: i.overlay.links(),
-            eager: i.overlay.eager_peers(),
-        };
-        let state = match (&self.current, &self.other, self.second) {
-            (None, _, _) => ExecState::Starting,
-            (Some(c), Some(o), Second::Shadow) => ExecState::Preparing {
-                current: c.id,
-                shadow: o.id,
-            },
-            (Some(c), Some(o), Second::Old { .. }) => ExecState::Draining {
-                current: c.id,
-                old: o.id,
-            },
-            (Some(c), _, _) => ExecState::Steady { current: c.id },
-        };
-        let st = ExecStatus {
-            node: self.me,
-            incarnation: self.incarnation,
-            state,
-            current: self.current.as_ref().map(view),
-            other: self.other.as_ref().map(view),
-            verified: self.verified,
-            last_failure: self.last_failure.clone(),
-            rtt_us: self
-                .rtt
-                .iter()
-                .map(|(p, d)| (*p, d.as_micros() as u64))
-                .collect(),
-            counters: self.published.clone(),
-        };
-        self.overlay_links = st
-            .current
+        self.published = counters.clone();
+        self.published_at = now;
+        let (current, other) = self.core.overlay_status();
+        self.overlay_links = current
             .as_ref()
             .map(|c| c.links.iter().copied().collect())
             .unwrap_or_default();
+        let st = ExecStatus {
+            node: self.me,
+            incarnation: self.incarnation,
+            state: self.core.state(),
+            current,
+            other,
+            verified: self.core.verified(),
+            last_failure: self.core.last_failure().map(str::to_string),
+            rtt_us: self
+                .core
+                .rtt()
+                .iter()
+                .map(|(p, d)| (*p, d.as_micros() as u64))
+                .collect(),
+            counters,
+        };
         self.status.send_replace(Arc::new(st));
     }
 
-    /// Keeps a frame of an instance this node does not run yet (bounded:
-    /// the oldest is dropped and counted).
-    pub fn keep_early(
-        &mut self,
-        from: NodeId,
-        instance: u64,
-        topology: Topology,
-        message: AnyMessage,
-    ) {
-        if self.early.len() >= self.cfg.early_frames as usize {
-            if self.early.pop_front().is_none() {
-                return;
-            }
-            self.counters.stale_frames_dropped += 1;
-        }
-        self.early.push_back((from, instance, topology, message));
+    pub(super) fn core(&self) -> &Core {
+        &self.core
     }
 
-    pub fn mark_dirty(&mut self) {
-        self.dirty = true;
+    pub(super) fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    pub(super) fn shared(&self) -> &Arc<SendShared> {
+        &self.shared
+    }
+
+    pub(super) fn me(&self) -> NodeId {
+        self.me
+    }
+
+    pub(super) fn task_counters(&self) -> ExecCounters {
+        let mut c = self.core.counters().clone();
+        c.send_failures += self.spills.failed.load(Ordering::Relaxed);
+        c
     }
 }
 
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400)
+fn answer(done: Option<oneshot::Sender<Result<(), ChannelError>>>, r: Result<(), ChannelError>) {
+    if let Some(tx) = done {
+        if tx.send(r).is_err() {
+            tracing::debug!("sender gone before its send was answered");
+        }
+    }
+}
+
+fn refusal(e: SendRefusal) -> ChannelError {
+    match e {
+        SendRefusal::UnknownPeer { peer } => ChannelError::UnknownPeer { peer },
+        SendRefusal::NoOverlay => ChannelError::NoOverlay,
+        SendRefusal::NoRoute { peer } => ChannelError::NoRoute { peer },
+    }
 }

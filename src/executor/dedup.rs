@@ -15,57 +15,94 @@ pub const WINDOW: u64 = 1 << 16;
 /// a restart).
 const INCARNATIONS: usize = 2;
 
-/// The seen sequence numbers in `(max - WINDOW, max]` of one origin and
-/// incarnation, one bit each in a ring (8 KiB): a check and an insert cost
-/// a few instructions, where a tree of 65,536 numbers cost a search and a
-/// node split (measured with `bench_p2p`).
+/// The seen sequence numbers of one origin and incarnation. Messages that
+/// arrive in order (the common case: one origin's broadcast numbers) are
+/// a run `low..=max` and cost two numbers; the first one out of order
+/// turns the window into a bitmap of `(max - WINDOW, max]`, one bit each
+/// in a ring (8 KiB): a check and an insert cost a few instructions, where
+/// a tree of 65,536 numbers cost a search and a node split (measured with
+/// `bench_p2p`). A node that hears from thousands of origins keeps a few
+/// bytes for most of them.
 #[derive(Debug)]
-struct Window {
-    max: u64,
-    bits: Box<[u64]>,
-}
-
-impl Default for Window {
-    fn default() -> Self {
-        Window {
-            max: 0,
-            bits: vec![0; (WINDOW / 64) as usize].into_boxed_slice(),
-        }
-    }
+enum Window {
+    /// Every number in `low..=max` was seen, nothing else.
+    Run {
+        low: u64,
+        max: u64,
+    },
+    Bits {
+        max: u64,
+        bits: Box<[u64]>,
+    },
 }
 
 impl Window {
+    fn new(first: u64) -> Self {
+        Window::Run {
+            low: first,
+            max: first,
+        }
+    }
+
     fn slot(seq: u64) -> (usize, u64) {
         let i = seq % WINDOW;
         ((i / 64) as usize, 1 << (i % 64))
     }
 
     fn insert(&mut self, seq: u64) -> bool {
-        if seq.saturating_add(WINDOW) <= self.max {
+        if let Window::Run { low, max } = self {
+            if seq.saturating_add(WINDOW) <= *max || (*low..=*max).contains(&seq) {
+                return false;
+            }
+            if seq == *max + 1 {
+                *max = seq;
+                return true;
+            }
+            // Out of order: from now on, a bitmap.
+            let (low, max) = (*low, *max);
+            let mut bits = vec![0u64; (WINDOW / 64) as usize].into_boxed_slice();
+            for s in low.max(max.saturating_sub(WINDOW - 1))..=max {
+                let (w, b) = Self::slot(s);
+                bits[w] |= b;
+            }
+            *self = Window::Bits { max, bits };
+        }
+        let Window::Bits { max, bits } = self else {
+            unreachable!("a run became a bitmap above");
+        };
+        if seq.saturating_add(WINDOW) <= *max {
             return false;
         }
-        if seq > self.max {
+        if seq > *max {
             // Forget what falls out of the window: the slots of
             // max+1 ..= seq (all of them after a jump of a window or more).
-            if seq - self.max >= WINDOW {
-                self.bits.fill(0);
+            if seq - *max >= WINDOW {
+                bits.fill(0);
             } else {
-                for s in self.max + 1..=seq {
+                for s in *max + 1..=seq {
                     let (w, b) = Self::slot(s);
-                    self.bits[w] &= !b;
+                    bits[w] &= !b;
                 }
             }
-            self.max = seq;
+            *max = seq;
         }
         let (w, b) = Self::slot(seq);
-        let new = self.bits[w] & b == 0;
-        self.bits[w] |= b;
+        let new = bits[w] & b == 0;
+        bits[w] |= b;
         new
     }
 
     #[cfg(test)]
     fn len(&self) -> u64 {
-        self.bits.iter().map(|w| u64::from(w.count_ones())).sum()
+        match self {
+            Window::Run { low, max } => max - low + 1,
+            Window::Bits { bits, .. } => bits.iter().map(|w| u64::from(w.count_ones())).sum(),
+        }
+    }
+
+    #[cfg(test)]
+    fn is_run(&self) -> bool {
+        matches!(self, Window::Run { .. })
     }
 }
 
@@ -86,7 +123,24 @@ impl Dedup {
             }
             per.remove(&oldest);
         }
-        per.entry(id.incarnation).or_default().insert(id.seq)
+        match per.entry(id.incarnation) {
+            std::collections::btree_map::Entry::Occupied(mut w) => w.get_mut().insert(id.seq),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(Window::new(id.seq));
+                true
+            }
+        }
+    }
+
+    /// Forgets origins that are not `members` (they left the cluster: their
+    /// windows would otherwise stay forever).
+    pub fn retain(&mut self, members: &std::collections::BTreeSet<NodeId>) {
+        self.origins.retain(|o, _| members.contains(o));
+    }
+
+    /// Origins remembered.
+    pub fn origins(&self) -> usize {
+        self.origins.len()
     }
 }
 
@@ -132,12 +186,49 @@ mod tests {
     }
 
     #[test]
+    fn in_order_numbers_stay_a_run_and_the_first_out_of_order_one_makes_a_bitmap() {
+        let mut d = Dedup::default();
+        for s in 10..=5000 {
+            assert!(d.insert(id(1, 1, s)));
+        }
+        assert!(!d.insert(id(1, 1, 10)));
+        assert!(!d.insert(id(1, 1, 4000)));
+        assert!(d.origins[&1][&1].is_run());
+        assert!(d.insert(id(1, 1, 9)), "below the run, in the window: new");
+        assert!(!d.origins[&1][&1].is_run());
+        assert!(!d.insert(id(1, 1, 9)));
+        assert!(!d.insert(id(1, 1, 4000)), "the run's numbers are kept");
+        assert!(d.insert(id(1, 1, 5002)));
+        assert!(d.insert(id(1, 1, 5001)), "a gap is filled once");
+        assert!(!d.insert(id(1, 1, 5001)));
+        // A run that jumps becomes a bitmap too.
+        assert!(d.insert(id(2, 1, 1)));
+        assert!(d.insert(id(2, 1, 3)));
+        assert!(d.insert(id(2, 1, 2)));
+        assert!(!d.insert(id(2, 1, 3)));
+    }
+
+    #[test]
+    fn origins_that_left_are_forgotten() {
+        let mut d = Dedup::default();
+        for o in 1..=5 {
+            d.insert(id(o, 1, 1));
+        }
+        d.retain(&[2, 4].into());
+        assert_eq!(d.origins(), 2);
+        assert!(d.insert(id(1, 1, 1)), "forgotten, so new again");
+        assert!(!d.insert(id(2, 1, 1)));
+    }
+
+    #[test]
     fn memory_is_bounded_by_the_window_and_the_incarnations() {
         let mut d = Dedup::default();
         for s in 0..(3 * WINDOW) {
             assert!(d.insert(id(1, 1, s)));
         }
-        assert!(d.origins[&1][&1].len() <= WINDOW);
+        let w = &d.origins[&1][&1];
+        assert!(w.is_run(), "in order: two numbers, whatever the count");
+        assert_eq!(w.len(), 3 * WINDOW);
         assert!(!d.insert(id(1, 1, 0)), "below the window counts as seen");
         for inc in 2..10 {
             assert!(d.insert(id(1, inc, 0)));

@@ -61,6 +61,12 @@ pub enum ChannelError {
     /// The executor has stopped (node shutting down).
     #[error("the executor has stopped")]
     Stopped,
+    /// Client-to-client in client_server with no server to relay through.
+    #[error("client {peer} is reachable only through a server, and none is known")]
+    NoRoute { peer: NodeId },
+    /// The message could not be handed to the link to `peer`.
+    #[error("node {peer} cannot be reached: {reason}")]
+    Unreachable { peer: NodeId, reason: String },
 }
 
 /// Commands to the executor task.
@@ -96,8 +102,8 @@ pub(crate) enum Cmd {
         peer: NodeId,
         channel: String,
         data: Bytes,
-        /// Told once the frame is queued in the transport (or failed).
-        done: Option<oneshot::Sender<()>>,
+        /// Told whether the frame was handed to a link.
+        done: Option<oneshot::Sender<Result<(), ChannelError>>>,
     },
     Subscribe {
         channel: String,
@@ -114,9 +120,9 @@ pub(crate) enum Cmd {
 pub(crate) struct SendShared {
     /// Subscribers and dedup, also fed by the link readers.
     pub inbox: Inbox,
-    /// The last message sequence number used by this node: ids stay
-    /// unique whether the task or a handle sends.
-    seq: AtomicU64,
+    /// The node's message sequence: ids stay unique whether the task or
+    /// a handle sends.
+    pub seq: crate::executor::core::Seq,
     /// Point-to-point messages the handles queued themselves.
     direct_sent: AtomicU64,
 }
@@ -125,18 +131,18 @@ impl SendShared {
     pub fn new(me: NodeId) -> Self {
         SendShared {
             inbox: Inbox::new(me),
-            seq: AtomicU64::new(0),
+            seq: Default::default(),
             direct_sent: AtomicU64::new(0),
         }
     }
 
     pub fn next_seq(&self) -> u64 {
-        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+        self.seq.next()
     }
 
     /// The first of `n` consecutive sequence numbers reserved at once.
     pub fn next_seqs(&self, n: u64) -> u64 {
-        self.seq.fetch_add(n, Ordering::Relaxed) + 1
+        self.seq.next_many(n)
     }
 
     /// The task's counters with the handles' sends added.
@@ -147,15 +153,6 @@ impl SendShared {
         c.delivered += delivered;
         c.duplicates_dropped += duplicates;
         c
-    }
-}
-
-/// Tells a waiting `send` that its command was carried out.
-pub(crate) fn sent(done: Option<oneshot::Sender<()>>) {
-    if let Some(tx) = done {
-        if tx.send(()).is_err() {
-            tracing::debug!("sender gone before its send was queued");
-        }
     }
 }
 
@@ -401,7 +398,7 @@ impl ExecutorHandle {
             .send(cmd)
             .await
             .map_err(|_| ChannelError::Stopped)?;
-        rx.await.map_err(|_| ChannelError::Stopped)
+        rx.await.map_err(|_| ChannelError::Stopped)?
     }
 
     /// Whether a message to `peer` goes straight to it (see `send`).
@@ -452,9 +449,8 @@ impl ExecutorHandle {
         let (reply, rx) = oneshot::channel();
         let cmd = make(reply);
         Box::pin(async move {
-            let stopped = || ExecError("the executor has stopped".to_string());
-            cmds.send(cmd).await.map_err(|_| stopped())?;
-            rx.await.map_err(|_| stopped())?
+            cmds.send(cmd).await.map_err(|_| ExecError::Stopped)?;
+            rx.await.map_err(|_| ExecError::Stopped)?
         })
     }
 }

@@ -89,6 +89,31 @@ impl Inbox {
         true
     }
 
+    /// Hands a broadcast the executor's core found new to `channel`'s
+    /// subscribers (the core filters duplicate broadcasts by their own
+    /// numbers and counts them; this filter is for point-to-point
+    /// messages, which the link readers deliver too).
+    pub fn deliver_new(&self, id: MessageId, channel: &str, payload: Bytes, broadcast: bool) {
+        let st = self.lock();
+        if let Some((name, tx)) = st.subs.get_key_value(channel) {
+            let d = Delivery {
+                id,
+                origin: id.origin,
+                channel: name.clone(),
+                payload,
+                broadcast,
+            };
+            if tx.send(d).is_err() {
+                // Every subscriber of this channel is gone.
+            }
+        }
+    }
+
+    /// Forgets the point-to-point dedup state of origins not in `members`.
+    pub fn retain(&self, members: &std::collections::BTreeSet<NodeId>) {
+        self.lock().dedup.retain(members);
+    }
+
     /// Drops every channel's sender: subscriptions end (`recv` gives
     /// `None`) once the node stops.
     pub fn close(&self) {

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use super::core::{FormGap, Wanted};
 use crate::model::{NodeId, OverlayConfig, Topology};
 use crate::overlay::any::{AnyOverlay, BuildError};
 use crate::overlay::Protocol;
@@ -18,6 +19,10 @@ pub struct Instance {
     /// Client-server's servers (the config's, or the voters).
     pub servers: Vec<NodeId>,
     pub overlay: AnyOverlay,
+    /// A number unique among the instances this node has started: timers
+    /// of an instance torn down and built again under the same id are
+    /// told apart from the new one's.
+    pub gen: u64,
 }
 
 /// The RNG seed of an overlay: distinct per node and instance, the same
@@ -45,12 +50,13 @@ impl Instance {
             config,
             servers,
             overlay,
+            gen: 0,
         })
     }
 
     /// Ok when the overlay has formed among the `live` members (this node
     /// excluded) with transport links `up`; else what is missing.
-    pub fn formed(&self, live: &BTreeSet<NodeId>, up: &BTreeSet<NodeId>) -> Result<(), String> {
+    pub fn formed(&self, live: &BTreeSet<NodeId>, up: &BTreeSet<NodeId>) -> Result<(), FormGap> {
         let me = self.overlay.me();
         let links: BTreeSet<NodeId> = self
             .overlay
@@ -59,7 +65,7 @@ impl Instance {
             .filter(|p| up.contains(p))
             .collect();
         match &self.config {
-            OverlayConfig::FullMesh(_) => need_all(live, &links, "live members"),
+            OverlayConfig::FullMesh(_) => need_all(live, &links, Wanted::LiveMembers),
             OverlayConfig::HyParView(c) => active_view(c.active_view, live, &links),
             OverlayConfig::PubSub(c) => active_view(c.hyparview.active_view, live, &links),
             OverlayConfig::ClientServer(c) => {
@@ -70,16 +76,19 @@ impl Instance {
                     .filter(|s| *s != me && live.contains(s))
                     .collect();
                 if self.servers.contains(&me) {
-                    need_all(&servers, &links, "live servers")
+                    need_all(&servers, &links, Wanted::LiveServers)
                 } else {
                     let want = (c.links_per_client.max(1) as usize).min(servers.len());
                     let have = links.intersection(&servers).count();
                     if have >= want {
                         Ok(())
                     } else {
-                        Err(format!(
-                            "client linked to {have}/{want} servers (live servers {servers:?}, links {links:?})"
-                        ))
+                        Err(FormGap::ClientServers {
+                            have,
+                            want,
+                            servers: servers.into_iter().collect(),
+                            links: links.into_iter().collect(),
+                        })
                     }
                 }
             }
@@ -87,19 +96,24 @@ impl Instance {
     }
 }
 
-fn need_all(want: &BTreeSet<NodeId>, links: &BTreeSet<NodeId>, what: &str) -> Result<(), String> {
+fn need_all(want: &BTreeSet<NodeId>, links: &BTreeSet<NodeId>, of: Wanted) -> Result<(), FormGap> {
     let missing: Vec<NodeId> = want.difference(links).copied().collect();
     if missing.is_empty() {
         return Ok(());
     }
-    Err(format!(
-        "linked to {}/{} {what}: missing {missing:?}",
-        want.len() - missing.len(),
-        want.len()
-    ))
+    Err(FormGap::Missing {
+        of,
+        have: want.len() - missing.len(),
+        want: want.len(),
+        missing,
+    })
 }
 
-fn active_view(size: u32, live: &BTreeSet<NodeId>, links: &BTreeSet<NodeId>) -> Result<(), String> {
+fn active_view(
+    size: u32,
+    live: &BTreeSet<NodeId>,
+    links: &BTreeSet<NodeId>,
+) -> Result<(), FormGap> {
     // HyParView fills its active view only through joins and failures: in
     // a small cluster it settles well below the configured size (5 nodes
     // with size 5 hold about 2 each). Formed means at least one live
@@ -109,5 +123,5 @@ fn active_view(size: u32, live: &BTreeSet<NodeId>, links: &BTreeSet<NodeId>) -> 
     if have >= 1 || live.is_empty() {
         return Ok(());
     }
-    Err(format!("active view (size {size}) holds no live peer yet"))
+    Err(FormGap::EmptyActiveView { size })
 }

@@ -12,19 +12,22 @@
 //!
 //! # Layout
 //!
-//! - `actor` — `actor::Actor`: the task's state and its select loop,
-//!   driving overlays and carrying out their outputs.
-//! - `events` — its reactions to commands, transport events, timers, ticks.
-//! - `check` — prepare/verify in progress: formation, RTT, probes.
+//! - `core` — [`core::Core`]: every decision of the data plane as a sans-IO
+//!   state machine (slots, checks, drain, health probes, re-joins, gap
+//!   repair, duplicate suppression of broadcasts), in the overlays' API
+//!   shape; the simulator runs the same core.
+//! - `actor` — `actor::Actor`: the task, a thin shell that feeds the core
+//!   and carries out its outputs on the transport; `spill` — the bounded
+//!   per-peer queues that keep it from ever waiting on a slow peer.
 //! - `instance` — one running overlay and its formation test.
 //! - `links` — reference-counted link users per peer; direct-link LRU.
 //! - `dedup` — duplicate suppression by message id, bounded.
-//! - `inbox` — subscribers and the dedup window, shared by the task and
-//!   the link readers, which deliver point-to-point messages for this
-//!   node themselves (no hop through the task).
+//! - `inbox` — subscribers and the point-to-point dedup window, shared by
+//!   the task and the link readers, which deliver point-to-point messages
+//!   for this node themselves (no hop through the task).
 //! - `repair` — gap repair of broadcasts: the outbox kept for resending
-//!   and what was seen of each origin; `recovery` — the actor's side
-//!   (summaries, nacks, resends).
+//!   and what was seen of each origin (the core's `recovery` is its
+//!   other half).
 //! - `wire` — frames on the wire (postcard) and broadcast bodies.
 //! - `handle` — [`ExecutorHandle`], [`Subscription`], [`ChannelError`].
 //! - `status` — [`ExecStatus`], what the task publishes.
@@ -37,11 +40,10 @@
 //!   process's CPU time.
 
 mod actor;
-mod check;
 pub mod config;
+pub mod core;
 mod cpu;
 pub mod dedup;
-mod events;
 pub mod expected;
 pub mod handle;
 pub mod histogram;
@@ -49,8 +51,8 @@ mod inbox;
 pub mod incarnation;
 mod instance;
 pub mod links;
-mod recovery;
 pub mod repair;
+mod spill;
 pub mod status;
 mod summarize;
 pub mod summary;
@@ -62,6 +64,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use self::core::{CheckFailure, FormGap};
 pub use config::ExecutorConfig;
 pub use handle::{ChannelError, Delivery, Event, ExecutorHandle, Subscription};
 pub use status::{ExecCounters, ExecState, ExecStatus, OverlayStatus};

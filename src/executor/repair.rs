@@ -26,7 +26,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
-use tokio::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::model::NodeId;
 use crate::overlay::MessageId;
@@ -44,7 +44,7 @@ pub struct RepairState {
     pub outbox: Outbox,
     pub gaps: Gaps,
     /// When summaries and nacks are next sent.
-    pub next_round: Instant,
+    pub next_round: Duration,
     /// The last broadcast number a summary round started for.
     pub summarized: u64,
     /// Summary rounds still to send since the last broadcast.
@@ -59,7 +59,7 @@ impl RepairState {
                 usize::try_from(cfg.repair_buffer_bytes).unwrap_or(usize::MAX),
             ),
             gaps: Gaps::default(),
-            next_round: Instant::now(),
+            next_round: Duration::ZERO,
             summarized: 0,
             summaries_left: 0,
         }
@@ -145,8 +145,8 @@ struct Track {
     /// The origin's latest `bseq` as its summaries say.
     known: u64,
     /// Since when a gap has been open.
-    gap_since: Option<Instant>,
-    last_nack: Option<Instant>,
+    gap_since: Option<Duration>,
+    last_nack: Option<Duration>,
 }
 
 impl Track {
@@ -185,7 +185,7 @@ impl Track {
         lost
     }
 
-    fn update_gap(&mut self, now: Instant) {
+    fn update_gap(&mut self, now: Duration) {
         if self.highest() > self.contiguous {
             self.gap_since.get_or_insert(now);
         } else {
@@ -207,6 +207,8 @@ pub struct NackDue {
 #[derive(Debug, Default)]
 pub struct Gaps {
     tracks: BTreeMap<NodeId, Track>,
+    /// Origins with a gap open.
+    open: BTreeSet<NodeId>,
     /// Sequence numbers given up as unrecoverable, in all.
     pub unrecoverable: u64,
 }
@@ -232,7 +234,7 @@ impl Gaps {
     }
 
     /// Broadcast `bseq` of `origin` was seen (delivered or a duplicate).
-    pub fn seen(&mut self, origin: NodeId, incarnation: u32, bseq: u64, now: Instant) {
+    pub fn seen(&mut self, origin: NodeId, incarnation: u32, bseq: u64, now: Duration) {
         let Some(t) = self.track(origin, incarnation, bseq.saturating_sub(1)) else {
             return;
         };
@@ -246,20 +248,32 @@ impl Gaps {
             lost += t.advance(floor);
         }
         t.update_gap(now);
+        let open = t.gap_since.is_some();
         self.unrecoverable += lost;
+        self.mark(origin, open);
+    }
+
+    fn mark(&mut self, origin: NodeId, open: bool) {
+        if open {
+            self.open.insert(origin);
+        } else {
+            self.open.remove(&origin);
+        }
     }
 
     /// `origin`'s summary: its latest broadcast is `last`.
-    pub fn summary(&mut self, origin: NodeId, incarnation: u32, last: u64, now: Instant) {
+    pub fn summary(&mut self, origin: NodeId, incarnation: u32, last: u64, now: Duration) {
         let Some(t) = self.track(origin, incarnation, last) else {
             return;
         };
         t.known = t.known.max(last);
         t.update_gap(now);
+        let open = t.gap_since.is_some();
+        self.mark(origin, open);
     }
 
     /// `origin` no longer keeps anything below `below`: give it up.
-    pub fn gone(&mut self, origin: NodeId, incarnation: u32, below: u64, now: Instant) {
+    pub fn gone(&mut self, origin: NodeId, incarnation: u32, below: u64, now: Duration) {
         let Some(t) = self.tracks.get_mut(&origin) else {
             return;
         };
@@ -268,6 +282,8 @@ impl Gaps {
         }
         let lost = t.advance(below.saturating_sub(1).min(t.highest()));
         t.update_gap(now);
+        let open = t.gap_since.is_some();
+        self.mark(origin, open);
         self.unrecoverable += lost;
         if lost > 0 {
             tracing::warn!(
@@ -278,16 +294,41 @@ impl Gaps {
         }
     }
 
+    /// Whether any origin has a gap open (a nack may become due).
+    pub fn open(&self) -> bool {
+        !self.open.is_empty()
+    }
+
+    /// When the next nack is due at the earliest (`delay` after a gap
+    /// opened, or after the last nack for it).
+    pub fn next_due(&self, delay: Duration) -> Option<Duration> {
+        self.open
+            .iter()
+            .filter_map(|o| self.tracks.get(o))
+            .filter_map(|t| {
+                let since = t.gap_since?;
+                Some(match t.last_nack {
+                    Some(l) => (since + delay).max(l + delay),
+                    None => since + delay,
+                })
+            })
+            .min()
+    }
+
     /// Forgets origins that are no longer members.
     pub fn retain(&mut self, members: &BTreeSet<NodeId>) {
         self.tracks.retain(|o, _| members.contains(o));
+        self.open.retain(|o| members.contains(o));
     }
 
     /// Nacks for gaps open at least `delay`, each repeated at most every
     /// `delay`.
-    pub fn due(&mut self, now: Instant, delay: Duration) -> Vec<NackDue> {
+    pub fn due(&mut self, now: Duration, delay: Duration) -> Vec<NackDue> {
         let mut out = Vec::new();
-        for (origin, t) in &mut self.tracks {
+        for origin in &self.open {
+            let Some(t) = self.tracks.get_mut(origin) else {
+                continue;
+            };
             let Some(since) = t.gap_since else { continue };
             if now < since + delay || t.last_nack.is_some_and(|l| now < l + delay) {
                 continue;
@@ -349,7 +390,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_gap_is_nacked_after_the_delay_and_closed_by_the_repair() {
         let mut i = Gaps::default();
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(100);
         let delay = Duration::from_millis(300);
         i.seen(1, 1, 1, t0);
         i.seen(1, 1, 2, t0);
@@ -375,7 +416,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_summary_reveals_a_lost_tail_and_gone_gives_it_up() {
         let mut i = Gaps::default();
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(100);
         let delay = Duration::from_millis(100);
         i.seen(2, 7, 10, t0);
         i.summary(2, 7, 13, t0);
@@ -391,7 +432,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn tracking_starts_at_first_sight_and_restarts_with_a_new_incarnation() {
         let mut i = Gaps::default();
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(100);
         i.seen(3, 1, 50, t0);
         assert_eq!(i.missing(3), 0, "what came before is not owed");
         i.seen(3, 1, 52, t0);

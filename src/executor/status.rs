@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::model::{NodeId, Topology};
 
 /// The executor's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExecState {
     /// Nothing built yet.

@@ -1,4 +1,4 @@
-//! The actor's side of the node summary: once a second (on its tick) it
+//! The actor's side of the node summary: once a second (a timer of its own) it
 //! closes a slot of the sliding window (`super::summary::Recorder`) with
 //! the node's cumulative figures, and it answers `Cmd::Summary` with a
 //! [`NodeSummary`] of the window asked for. Nothing here runs per message:
@@ -15,7 +15,7 @@ use super::handle::SendShared;
 use super::status::ExecCounters;
 use super::summary::Totals;
 use crate::model::metrics::MAX_SUMMARY_LINKS;
-use crate::model::{NodeId, NodeSummary};
+use crate::model::NodeSummary;
 use crate::overlay::Protocol;
 use crate::transport::{NodeTotals, Transport};
 
@@ -56,26 +56,19 @@ impl Actor {
         if !self.summary.due(now) {
             return;
         }
-        let (totals, t) = read(&self.transport, &self.shared, &self.counters);
+        let (totals, t) = read(self.transport(), self.shared(), &self.task_counters());
         self.summary.close(now, totals, t.max_queue_depth);
-    }
-
-    /// An RTT sample of `peer`: counted in the summary if `peer` is a link
-    /// of the current overlay.
-    pub fn summary_rtt(&mut self, peer: NodeId, rtt: Duration) {
-        if self.overlay_links.contains(&peer) {
-            self.summary.record_rtt(rtt);
-        }
     }
 
     /// This node's summary of the last `window`.
     pub fn node_summary(&self, window: Duration) -> NodeSummary {
-        let (totals, t) = read(&self.transport, &self.shared, &self.counters);
+        let (totals, t) = read(self.transport(), self.shared(), &self.task_counters());
+        let core = self.core();
         let f = self
             .summary
             .window(self.now(), window, totals, t.max_queue_depth);
         let mut s = NodeSummary {
-            node: self.me,
+            node: self.me(),
             window_ms: u64::try_from(f.covered.as_millis()).unwrap_or(u64::MAX),
             rtt_ms: f.rtt_ms,
             disconnects: f.disconnects,
@@ -89,14 +82,19 @@ impl Actor {
             link_count: t.links_up,
             ..NodeSummary::default()
         };
-        if let Some(cur) = &self.current {
+        if let Some(cur) = core.slots().current() {
             let links = cur.overlay.links();
             let clients = links.iter().filter(|p| !cur.servers.contains(p)).count();
             s.topology = Some(cur.topology);
             s.instance = cur.id;
-            s.links_up = count(links.iter().filter(|p| self.up.contains(p)).count());
-            s.links_expected =
-                links_expected(&cur.config, self.me, &self.members, &cur.servers, clients);
+            s.links_up = count(links.iter().filter(|p| core.up().contains(p)).count());
+            s.links_expected = links_expected(
+                &cur.config,
+                self.me(),
+                core.members(),
+                &cur.servers,
+                clients,
+            );
             s.links_truncated = links.len() > MAX_SUMMARY_LINKS;
             s.links = links;
             s.links.sort_unstable();

@@ -140,7 +140,12 @@ impl Recorder {
 
     /// Whether the open slot is a [`SLOT`] old at `now`.
     pub fn due(&self, now: Duration) -> bool {
-        now >= self.open.start + SLOT
+        now >= self.next_close()
+    }
+
+    /// When the open slot is due to close.
+    pub fn next_close(&self) -> Duration {
+        self.open.start + SLOT
     }
 
     /// Closes the open slot at `now` with the figures read then, and opens

@@ -1,47 +1,32 @@
-//! The actor's side of gap repair (see [`super::repair`]): numbering and
-//! keeping its own broadcasts, sending summaries and nacks on the tick,
-//! and answering repair frames.
+//! Gap repair of broadcasts, the core's side (see `crate::executor::repair`
+//! for the scheme): summaries while this node broadcasts, nacks for gaps
+//! that lasted, resends of what it still keeps.
+
+use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::time::Instant;
 
-use super::actor::Actor;
-use super::repair::NACK_MAX;
-use super::wire::{encode, Body, Frame, RepairKind, RepairMsg};
+use super::{Core, Output};
+use crate::executor::repair::NACK_MAX;
+use crate::executor::wire::{encode, Frame, RepairKind, RepairMsg};
 use crate::model::NodeId;
-use crate::overlay::MessageId;
 use crate::transport::FrameClass;
 
 /// Summaries sent after this node's last broadcast (rounds of
 /// `summary_interval`), so that a receiver that lost the tail hears of it.
 const SUMMARY_ROUNDS: u32 = 5;
 
-impl Actor {
-    /// Broadcasts an application message over the current overlay `cur`,
-    /// numbered and kept for repair.
-    pub async fn broadcast_app(&mut self, cur: u64, channel: String, data: Bytes) {
-        let id = self.next_id();
-        let bseq = self.repair.outbox.push(id, &channel, &data);
-        let body = Body::App {
-            channel,
-            data,
-            bseq,
-        };
-        self.broadcast_with(cur, id, &body).await;
+impl Core {
+    /// Whether a repair round has anything to do: summaries still to send,
+    /// or gaps open.
+    pub(super) fn repair_pending(&self) -> bool {
+        self.repair.summaries_left > 0
+            || self.repair.outbox.last() != self.repair.summarized
+            || self.repair.gaps.open()
     }
 
-    /// An application broadcast arrived over an overlay.
-    pub fn broadcast_seen(&mut self, id: MessageId, bseq: u64) {
-        if id.origin != self.me {
-            self.repair
-                .gaps
-                .seen(id.origin, id.incarnation, bseq, Instant::now());
-        }
-    }
-
-    /// On the tick: summaries while broadcasting, nacks for old gaps.
-    pub async fn repair_round(&mut self) {
-        let now = Instant::now();
+    /// Summaries while broadcasting, nacks for old gaps.
+    pub(super) fn repair_round(&mut self, now: Duration, out: &mut Vec<Output>) {
         if now < self.repair.next_round {
             return;
         }
@@ -53,8 +38,9 @@ impl Actor {
         }
         if self.repair.summaries_left > 0 {
             self.repair.summaries_left -= 1;
-            for p in self.live() {
-                self.send_summary(p).await;
+            let live: Vec<NodeId> = self.live.iter().copied().collect();
+            for p in live {
+                self.send_summary(p, out);
             }
         }
         let unrecoverable = self.repair.gaps.unrecoverable;
@@ -64,13 +50,13 @@ impl Actor {
                 incarnation: due.incarnation,
                 missing: due.missing,
             };
-            self.send_repair(due.origin, kind).await;
+            self.send_repair(due.origin, kind, out);
         }
         self.note_unrecoverable(unrecoverable);
     }
 
     /// Tells `peer` this node's latest broadcast number (if any).
-    pub async fn send_summary(&mut self, peer: NodeId) {
+    pub(super) fn send_summary(&mut self, peer: NodeId, out: &mut Vec<Output>) {
         let last = self.repair.outbox.last();
         if last == 0 {
             return;
@@ -79,38 +65,42 @@ impl Actor {
             incarnation: self.incarnation,
             last,
         };
-        self.send_repair(peer, kind).await;
+        self.send_repair(peer, kind, out);
     }
 
-    async fn send_repair(&mut self, to: NodeId, kind: RepairKind) {
-        let class = match kind {
-            RepairKind::Resend { .. } => FrameClass::Data,
-            _ => FrameClass::Control,
-        };
+    fn send_repair(&mut self, to: NodeId, kind: RepairKind, out: &mut Vec<Output>) {
+        let class = repair_class(&kind);
         let frame = encode(&Frame::Repair(RepairMsg {
             from: self.me,
             to,
             kind,
         }));
-        let via = self.route(to);
-        if !self.send_frame(via, class, frame).await {
+        let Ok(via) = self.route(to) else {
+            tracing::debug!(peer = to, "repair message has no route");
+            return;
+        };
+        if !self.send_frame(via, class, frame, None, out) {
             tracing::debug!(peer = to, via, "repair message could not be sent");
         }
     }
 
     /// A repair frame: relayed if it is for another node, else handled.
-    pub async fn on_repair(&mut self, msg: RepairMsg, payload: Bytes) {
+    pub(super) fn on_repair(
+        &mut self,
+        now: Duration,
+        msg: RepairMsg,
+        payload: Bytes,
+        out: &mut Vec<Output>,
+    ) {
         if msg.to != self.me {
-            let class = match msg.kind {
-                RepairKind::Resend { .. } => FrameClass::Data,
-                _ => FrameClass::Control,
-            };
-            if !self.send_frame(msg.to, class, payload).await {
+            let class = repair_class(&msg.kind);
+            if !self.members.contains(&msg.to)
+                || !self.send_frame(msg.to, class, payload, None, out)
+            {
                 tracing::debug!(to = msg.to, "relayed repair message could not be sent");
             }
             return;
         }
-        let now = Instant::now();
         let from = msg.from;
         let unrecoverable = self.repair.gaps.unrecoverable;
         match msg.kind {
@@ -120,15 +110,17 @@ impl Actor {
             RepairKind::Nack {
                 incarnation,
                 missing,
-            } => self.resend(from, incarnation, missing).await,
+            } => self.resend(from, incarnation, missing, out),
             RepairKind::Resend {
                 bseq,
                 id,
                 channel,
                 data,
             } => {
-                self.repair.gaps.seen(from, id.incarnation, bseq, now);
-                if self.deliver_msg(id, &channel, data, true) {
+                // The gap closes only with the delivery: the filter is by
+                // broadcast number, so a resend is refused only when this
+                // very broadcast was delivered before.
+                if self.deliver_broadcast(now, id, bseq, channel, data, None, out) {
                     self.counters.repaired += 1;
                 }
             }
@@ -140,14 +132,14 @@ impl Actor {
     }
 
     /// Resends what `to` asked for and still is kept; says what is gone.
-    async fn resend(&mut self, to: NodeId, incarnation: u32, missing: Vec<u64>) {
+    fn resend(&mut self, to: NodeId, incarnation: u32, missing: Vec<u64>, out: &mut Vec<Output>) {
         if incarnation != self.incarnation {
             // A previous run of this node: nothing of it is kept.
             let kind = RepairKind::Gone {
                 incarnation,
                 below: u64::MAX,
             };
-            return self.send_repair(to, kind).await;
+            return self.send_repair(to, kind, out);
         }
         let oldest = self.repair.outbox.oldest();
         let mut gone = false;
@@ -163,14 +155,14 @@ impl Actor {
                 channel: k.channel,
                 data: k.data,
             };
-            self.send_repair(to, kind).await;
+            self.send_repair(to, kind, out);
         }
         if gone {
             let kind = RepairKind::Gone {
                 incarnation,
                 below: oldest,
             };
-            self.send_repair(to, kind).await;
+            self.send_repair(to, kind, out);
         }
     }
 
@@ -178,7 +170,14 @@ impl Actor {
         let now = self.repair.gaps.unrecoverable;
         if now > before {
             self.counters.unrecoverable += now - before;
-            self.mark_dirty();
+            self.dirty = true;
         }
+    }
+}
+
+fn repair_class(kind: &RepairKind) -> FrameClass {
+    match kind {
+        RepairKind::Resend { .. } => FrameClass::Data,
+        _ => FrameClass::Control,
     }
 }
