@@ -1,10 +1,13 @@
 -- wrk script for durable writes: etcd's gRPC gateway (`POST /v3/kv/put`)
--- or topod's `PUT /v1/policy`. Usage: wrk -s put.lua URL -- etcd|topod
+-- or topod's `PUT /v1/policy`. Usage: wrk -s put.lua URL -- etcd|topod [TOKEN]
+-- TOKEN, when given and not empty, goes in `Authorization: Bearer TOKEN`
+-- (topod with security on).
 -- Every request writes a different value, so each write is a real change.
 -- The `done` hook prints one machine-readable line:
 --   RESULT p50_us=.. p90_us=.. p99_us=.. max_us=.. requests=.. rps=.. non2xx=.. socket_errors=..
 
 local mode = "topod"
+local token = ""
 local counter = 0
 local threads = {}
 local b64chars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
@@ -31,6 +34,7 @@ end
 
 function init(args)
   mode = args[1] or "topod"
+  token = args[2] or ""
   -- distinct value ranges per thread
   counter = (thread_no or 1) * 100000000
 end
@@ -43,7 +47,9 @@ function request()
   else
     -- cooldown values stay well inside the accepted range
     local body = '{"cooldown_ms":' .. tostring(1000 + counter % 1000000) .. '}'
-    return wrk.format("PUT", "/v1/policy", { ["Content-Type"] = "application/json" }, body)
+    local headers = { ["Content-Type"] = "application/json" }
+    if token ~= "" then headers["Authorization"] = "Bearer " .. token end
+    return wrk.format("PUT", "/v1/policy", headers, body)
   end
 end
 
