@@ -60,11 +60,19 @@ pub enum Envelope {
         stamp_ms: u64,
         command: Command,
     },
+    /// Adds [`Command::Batch`], the only command written in it; written,
+    /// like `V4`, only when every member has said it reads `V6`. Applied by
+    /// the same rules as `V2`.
+    V6 {
+        /// Leader's timestamp, unix milliseconds.
+        stamp_ms: u64,
+        command: Command,
+    },
 }
 
-/// The newest envelope this build reads and writes (`V5`), announced to
+/// The newest envelope this build reads and writes (`V6`), announced to
 /// the leader on every Raft RPC answer.
-pub const LOG_VERSION: u32 = 5;
+pub const LOG_VERSION: u32 = 6;
 
 /// An envelope that cannot be decoded. Applying stops at such an entry:
 /// skipping it would make nodes diverge.
@@ -80,6 +88,7 @@ impl Envelope {
     /// The envelope this build writes for `command`.
     pub fn new(stamp_ms: u64, command: Command) -> Self {
         match command.log_version() {
+            6 => Envelope::V6 { stamp_ms, command },
             5 => Envelope::V5 { stamp_ms, command },
             4 => Envelope::V4 { stamp_ms, command },
             _ => Envelope::V3 { stamp_ms, command },
@@ -93,7 +102,8 @@ impl Envelope {
             Envelope::V2 { .. }
             | Envelope::V3 { .. }
             | Envelope::V4 { .. }
-            | Envelope::V5 { .. } => super::state::Rules::V2,
+            | Envelope::V5 { .. }
+            | Envelope::V6 { .. } => super::state::Rules::V2,
         }
     }
 
@@ -104,7 +114,8 @@ impl Envelope {
             Envelope::V2 { stamp_ms, command } => (stamp_ms, command.into()),
             Envelope::V3 { stamp_ms, command }
             | Envelope::V4 { stamp_ms, command }
-            | Envelope::V5 { stamp_ms, command } => (stamp_ms, command),
+            | Envelope::V5 { stamp_ms, command }
+            | Envelope::V6 { stamp_ms, command } => (stamp_ms, command),
         }
     }
 
@@ -166,6 +177,15 @@ pub enum Command {
     /// Remove the token `name`: requests with it get 401 from the moment
     /// a node applies this. Envelope `V5` only.
     RevokeToken { name: String },
+    /// Several clients' commands in one entry: the leader's proposer
+    /// gathers the writes that arrive while earlier ones are being
+    /// committed (group commit, `control::proposer`), so concurrent writes
+    /// cost one log append and one flush per batch instead of one each.
+    /// Applied in order, each exactly as an entry of its own with the
+    /// entry's stamp and term; only commands that do not depend on their
+    /// entry's index go in one ([`Command::batchable`]). Envelope `V6`
+    /// only.
+    Batch { commands: Vec<Command> },
 }
 
 impl Command {
@@ -173,10 +193,25 @@ impl Command {
     /// only when every member reads that version (`control::log_versions`).
     pub fn log_version(&self) -> u32 {
         match self {
+            Command::Batch { .. } => 6,
             Command::CreateToken { .. } | Command::RevokeToken { .. } => 5,
             Command::ReportPhases { .. } => 4,
             _ => 3,
         }
+    }
+}
+
+impl Command {
+    /// Whether this command may go in a [`Command::Batch`]: its effect
+    /// must not depend on the index of its entry, which all commands of a
+    /// batch share. A proposal's transition id is its entry's index, so
+    /// `ProposeSwitch` goes alone; batches do not nest (nor go
+    /// `ReportPhases`, a batch of its own).
+    pub fn batchable(&self) -> bool {
+        !matches!(
+            self,
+            Command::ProposeSwitch(_) | Command::ReportPhases { .. } | Command::Batch { .. }
+        )
     }
 }
 
@@ -300,8 +335,8 @@ pub enum CommandResponse {
     Applied,
     /// Nothing changed.
     Rejected(Rejection),
-    /// The answers to a [`Command::ReportPhases`], one per report, in
-    /// order.
+    /// The answers to a [`Command::ReportPhases`], one per report, or to a
+    /// [`Command::Batch`], one per command, in order.
     Batch(Vec<CommandResponse>),
 }
 
@@ -336,6 +371,10 @@ pub enum Rejection {
     TooManyTokens { limit: usize },
     #[error("the initial admin token was already stored once")]
     InitialTokenStored,
+    /// A command that must have an entry of its own inside a
+    /// [`Command::Batch`] (no build writes one).
+    #[error("this command cannot be applied inside a batch")]
+    NotBatchable,
 }
 
 impl Rejection {
@@ -355,6 +394,7 @@ impl Rejection {
             Rejection::InvalidToken { .. } => "invalid_token",
             Rejection::TooManyTokens { .. } => "too_many_tokens",
             Rejection::InitialTokenStored => "initial_token_stored",
+            Rejection::NotBatchable => "not_batchable",
         }
     }
 }

@@ -262,6 +262,16 @@ impl TopologyState {
                 Ok(()) => CommandResponse::Applied,
                 Err(r) => CommandResponse::Rejected(r),
             },
+            // Each command applies (and moves the clock) on its own; the
+            // batch itself changes nothing more.
+            Command::Batch { commands } => {
+                return CommandResponse::Batch(
+                    commands
+                        .iter()
+                        .map(|c| self.apply_in_batch(rules, ctx, stamp_ms, c))
+                        .collect(),
+                )
+            }
         };
         // A rejection changes no state, not even the clock (a proposal's
         // request id is the one exception: it remembers its answer); nor
@@ -270,6 +280,23 @@ impl TopologyState {
             self.last_stamp_ms = now;
         }
         response
+    }
+
+    /// One command of a [`Command::Batch`]: what `apply_with` does to a
+    /// batchable command; anything else (never written in a batch) is
+    /// rejected without a change.
+    fn apply_in_batch(
+        &mut self,
+        rules: Rules,
+        ctx: &ApplyContext,
+        stamp_ms: u64,
+        command: &Command,
+    ) -> CommandResponse {
+        if command.batchable() {
+            self.apply_with(rules, ctx, stamp_ms, command)
+        } else {
+            CommandResponse::Rejected(Rejection::NotBatchable)
+        }
     }
 
     /// The newest history record proposed with `request_id`.

@@ -370,10 +370,12 @@ async fn start(config: NodeConfig, choice: ExecutorChoice) -> Result<Node, NodeE
         }
         (ExecutorChoice::Overlays, None) => unreachable!("the transport is bound above"),
     };
-    let proposer = Arc::new(Proposer::new(
+    let proposer = Arc::new(Proposer::with_batching(
         raft.clone(),
         applied.clone(),
         config.api.request_timeout(),
+        config.node_id,
+        log_versions.clone(),
     ));
     let forwarder = Forwarder::new(peer_http.clone(), Some(config.node_id));
     let (reports, batching) = crate::control::report_batch::ReportBatcher::new(
