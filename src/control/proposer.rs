@@ -44,8 +44,8 @@ pub const MAX_BATCH: usize = 256;
 /// log idle while an entry is replicated; two let the next batch's append
 /// and flush overlap the previous one's round to the followers, and more
 /// only make the batches smaller (openraft appends one after the other
-/// anyway). Measured with `scripts/bench/writes.sh` (BENCHMARKS.md,
-/// "Durable writes versus etcd").
+/// anyway). Reasoned, not compared with other values; the figures it gave
+/// are in BENCHMARKS.md, "Durable writes versus etcd (issue 15)".
 pub const IN_FLIGHT: usize = 2;
 
 /// Metric: commands per entry written through the batching path.
