@@ -434,6 +434,13 @@ async fn a_node_reports_only_for_itself_and_a_follower_relays_tokens_for_the_lea
     // leader, prepared and committed by every node over mutual TLS.
     let v = switch_and_wait(c.api(follower), "hyparview", "through-follower").await;
     assert_eq!(v.status, topod::api::types::TransitionStatus::Committed);
+    // `wait` answers at the commit; the members' health reports after the
+    // cut-over are still on their way then. Let them land first, or they
+    // look like something this test's refused requests wrote.
+    wait_for("every member's health report", DEADLINE, || async {
+        (c.applied(leader).state.record(v.id)?.health.len() == 3).then_some(())
+    })
+    .await;
 
     // Through a follower without a token: 401, nothing written.
     let before = c.applied(leader).state.clone();
