@@ -75,8 +75,10 @@ fn committed_switch() -> Vec<Entry> {
     entries
 }
 
+/// Opens the store, waiting out sled's file lock of a handle just dropped
+/// ([`retry_lock`]).
 fn open(dir: &Path) -> Store {
-    Store::open(dir, DEFAULT_CACHE_BYTES).expect("open the store")
+    retry_lock(|| Store::open(dir, DEFAULT_CACHE_BYTES)).expect("open the store")
 }
 
 /// Runs `open` until it does not fail on sled's file lock. sled's
