@@ -24,7 +24,8 @@
 #   HISTORY       switches topod commits before it is measured, so that
 #                 its history is that long (retention 1000) [0]
 #   PERF          1: `perf record -g` the topod leader during each
-#                 HIGH_CONNS run, report in WORK_DIR [0]
+#                 HIGH_CONNS run, data in WORK_DIR; split it by part
+#                 with scripts/bench/perf_split.py [0]
 #   WORK_DIR      where data dirs and logs go [a new dir under /tmp]
 #   KEEP          1 keeps WORK_DIR afterwards [0]
 #   BENCH_TOPOD_BIN  use this topod binary instead of building one
