@@ -70,6 +70,19 @@ pub struct ExecutorConfig {
     /// Own broadcasts kept for resending, bytes. 1024..=17_179_869_184.
     /// Default 67108864 (64 MiB).
     pub repair_buffer_bytes: u64,
+    /// Nodes that probe an overlay under check (prepare, verify, health),
+    /// nodes. 0 (every node: each probe is acked by every member, so a
+    /// check costs members² messages) or 1..=100_000: only this many,
+    /// chosen per overlay instance by a hash every node computes alike;
+    /// the others check formation alone. Default 0 (guess: exact up to
+    /// hundreds of nodes; set it at thousands).
+    pub probers: u64,
+    /// Members told of this node's latest broadcast number per summary
+    /// round (gap repair), members. 0 (every live member: a broadcast
+    /// costs members × 5 summaries) or 1..=100_000: this many per round,
+    /// in turn through the members, plus the current overlay's links.
+    /// Default 0 (guess: as `probers`).
+    pub summary_peers: u64,
 }
 
 impl Default for ExecutorConfig {
@@ -91,6 +104,8 @@ impl Default for ExecutorConfig {
             repair_delay_ms: 300,
             repair_buffer_messages: 16_384,
             repair_buffer_bytes: 64 << 20,
+            probers: 0,
+            summary_peers: 0,
         }
     }
 }
@@ -175,6 +190,8 @@ impl ExecutorConfig {
             1024,
             16 << 30,
         )?;
+        check_range("executor.probers", self.probers, 0, 100_000)?;
+        check_range("executor.summary_peers", self.summary_peers, 0, 100_000)?;
         Ok(())
     }
     pub fn form_timeout(&self) -> Duration {

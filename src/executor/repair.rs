@@ -21,7 +21,11 @@
 //!
 //! A receiver first hearing of an origin incarnation starts tracking at
 //! the first `bseq` it sees (a summary, or a broadcast): broadcasts sent
-//! before it knew the origin are not owed to it.
+//! before it knew the origin are not owed to it — unless that number is
+//! among the origin's first [`FRESH`]: an origin that has only just begun
+//! to broadcast is owed in full (its very first broadcasts may be the ones
+//! this receiver lost), while a node that joins late is not owed a long
+//! history.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -31,6 +35,9 @@ use std::time::Duration;
 use crate::model::NodeId;
 use crate::overlay::MessageId;
 
+/// A track that starts at a broadcast number this low starts at 0 (see
+/// the module docs).
+pub const FRESH: u64 = 64;
 /// Most sequence numbers one nack asks for.
 pub const NACK_MAX: usize = 1024;
 /// Most sequence numbers above a gap a receiver remembers per origin; past
@@ -49,6 +56,9 @@ pub struct RepairState {
     pub summarized: u64,
     /// Summary rounds still to send since the last broadcast.
     pub summaries_left: u32,
+    /// Where the next summary round starts among the live members (with
+    /// `executor.summary_peers`).
+    pub summary_turn: usize,
 }
 
 impl RepairState {
@@ -62,6 +72,7 @@ impl RepairState {
             next_round: Duration::ZERO,
             summarized: 0,
             summaries_left: 0,
+            summary_turn: 0,
         }
     }
 }
@@ -217,6 +228,7 @@ impl Gaps {
     /// The track of (`origin`, `incarnation`), created at `start` (the
     /// last `bseq` not owed) if new; `None` for an older incarnation.
     fn track(&mut self, origin: NodeId, incarnation: u32, start: u64) -> Option<&mut Track> {
+        let start = if start < FRESH { 0 } else { start };
         let t = self
             .tracks
             .entry(origin)
@@ -418,13 +430,13 @@ mod tests {
         let mut i = Gaps::default();
         let t0 = Duration::from_secs(100);
         let delay = Duration::from_millis(100);
-        i.seen(2, 7, 10, t0);
-        i.summary(2, 7, 13, t0);
+        i.seen(2, 7, 100, t0);
+        i.summary(2, 7, 103, t0);
         assert_eq!(i.missing(2), 3);
         let due = i.due(t0 + delay, delay);
-        assert_eq!(due[0].missing, vec![11, 12, 13]);
-        i.seen(2, 7, 13, t0);
-        i.gone(2, 7, 13, t0);
+        assert_eq!(due[0].missing, vec![101, 102, 103]);
+        i.seen(2, 7, 103, t0);
+        i.gone(2, 7, 103, t0);
         assert_eq!(i.missing(2), 0);
         assert_eq!(i.unrecoverable, 2);
     }
@@ -433,14 +445,20 @@ mod tests {
     async fn tracking_starts_at_first_sight_and_restarts_with_a_new_incarnation() {
         let mut i = Gaps::default();
         let t0 = Duration::from_secs(100);
-        i.seen(3, 1, 50, t0);
+        i.seen(3, 1, 500, t0);
         assert_eq!(i.missing(3), 0, "what came before is not owed");
-        i.seen(3, 1, 52, t0);
+        i.seen(3, 1, 502, t0);
         assert_eq!(i.missing(3), 1);
+        // An origin first heard of at one of its first broadcasts is owed
+        // the ones before.
+        i.seen(4, 1, 3, t0);
+        assert_eq!(i.missing(4), 2);
+        i.summary(5, 1, 2, t0);
+        assert_eq!(i.missing(5), 2);
         i.seen(3, 2, 1, t0);
         assert_eq!(i.missing(3), 0);
         assert_eq!(i.unrecoverable, 1, "the old incarnation's gap is lost");
-        i.seen(3, 1, 51, t0);
+        i.seen(3, 1, 501, t0);
         assert_eq!(i.missing(3), 0, "an older incarnation is ignored");
         i.retain(&BTreeSet::new());
         assert!(i.tracks.is_empty());

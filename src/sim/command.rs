@@ -77,6 +77,42 @@ pub struct SimulateArgs {
     /// Failed send → PeerDown delay, ms [default: one link latency].
     #[arg(long, value_name = "MS")]
     pub detection_delay_ms: Option<u64>,
+    /// Simulate a live switch from one topology to another under a
+    /// broadcast stream, e.g. `hyparview:pub_sub` (the executor's own
+    /// core on every node; see `[switch]` in scenario files).
+    #[arg(long, value_name = "FROM:TO", value_parser = parse_switch)]
+    pub switch: Option<(Topology, Topology)>,
+    /// Switch runs: broadcasts a second from random senders [default: 100].
+    #[arg(long, value_name = "PER_S")]
+    pub rate: Option<f64>,
+    /// Switch runs: nodes that broadcast (the first ones); 0 = all
+    /// [default: 0].
+    #[arg(long)]
+    pub senders: Option<u32>,
+    /// Switch runs: nodes that probe each overlay under check
+    /// (`executor.probers`; 0 = all) [default: 32 from 1,000 nodes, else 0].
+    #[arg(long)]
+    pub probers: Option<u64>,
+    /// Switch runs: members told of a broadcaster's latest number per
+    /// summary round (`executor.summary_peers`; 0 = all) [default: 0].
+    #[arg(long)]
+    pub summary_peers: Option<u64>,
+    /// Switch runs: time from the proposal to the end, ms [default: 20000].
+    #[arg(long, value_name = "MS")]
+    pub run_ms: Option<u64>,
+}
+
+/// `FROM:TO`, two topology names.
+fn parse_switch(s: &str) -> Result<(Topology, Topology), String> {
+    let (a, b) = s
+        .split_once(':')
+        .ok_or_else(|| format!("expected FROM:TO (e.g. hyparview:pub_sub), got `{s}`"))?;
+    let t = |n: &str| {
+        n.parse::<Topology>().map_err(|_| {
+            format!("`{n}` is not a topology (full_mesh, hyparview, client_server, pub_sub)")
+        })
+    };
+    Ok((t(a)?, t(b)?))
 }
 
 impl SimulateArgs {
@@ -128,6 +164,30 @@ impl SimulateArgs {
                 max_ms: self.latency_max_ms.unwrap_or(max),
             };
         }
+        if let Some((from, to)) = self.switch {
+            s.topology = from.into();
+            s.switch.get_or_insert_with(Default::default).to = Some(to);
+        }
+        if let Some(sw) = s.switch.as_mut() {
+            if let Some(v) = self.rate {
+                sw.rate_per_s = v;
+            }
+            if let Some(v) = self.senders {
+                sw.senders = v;
+            }
+            if let Some(v) = self.run_ms {
+                sw.run_ms = v;
+            }
+            if let Some(v) = self.settle_ms {
+                sw.settle_ms = v;
+            }
+            if self.probers.is_some() {
+                sw.probers = self.probers;
+            }
+            if self.summary_peers.is_some() {
+                sw.summary_peers = self.summary_peers;
+            }
+        }
         s.validate()?;
         Ok(s)
     }
@@ -144,6 +204,16 @@ struct Skipped {
 /// `out`: tables, or JSON (`--json`) with the report's field names.
 pub fn run_simulate(args: &SimulateArgs, out: &mut dyn Write) -> Result<(), SimError> {
     let scenario = args.scenario()?;
+    if let Some(sw) = &scenario.switch {
+        let report = super::switch::run_switch(&sw.params(&scenario)?)?;
+        if args.json {
+            serde_json::to_writer_pretty(&mut *out, &report)?;
+            writeln!(out)?;
+        } else {
+            report.write_table(out)?;
+        }
+        return Ok(());
+    }
     if scenario.topology != TopologyChoice::All {
         let topology = scenario.topology.topologies()[0];
         let report = run_scenario(&scenario, topology)?;

@@ -58,6 +58,7 @@ pub mod latency;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod switch;
 
 pub use command::{run_simulate, SimulateArgs};
 pub use report::{Report, RoundReport, Summary};

@@ -61,6 +61,17 @@ impl TopologyChoice {
     }
 }
 
+impl From<Topology> for TopologyChoice {
+    fn from(t: Topology) -> Self {
+        match t {
+            Topology::FullMesh => TopologyChoice::FullMesh,
+            Topology::HyParView => TopologyChoice::HyParView,
+            Topology::ClientServer => TopologyChoice::ClientServer,
+            Topology::PubSub => TopologyChoice::PubSub,
+        }
+    }
+}
+
 /// Who broadcasts each round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -150,6 +161,9 @@ pub struct Scenario {
     pub overlay: BTreeMap<String, toml::Value>,
     /// Events at the start of rounds.
     pub events: Vec<ScenarioEvent>,
+    /// A live switch under a broadcast stream instead of rounds (see
+    /// [`super::switch`]).
+    pub switch: Option<super::switch::SwitchScenario>,
 }
 
 impl Default for Scenario {
@@ -172,6 +186,7 @@ impl Default for Scenario {
             latency: LatencyModel::default(),
             overlay: BTreeMap::new(),
             events: Vec::new(),
+            switch: None,
         }
     }
 }

@@ -49,9 +49,13 @@ pub enum Step {
 pub struct View<'a> {
     /// Live members now (this node excluded).
     pub live: &'a BTreeSet<NodeId>,
+    /// Changes whenever `live` does (the check recomputes what it derives
+    /// from `live` only then: a step costs O(1) on the busy path).
+    pub version: u64,
     /// The overlay under check (`None`: torn down).
     pub topology: Option<Topology>,
-    /// Whether it has formed among `live`, its round trips included.
+    /// Whether it has formed among `live`, its round trips included; read
+    /// only while [`Check::needs_formation`].
     pub formed: Result<(), FormGap>,
 }
 
@@ -85,9 +89,17 @@ pub struct Check {
     pub instance: u64,
     /// Who waits for the outcome (a health check: nobody).
     pub token: Option<Token>,
+    /// Whether this node probes (else formation alone decides; see
+    /// `executor.probers`).
+    probes: bool,
     timing: Timing,
     /// The live members when the check started (this node excluded).
     expected: BTreeSet<NodeId>,
+    /// `expected` that are still live, as of `live_version`.
+    live: BTreeSet<NodeId>,
+    live_version: Option<u64>,
+    /// Acks this round from members of `live`.
+    acked: usize,
     form_started: Duration,
     form_deadline: Duration,
     watch_until: Duration,
@@ -105,6 +117,20 @@ impl Check {
         now: Duration,
         timing: Timing,
     ) -> Self {
+        Self::with_probes(kind, instance, token, expected, now, timing, true)
+    }
+
+    /// [`Check::new`] for a node that probes (`probes`) or checks
+    /// formation alone.
+    pub fn with_probes(
+        kind: CheckKind,
+        instance: u64,
+        token: Option<Token>,
+        expected: BTreeSet<NodeId>,
+        now: Duration,
+        timing: Timing,
+        probes: bool,
+    ) -> Self {
         let watch_until = match kind {
             CheckKind::Verify => now + timing.watch,
             CheckKind::Prepare | CheckKind::Health => now,
@@ -113,8 +139,12 @@ impl Check {
             kind,
             instance,
             token,
+            probes,
             timing,
             expected,
+            live: BTreeSet::new(),
+            live_version: None,
+            acked: 0,
             form_started: now,
             form_deadline: now + timing.form_timeout,
             watch_until,
@@ -138,9 +168,21 @@ impl Check {
     /// Records a probe ack from `from`; true if it was one of ours.
     pub fn ack(&mut self, instance: u64, probe: MessageId, from: NodeId) -> bool {
         match &mut self.probing {
-            Some(p) if instance == self.instance && p.ids.contains(&probe) => p.acks.insert(from),
+            Some(p) if instance == self.instance && p.ids.contains(&probe) => {
+                let new = p.acks.insert(from);
+                if new && self.live.contains(&from) {
+                    self.acked += 1;
+                }
+                new
+            }
             _ => false,
         }
+    }
+
+    /// Whether the next step reads [`View::formed`] (the check waits for
+    /// the overlay to form).
+    pub fn needs_formation(&self) -> bool {
+        self.probing.is_none()
     }
 
     /// When the passing of time alone next changes what [`Check::step`]
@@ -158,9 +200,16 @@ impl Check {
         // Members lost during the check are not waited for, unless this
         // node lost most of them: then it is the one cut off, and a node
         // alone must not call its overlay healthy.
-        let live: BTreeSet<NodeId> = self.expected.intersection(view.live).copied().collect();
-        if live.len() * 2 < self.expected.len() {
-            let lost = self.expected.difference(&live).copied().collect();
+        if self.live_version != Some(view.version) {
+            self.live = self.expected.intersection(view.live).copied().collect();
+            self.live_version = Some(view.version);
+            self.acked = self
+                .probing
+                .as_ref()
+                .map_or(0, |p| p.acks.intersection(&self.live).count());
+        }
+        if self.live.len() * 2 < self.expected.len() {
+            let lost = self.expected.difference(&self.live).copied().collect();
             let of = self.expected.len();
             return Step::Done(Err(CheckFailure::LostContact { lost, of }));
         }
@@ -174,7 +223,9 @@ impl Check {
                 return Step::Wait;
             }
             return match &view.formed {
+                Ok(()) if !self.probes => Step::Done(Ok(())),
                 Ok(()) => {
+                    self.acked = 0;
                     self.probing = Some(Probing {
                         started: now,
                         deadline: now + self.timing.verify_timeout,
@@ -199,8 +250,7 @@ impl Check {
             p.probe_due = false;
             return Step::Probe;
         }
-        let missing: Vec<NodeId> = live.difference(&p.acks).copied().collect();
-        if missing.is_empty() {
+        if self.acked >= self.live.len() {
             if now < self.watch_until {
                 // Watching after a cut-over: another round soon; the last
                 // round runs at the end of the watch.
@@ -210,8 +260,12 @@ impl Check {
             }
             return Step::Done(Ok(()));
         }
+        let missing = |live: &BTreeSet<NodeId>, p: &Probing| -> Vec<NodeId> {
+            live.difference(&p.acks).copied().collect()
+        };
         if now >= p.deadline {
-            let total = live.len() + 1;
+            let missing = missing(&self.live, p);
+            let total = self.live.len() + 1;
             return Step::Done(Err(CheckFailure::ProbeMissed {
                 topology,
                 instance: self.instance,
@@ -231,6 +285,7 @@ impl Check {
         // the two parts.
         if p.sent % 2 == 0 && matches!(topology, Topology::HyParView | Topology::PubSub) {
             p.probe_due = true;
+            let missing = missing(&self.live, p);
             return Step::Join(missing[(p.sent as usize / 2) % missing.len()]);
         }
         Step::Probe
@@ -263,9 +318,17 @@ mod tests {
     fn view(live: &BTreeSet<NodeId>, formed: Result<(), FormGap>) -> View<'_> {
         View {
             live,
+            version: version(live),
             topology: Some(Topology::HyParView),
             formed,
         }
+    }
+
+    /// A version per set (the tests pass sets, not a live view).
+    fn version(live: &BTreeSet<NodeId>) -> u64 {
+        live.iter().fold(live.len() as u64, |h, n| {
+            h.wrapping_mul(31).wrapping_add(*n)
+        })
     }
 
     fn gap() -> FormGap {
@@ -426,6 +489,7 @@ mod tests {
         );
         let gone = View {
             live: &live,
+            version: version(&live),
             topology: None,
             formed: Ok(()),
         };

@@ -86,14 +86,7 @@ impl Core {
             }
         };
         self.start_instance(now, inst, false, out);
-        self.check = Some(Check::new(
-            CheckKind::Prepare,
-            id,
-            Some(token),
-            self.live.clone(),
-            now,
-            self.timing(),
-        ));
+        self.check = Some(self.new_check(CheckKind::Prepare, id, Some(token), now));
     }
 
     pub(super) fn cut_over(&mut self, now: Duration, id: u64) -> Result<(), ExecError> {
@@ -131,14 +124,7 @@ impl Core {
             });
         };
         self.finish_check(CheckFailure::superseded(SupersededBy::Verify), out);
-        self.check = Some(Check::new(
-            CheckKind::Verify,
-            cur,
-            Some(token),
-            self.live.clone(),
-            now,
-            self.timing(),
-        ));
+        self.check = Some(self.new_check(CheckKind::Verify, cur, Some(token), now));
     }
 
     /// Ends the check in progress (if any) with `failure`, unrecorded (it
@@ -172,14 +158,49 @@ impl Core {
         else {
             return;
         };
-        self.check = Some(Check::new(
-            CheckKind::Health,
-            cur,
-            None,
+        // A node that does not probe has nothing to learn from a health
+        // check (its formation is kept by the overlay itself).
+        if self.prober(cur) {
+            self.check = Some(self.new_check(CheckKind::Health, cur, None, now));
+        }
+    }
+
+    fn new_check(
+        &self,
+        kind: CheckKind,
+        instance: u64,
+        token: Option<Token>,
+        now: Duration,
+    ) -> Check {
+        Check::with_probes(
+            kind,
+            instance,
+            token,
             self.live.clone(),
             now,
             self.timing(),
-        ));
+            self.prober(instance),
+        )
+    }
+
+    /// Whether this node probes overlay `instance`: every node, or the
+    /// `executor.probers` live nodes of lowest rank by a hash of
+    /// (instance, node) — the same choice on every node that sees the
+    /// same members.
+    pub(super) fn prober(&self, instance: u64) -> bool {
+        let k = self.cfg.probers;
+        if k == 0 {
+            return true;
+        }
+        let rank = |n: NodeId| {
+            (
+                crate::sim::latency::mix64(instance ^ crate::sim::latency::mix64(n)),
+                n,
+            )
+        };
+        let mine = rank(self.me);
+        let below = self.live.iter().filter(|m| rank(**m) < mine).count() as u64;
+        below < k
     }
 
     /// Steps the check in progress until it waits or is done.
@@ -190,17 +211,20 @@ impl Core {
                 return;
             };
             let id = check.instance;
+            let needs = check.needs_formation();
             let (topology, formed) = match self.slots.get(id) {
-                Some(inst) => (
+                Some(inst) if needs => (
                     Some(inst.topology),
                     inst.formed(&self.live, &self.up).and_then(|()| {
                         slow_link(&self.rtt, &inst.overlay.links(), self.cfg.rtt_threshold())
                     }),
                 ),
+                Some(inst) => (Some(inst.topology), Ok(())),
                 None => (None, Ok(())),
             };
             let view = View {
                 live: &self.live,
+                version: self.live_version,
                 topology,
                 formed,
             };

@@ -10,6 +10,7 @@ use super::{Core, Output};
 use crate::executor::repair::NACK_MAX;
 use crate::executor::wire::{encode, Frame, RepairKind, RepairMsg};
 use crate::model::NodeId;
+use crate::overlay::Protocol;
 use crate::transport::FrameClass;
 
 /// Summaries sent after this node's last broadcast (rounds of
@@ -38,8 +39,7 @@ impl Core {
         }
         if self.repair.summaries_left > 0 {
             self.repair.summaries_left -= 1;
-            let live: Vec<NodeId> = self.live.iter().copied().collect();
-            for p in live {
+            for p in self.summary_targets() {
                 self.send_summary(p, out);
             }
         }
@@ -53,6 +53,36 @@ impl Core {
             self.send_repair(due.origin, kind, out);
         }
         self.note_unrecoverable(unrecoverable);
+    }
+
+    /// Who hears this round's summary: every live member, or (with
+    /// `executor.summary_peers` = k) the next k of them in turn and the
+    /// current overlay's links.
+    fn summary_targets(&mut self) -> Vec<NodeId> {
+        let k = self.cfg.summary_peers as usize;
+        if k == 0 || k >= self.live.len() {
+            return self.live.iter().copied().collect();
+        }
+        let n = self.live.len();
+        let start = self.repair.summary_turn % n;
+        self.repair.summary_turn = (start + k) % n;
+        let mut to: std::collections::BTreeSet<NodeId> = self
+            .live
+            .iter()
+            .copied()
+            .cycle()
+            .skip(start)
+            .take(k)
+            .collect();
+        if let Some(cur) = self.slots.current() {
+            to.extend(
+                cur.overlay
+                    .links()
+                    .into_iter()
+                    .filter(|p| self.live.contains(p)),
+            );
+        }
+        to.into_iter().collect()
     }
 
     /// Tells `peer` this node's latest broadcast number (if any).
