@@ -34,8 +34,10 @@ TOPOLOGIES = ["hyparview", "client_server", "pub_sub", "full_mesh"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-# The dev cluster's CA once it runs secure (its API is HTTPS).
+# The dev cluster's CA once it runs secure (its API is HTTPS), and the
+# admin token `topod dev` writes beside it.
 SSL = None
+TOKEN = None
 
 
 def http(method, url, body=None, timeout=5.0):
@@ -43,6 +45,8 @@ def http(method, url, body=None, timeout=5.0):
     req = urllib.request.Request(url, data=data, method=method)
     if data is not None:
         req.add_header("content-type", "application/json")
+    if TOKEN:
+        req.add_header("authorization", f"Bearer {TOKEN}")
     try:
         with urllib.request.urlopen(req, timeout=timeout, context=SSL) as r:
             return r.status, json.loads(r.read() or b"null")
@@ -114,12 +118,15 @@ def main():
          "--api-base-port", str(args.base_port)],
         stdout=log, stderr=subprocess.STDOUT,
     )
-    global SSL
+    global SSL, TOKEN
     ca = os.path.join(data, "certs", "ca.pem")
+    token = os.path.join(data, "admin.token")
     deadline = time.monotonic() + 30
-    while not os.path.exists(ca) and time.monotonic() < deadline:
+    while not (os.path.exists(ca) and os.path.exists(token)) and time.monotonic() < deadline:
         time.sleep(0.1)
     SSL = ssl.create_default_context(cafile=ca)
+    with open(token) as f:
+        TOKEN = f.read().strip()
     api = [f"https://127.0.0.1:{args.base_port + i}" for i in range(n)]
     result = {"nodes": n}
     try:

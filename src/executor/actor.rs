@@ -65,6 +65,8 @@ pub(crate) struct Actor {
     /// The counters as last published.
     published: ExecCounters,
     published_at: Duration,
+    /// A round trip was measured since the last publish.
+    rtt_moved: bool,
     out: Vec<Output>,
     feedback: Vec<Input>,
 }
@@ -98,6 +100,7 @@ impl Actor {
             status,
             published: ExecCounters::default(),
             published_at: Duration::ZERO,
+            rtt_moved: false,
             out: Vec::new(),
             feedback: Vec::new(),
         }
@@ -405,6 +408,7 @@ impl Actor {
                 if self.overlay_links.contains(&peer) {
                     self.summary.record_rtt(rtt);
                 }
+                self.rtt_moved = true;
                 Input::Rtt { peer, rtt }
             }
         };
@@ -429,8 +433,8 @@ impl Actor {
         c
     }
 
-    /// Publishes the status when it changed (counters: at most every
-    /// `COUNTERS_EVERY` unless something else changed too).
+    /// Publishes the status when it changed (counters and round trips:
+    /// at most every `COUNTERS_EVERY` unless something else changed too).
     fn publish(&mut self) {
         let now = self.now();
         let dirty = self.core.take_dirty();
@@ -438,9 +442,10 @@ impl Actor {
             return;
         }
         let counters = self.counters();
-        if !dirty && counters == self.published {
+        if !dirty && !self.rtt_moved && counters == self.published {
             return;
         }
+        self.rtt_moved = false;
         self.published = counters.clone();
         self.published_at = now;
         let (current, other) = self.core.overlay_status();

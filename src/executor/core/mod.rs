@@ -373,8 +373,9 @@ impl Core {
                 }
             }
             Input::Rtt { peer, rtt } => {
+                // Not a change of state: the shell republishes round trips
+                // with the counters, at most every 100 ms.
                 self.rtt.insert(peer, rtt);
-                self.dirty = true;
             }
             Input::Timer(Timer::Overlay {
                 instance,
