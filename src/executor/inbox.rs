@@ -33,6 +33,24 @@ struct State {
     subs: HashMap<Arc<str>, broadcast::Sender<Delivery>>,
 }
 
+impl State {
+    /// Hands a message to `channel`'s subscribers, if any.
+    fn hand(&self, id: MessageId, channel: &str, payload: Bytes, broadcast: bool) {
+        if let Some((name, tx)) = self.subs.get_key_value(channel) {
+            let d = Delivery {
+                id,
+                origin: id.origin,
+                channel: name.clone(),
+                payload,
+                broadcast,
+            };
+            if tx.send(d).is_err() {
+                // Every subscriber of this channel is gone.
+            }
+        }
+    }
+}
+
 /// See the module docs.
 pub(crate) struct Inbox {
     me: NodeId,
@@ -72,18 +90,7 @@ impl Inbox {
             self.duplicates.fetch_add(1, Ordering::Relaxed);
             return false;
         }
-        if let Some((name, tx)) = st.subs.get_key_value(channel) {
-            let d = Delivery {
-                id,
-                origin: id.origin,
-                channel: name.clone(),
-                payload,
-                broadcast,
-            };
-            if tx.send(d).is_err() {
-                // Every subscriber of this channel is gone.
-            }
-        }
+        st.hand(id, channel, payload, broadcast);
         drop(st);
         self.delivered.fetch_add(1, Ordering::Relaxed);
         true
@@ -94,19 +101,7 @@ impl Inbox {
     /// numbers and counts them; this filter is for point-to-point
     /// messages, which the link readers deliver too).
     pub fn deliver_new(&self, id: MessageId, channel: &str, payload: Bytes, broadcast: bool) {
-        let st = self.lock();
-        if let Some((name, tx)) = st.subs.get_key_value(channel) {
-            let d = Delivery {
-                id,
-                origin: id.origin,
-                channel: name.clone(),
-                payload,
-                broadcast,
-            };
-            if tx.send(d).is_err() {
-                // Every subscriber of this channel is gone.
-            }
-        }
+        self.lock().hand(id, channel, payload, broadcast);
     }
 
     /// Forgets the point-to-point dedup state of origins not in `members`.

@@ -27,6 +27,7 @@
 //! - this file: [`Core`], [`Input`], [`Output`], [`Timer`], dispatch;
 //! - `phases` — build, prepare, cut-over, abort, verify, drain;
 //! - `frames` — frames and link events from the transport, deliveries;
+//! - `members` — the membership, who is live, the contacts of a join;
 //! - `recovery` — gap repair: summaries, nacks, resends;
 //! - `wake` — the time-driven work and the one pending wake-up;
 //! - `check`, `slots`, `failure` — see their docs.
@@ -34,6 +35,7 @@
 mod check;
 mod failure;
 mod frames;
+mod members;
 mod phases;
 mod recovery;
 mod slots;
@@ -232,10 +234,6 @@ impl Seq {
         self.0.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + 1
     }
 }
-
-/// Clusters at least this large join a new HyParView/Plumtree overlay in
-/// waves (see `Core::join_delay`).
-const WAVE: usize = 100;
 
 /// The executor's state (see the module docs).
 #[derive(Debug)]
@@ -468,126 +466,6 @@ impl Core {
     /// Broadcasts of `origin` still missing here (gap repair).
     pub fn missing_from(&self, origin: NodeId) -> u64 {
         self.repair.gaps.missing(origin)
-    }
-
-    // ---- membership ----
-
-    fn update_live(&mut self, peer: NodeId) {
-        let live = peer != self.me
-            && self.members.contains(&peer)
-            && (!self.unreachable.contains(&peer) || self.up.contains(&peer));
-        let changed = if live {
-            self.live.insert(peer)
-        } else {
-            self.live.remove(&peer)
-        };
-        if changed {
-            self.live_version += 1;
-        }
-    }
-
-    fn on_members(
-        &mut self,
-        now: Duration,
-        members: BTreeSet<NodeId>,
-        voters: Vec<NodeId>,
-        out: &mut Vec<Output>,
-    ) {
-        let added: Vec<NodeId> = members
-            .difference(&self.members)
-            .copied()
-            .filter(|p| *p != self.me)
-            .collect();
-        self.repair.gaps.retain(&members);
-        self.seen.retain(&members);
-        self.members = members;
-        self.voters = voters;
-        self.unreachable.retain(|p| self.members.contains(p));
-        self.live = self
-            .members
-            .iter()
-            .copied()
-            .filter(|p| *p != self.me && (!self.unreachable.contains(p) || self.up.contains(p)))
-            .collect();
-        self.live_version += 1;
-        self.dirty = true;
-        if added.is_empty() {
-            return;
-        }
-        // A node that built its overlay before it knew the membership (a
-        // new learner) joins through the members it learns of.
-        let ids: Vec<(u64, Topology, bool)> = self
-            .slots
-            .iter()
-            .map(|i| (i.id, i.topology, i.overlay.links().is_empty()))
-            .collect();
-        for (id, topology, alone) in ids {
-            let contacts = match topology {
-                Topology::FullMesh => added.clone(),
-                Topology::HyParView | Topology::PubSub if alone => self.contacts(topology),
-                _ => continue,
-            };
-            self.drive(now, id, OverlayIn::Command(Command::Join(contacts)), out);
-        }
-    }
-
-    /// The contacts an overlay joins through. Full mesh and client-server
-    /// take every member (one found unreachable earlier may be back: the
-    /// transport keeps dialing it). HyParView (and Plumtree over it) joins
-    /// through one contact, the same for every node (the lowest live
-    /// member id, else the lowest member): concurrent joins through random
-    /// contacts can leave two components that a small active view never
-    /// merges.
-    fn contacts(&self, topology: Topology) -> Vec<NodeId> {
-        let mut others = self.members.iter().copied().filter(|p| *p != self.me);
-        match topology {
-            Topology::HyParView | Topology::PubSub => self
-                .live
-                .first()
-                .copied()
-                .or_else(|| others.next())
-                .into_iter()
-                .collect(),
-            Topology::FullMesh | Topology::ClientServer => others.collect(),
-        }
-    }
-
-    /// When this node joins a new HyParView/Plumtree overlay in a cluster
-    /// of at least [`WAVE`] live nodes: the `WAVE` lowest ids join through
-    /// the lowest one, a millisecond apart; the others through one of
-    /// those (chosen by a hash), ten a millisecond, after them — as
-    /// HyParView is meant to grow, instead of every node at once through
-    /// one contact, whose active view then churns so fast that some
-    /// joiners end with no link (measured in the simulator at 1,000
-    /// nodes). `None`: join at once (smaller clusters, other topologies).
-    fn join_delay(&self, topology: Topology) -> Option<Duration> {
-        if !matches!(topology, Topology::HyParView | Topology::PubSub) || self.live.len() + 1 < WAVE
-        {
-            return None;
-        }
-        let rank = self.live.range(..self.me).count();
-        let ms = if rank < WAVE {
-            rank as u64
-        } else {
-            (WAVE + (rank - WAVE) / 10) as u64
-        };
-        Some(Duration::from_millis(ms.max(1)))
-    }
-
-    /// The contacts of a join in waves (see `join_delay`).
-    fn wave_contacts(&self, instance: u64, topology: Topology) -> Vec<NodeId> {
-        let rank = self.live.range(..self.me).count();
-        if self.live.len() + 1 < WAVE || rank < WAVE {
-            return self.contacts(topology);
-        }
-        let k = crate::sim::latency::mix64(instance ^ crate::sim::latency::mix64(self.me))
-            % WAVE as u64;
-        self.live
-            .iter()
-            .nth(k as usize)
-            .copied()
-            .into_iter()
-            .collect()
     }
 
     // ---- overlays ----
