@@ -297,6 +297,15 @@ impl ExecutorHandle {
     /// returns once it has, so a later send from the same caller never
     /// overtakes it. Either way the message id comes from the node's one
     /// sequence, so the receiver's dedup sees each message once.
+    ///
+    /// `Ok` means the message was handed to a link (the transport's queue
+    /// for the next hop, or the task's spill queue for a peer whose queue
+    /// is full); it is not an acknowledgement from the peer, and a message
+    /// in a link that is replaced during a switch is not resent. Otherwise
+    /// the error says why nothing was sent: `UnknownPeer`, `NoRoute`
+    /// (client to client in client_server with no server known),
+    /// `Unreachable` (the link refused it), `Backpressure` (the peer's spill
+    /// queue is full too), `Stopped`.
     pub async fn send(&self, peer: NodeId, channel: &str, data: Bytes) -> Result<(), ChannelError> {
         self.check_peer(peer)?;
         if self.sends_directly(peer) {
