@@ -44,10 +44,17 @@ async fn a_terminated_leader_exits_0_the_others_keep_switching_and_it_restarts_c
     })
     .await;
     let history = |api| async move { get(api, "/v1/topology/history?limit=50").await.value() };
-    assert_eq!(
-        history(restarted).await["transitions"],
-        history(other).await["transitions"]
-    );
+    // The restarted node may be on the new topology before it applied the
+    // health reports that followed the commit: poll until both agree.
+    wait_for(
+        "the restarted node has the same history",
+        DEADLINE,
+        || async {
+            let (a, b) = (history(restarted).await, history(other).await);
+            (a["transitions"] == b["transitions"]).then_some(())
+        },
+    )
+    .await;
     let after = switch_and_wait(restarted, "full_mesh", "sigterm-3").await;
     assert_eq!(after.status, TransitionStatus::Committed, "{after:?}");
 
